@@ -1,0 +1,145 @@
+"""Engine, sessions and transactions for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+SQLite is opened in WAL mode with foreign keys on and a busy timeout. Reads run in the
+driver's autocommit mode (each statement its own snapshot), and a write transaction starts
+with ``BEGIN IMMEDIATE`` under a process-wide lock: SQLite has one writer at a time, and a
+deferred transaction that upgrades to a write fails at once with ``database is locked``
+instead of waiting, so writers queue here instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+# Counts SQL statements for the request that runs in this context (see StatementCounter).
+_statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
+    "conduit_statement_counter", default=None
+)
+
+
+@dataclass
+class StatementCounter:
+    """How many SQL statements one request sent to the database."""
+
+    count: int = 0
+
+    def __enter__(self) -> StatementCounter:
+        self._token = _statement_counter.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _statement_counter.reset(self._token)
+
+
+def normalize_url(url: str) -> str:
+    """Map plain database URLs onto the async drivers.
+
+    ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db``; ``postgres://`` and
+    ``postgresql://`` become ``postgresql+asyncpg://``. Other URLs are returned unchanged.
+    """
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def is_sqlite_url(url: str) -> bool:
+    """Whether ``url`` names a SQLite database."""
+    return make_url(normalize_url(url)).get_backend_name() == "sqlite"
+
+
+@dataclass
+class Database:
+    """One engine and the rules for using it: per-request sessions and write transactions.
+
+    ``busy_timeout_ms`` is SQLite's wait for a lock held by another process, in milliseconds.
+    """
+
+    url: str
+    pool_size: int = 5
+    busy_timeout_ms: int = 5000
+    echo: bool = False
+    engine: AsyncEngine = field(init=False)
+    is_sqlite: bool = field(init=False)
+    _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.url = normalize_url(self.url)
+        self.is_sqlite = is_sqlite_url(self.url)
+        kwargs: dict[str, Any] = {"echo": self.echo}
+        if self.is_sqlite:
+            if make_url(self.url).database in (None, "", ":memory:"):
+                # One shared connection, or every connection would see its own empty database.
+                kwargs["poolclass"] = StaticPool
+            else:
+                kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size * 2)
+        else:
+            kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size, pool_pre_ping=True)
+        self.engine = create_async_engine(self.url, **kwargs)
+        sync_engine = self.engine.sync_engine
+        if self.is_sqlite:
+            event.listen(sync_engine, "connect", self._sqlite_on_connect)
+        event.listen(sync_engine, "before_cursor_execute", _count_statement)
+
+    def _sqlite_on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver: reads take a fresh snapshot per statement, and
+        # write transactions are begun explicitly with BEGIN IMMEDIATE (see transaction()).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    def session(self) -> AsyncSession:
+        """A new session; the caller closes it (one per request)."""
+        return AsyncSession(self.engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def transaction(self, session: AsyncSession) -> AsyncIterator[AsyncSession]:
+        """Run one write transaction on ``session``: commit on success, roll back on any error.
+
+        On SQLite, transactions of this process are serialized and begin with
+        ``BEGIN IMMEDIATE``, so concurrent writers wait for the lock instead of failing.
+        """
+        if session.in_transaction():
+            # Only reads ran before; on SQLite they hold no transaction, elsewhere this ends it.
+            await session.commit()
+        if not self.is_sqlite:
+            async with session.begin():
+                yield session
+            return
+        async with self._write_lock:
+            async with session.begin():
+                connection = await session.connection()
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+                yield session
+
+    async def ping(self) -> None:
+        """Run a trivial query; raises the driver's error when the database is unreachable."""
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def _count_statement(*_args: Any, **_kwargs: Any) -> None:
+    counter = _statement_counter.get()
+    if counter is not None:
+        counter.count += 1

@@ -1,0 +1,153 @@
+"""SQLModel tables of the Conduit domain.
+
+Table and column names follow ``shared/bench/README.md`` (the benchmark's reference server and
+the PostgreSQL anchor read them); extra columns (``favorites_count``, ``position``,
+``created_at`` on links) serve the GraphQL API's orderings. Timestamps are aware UTC
+``datetime`` values (SQLModel's ``UTCDateTime``), stored the way SQLAlchemy stores them on each
+engine: ``YYYY-MM-DD HH:MM:SS.ffffff`` text on SQLite, ``timestamptz`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+# Explicit constraint names so Alembic migrations are reproducible on every engine.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """The current time as an aware UTC datetime (microsecond precision)."""
+    return dt.datetime.now(dt.UTC)
+
+
+ROLES = ("USER", "MODERATOR", "ADMIN")
+
+
+class User(SQLModel, table=True):
+    """A registered user; ``email`` is unique case-insensitively, ``username`` exactly."""
+
+    __tablename__ = "user"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=32, sa_column_kwargs={"unique": True}, nullable=False)
+    email: str = Field(max_length=320, nullable=False)
+    password_hash: str = Field(nullable=False)
+    bio: str | None = Field(default=None)
+    image: str | None = Field(default=None)
+    role: str = Field(default="USER", max_length=16, nullable=False)
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Follow(SQLModel, table=True):
+    """``follower_id`` follows ``followee_id``."""
+
+    __tablename__ = "follow"
+    __table_args__ = (sa.Index("ix_follow_followee_id", "followee_id"),)
+
+    follower_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    followee_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Article(SQLModel, table=True):
+    """An article; ``favorites_count`` is kept in step with ``favorite`` in the same transaction."""
+
+    __tablename__ = "article"
+    __table_args__ = (
+        sa.Index("ix_article_created_at", "created_at", "id"),
+        sa.Index("ix_article_author_id", "author_id", "created_at", "id"),
+        sa.Index("ix_article_favorites_count", "favorites_count", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=255, sa_column_kwargs={"unique": True}, nullable=False)
+    title: str = Field(nullable=False)
+    description: str = Field(nullable=False)
+    body: str = Field(nullable=False)
+    author_id: int = Field(foreign_key="user.id", nullable=False, ondelete="CASCADE")
+    favorites_count: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Tag(SQLModel, table=True):
+    """A tag name, shared by the articles that carry it."""
+
+    __tablename__ = "tag"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=40, sa_column_kwargs={"unique": True}, nullable=False)
+
+
+class ArticleTag(SQLModel, table=True):
+    """Links an article to a tag; ``position`` keeps the author's order."""
+
+    __tablename__ = "article_tag"
+    __table_args__ = (sa.Index("ix_article_tag_tag_id", "tag_id", "article_id"),)
+
+    article_id: int = Field(foreign_key="article.id", primary_key=True, ondelete="CASCADE")
+    tag_id: int = Field(foreign_key="tag.id", primary_key=True, ondelete="CASCADE")
+    position: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+
+
+class Favorite(SQLModel, table=True):
+    """``user_id`` favorited ``article_id`` at ``created_at``."""
+
+    __tablename__ = "favorite"
+    __table_args__ = (
+        sa.Index("ix_favorite_article_id", "article_id"),
+        sa.Index("ix_favorite_user_id", "user_id", "created_at", "article_id"),
+    )
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    article_id: int = Field(foreign_key="article.id", primary_key=True, ondelete="CASCADE")
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Comment(SQLModel, table=True):
+    """A comment on an article; listed oldest first (by id)."""
+
+    __tablename__ = "comment"
+    __table_args__ = (sa.Index("ix_comment_article_id", "article_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    body: str = Field(nullable=False)
+    article_id: int = Field(foreign_key="article.id", nullable=False, ondelete="CASCADE")
+    author_id: int = Field(foreign_key="user.id", nullable=False, ondelete="CASCADE")
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class RefreshToken(SQLModel, table=True):
+    """A single-use refresh token, stored only as a SHA-256 hash.
+
+    Tokens issued by rotation share the ``family_id`` of the login that started the chain, so
+    presenting a spent token can revoke the whole family (OAuth 2.0 Security BCP, 4.14.2).
+    """
+
+    __tablename__ = "refresh_token"
+    __table_args__ = (sa.Index("ix_refresh_token_user_id", "user_id"), sa.Index("ix_refresh_token_family_id", "family_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", nullable=False, ondelete="CASCADE")
+    family_id: str = Field(max_length=64, nullable=False)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True}, nullable=False)
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    expires_at: dt.datetime = Field(nullable=False)
+    used_at: dt.datetime | None = Field(default=None)
+    revoked_at: dt.datetime | None = Field(default=None)
+
+
+# Emails compare case-insensitively (contract README, Authentication), so uniqueness does too.
+sa.Index("uq_user_email_lower", sa.func.lower(User.__table__.c.email), unique=True)  # type: ignore[attr-defined]
+
+metadata = SQLModel.metadata
