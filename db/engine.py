@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,11 +110,15 @@ class Database:
         return AsyncSession(self.engine, expire_on_commit=False, autoflush=False)
 
     @asynccontextmanager
-    async def transaction(self, session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    async def transaction(
+        self, session: AsyncSession, on_commit: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[AsyncSession]:
         """Run one write transaction on ``session``: commit on success, roll back on any error.
 
         On SQLite, transactions of this process are serialized and begin with
         ``BEGIN IMMEDIATE``, so concurrent writers wait for the lock instead of failing.
+        ``on_commit`` runs after the commit and, on SQLite, before the next writer may
+        start, so what it publishes follows commit order.
         """
         if session.in_transaction():
             # Only reads ran before; on SQLite they hold no transaction, elsewhere this ends it.
@@ -122,12 +126,16 @@ class Database:
         if not self.is_sqlite:
             async with session.begin():
                 yield session
+            if on_commit is not None:
+                await on_commit()
             return
         async with self._write_lock:
             async with session.begin():
                 connection = await session.connection()
                 await connection.exec_driver_sql("BEGIN IMMEDIATE")
                 yield session
+            if on_commit is not None:
+                await on_commit()
 
     async def ping(self) -> None:
         """Run a trivial query; raises the driver's error when the database is unreachable."""

@@ -135,7 +135,10 @@ class RefreshToken(SQLModel, table=True):
     """
 
     __tablename__ = "refresh_token"
-    __table_args__ = (sa.Index("ix_refresh_token_user_id", "user_id"), sa.Index("ix_refresh_token_family_id", "family_id"))
+    __table_args__ = (
+        sa.Index("ix_refresh_token_user_id", "user_id"),
+        sa.Index("ix_refresh_token_family_id", "family_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", nullable=False, ondelete="CASCADE")
@@ -151,3 +154,30 @@ class RefreshToken(SQLModel, table=True):
 sa.Index("uq_user_email_lower", sa.func.lower(User.__table__.c.email), unique=True)  # type: ignore[attr-defined]
 
 metadata = SQLModel.metadata
+
+# Core tables, for set-based reads that need no ORM objects.
+user_table: sa.Table = User.__table__  # type: ignore[attr-defined]
+follow_table: sa.Table = Follow.__table__  # type: ignore[attr-defined]
+article_table: sa.Table = Article.__table__  # type: ignore[attr-defined]
+tag_table: sa.Table = Tag.__table__  # type: ignore[attr-defined]
+article_tag_table: sa.Table = ArticleTag.__table__  # type: ignore[attr-defined]
+favorite_table: sa.Table = Favorite.__table__  # type: ignore[attr-defined]
+comment_table: sa.Table = Comment.__table__  # type: ignore[attr-defined]
+refresh_token_table: sa.Table = RefreshToken.__table__  # type: ignore[attr-defined]
+
+
+class RateLimitEvent(SQLModel, table=True):
+    """One counted attempt (a failed login, a registration, a refresh) in a rate-limit bucket.
+
+    Kept in the database, not in process memory, so every server process sees the same counts.
+    """
+
+    __tablename__ = "rate_limit_event"
+    __table_args__ = (sa.Index("ix_rate_limit_event_bucket", "bucket", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str = Field(max_length=400, nullable=False)
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+
+
+rate_limit_event_table: sa.Table = RateLimitEvent.__table__  # type: ignore[attr-defined]

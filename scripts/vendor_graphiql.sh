@@ -14,7 +14,7 @@
 # usage: scripts/vendor_graphiql.sh            refresh the files
 #        scripts/vendor_graphiql.sh --check    rebuild into a temp folder and compare with
 #                                              the committed files (exit 1 on any difference)
-# needs: bash, npm (registry access), tar, sha256sum, openssl (for the sha384 column)
+# needs: bash, node + npm (registry access), tar, openssl (for the sha384 column), cmp
 set -euo pipefail
 
 # ---- pinned versions (same as Strawberry's graphiql.html) ---------------------------------
@@ -50,7 +50,7 @@ case "${1:-}" in
   *) echo "unknown option: $1" >&2; exit 2 ;;
 esac
 
-for tool in npm tar sha256sum openssl; do
+for tool in node npm tar openssl cmp; do
   command -v "$tool" >/dev/null 2>&1 || { echo "vendor_graphiql: '$tool' not found" >&2; exit 1; }
 done
 

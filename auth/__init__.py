@@ -1,0 +1,1 @@
+"""Authentication: password hashes, access and refresh tokens, the Authorization header."""

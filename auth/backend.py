@@ -1,0 +1,82 @@
+"""Turns an ``Authorization`` header (or a WebSocket ``connection_init`` payload) into a viewer.
+
+No header means anonymous; a header with a bad token is an error, never anonymous (contract
+README, Authentication).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth.tokens import InvalidToken, TokenService
+from db.models import User
+
+SCHEMES = ("bearer", "token")
+
+
+class AuthenticationFailed(Exception):
+    """The request carried credentials that do not identify a current user."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The authenticated user of a request, with the role read from the database now."""
+
+    id: int
+    username: str
+    role: str
+
+
+def token_from_header(value: str | None) -> str | None:
+    """The token of an ``Authorization`` header value (``Bearer x`` or ``Token x``).
+
+    Returns ``None`` for a missing or blank header; raises ``AuthenticationFailed`` for any
+    other scheme or a missing token.
+    """
+    if value is None or not value.strip():
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() not in SCHEMES or not token or " " in token:
+        raise AuthenticationFailed("the Authorization header must be 'Bearer <token>'")
+    return token
+
+
+def header_from_params(params: object) -> str | None:
+    """The ``Authorization`` value of a ``connection_init`` payload, whatever its key's case."""
+    if not isinstance(params, Mapping):
+        return None
+    for key, value in params.items():
+        if isinstance(key, str) and key.lower() == "authorization":
+            if not isinstance(value, str):
+                raise AuthenticationFailed("the Authorization value must be a string")
+            return value
+    return None
+
+
+async def authenticate(header: str | None, tokens: TokenService, session: AsyncSession) -> Viewer | None:
+    """The viewer an ``Authorization`` header names, ``None`` when there is no header.
+
+    Raises ``AuthenticationFailed`` for a malformed, expired, forged or foreign-algorithm token
+    and for a token whose user no longer exists.
+    """
+    token = token_from_header(header)
+    if token is None:
+        return None
+    try:
+        user_id = tokens.decode_access_token(token)
+    except InvalidToken as error:
+        raise AuthenticationFailed("the access token is invalid or expired") from error
+    table = User.__table__  # type: ignore[attr-defined]
+    row = (
+        await session.execute(
+            sa.select(table.c.id, table.c.username, table.c.role).where(table.c.id == user_id)
+        )
+    ).first()
+    if row is None:
+        raise AuthenticationFailed("the access token's user no longer exists")
+    return Viewer(id=row.id, username=row.username, role=row.role)

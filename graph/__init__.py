@@ -1,0 +1,1 @@
+"""GraphQL layer: the Strawberry schema, types, resolvers, loaders and the Starlette app."""

@@ -1,0 +1,170 @@
+"""The Starlette application: ``/graphql`` (HTTP, WebSocket, playground), ``/healthz``, ``/readyz``."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+
+from auth.backend import AuthenticationFailed, authenticate, header_from_params
+from auth.tokens import TokenService
+from db.engine import Database
+from graph.broker import Broker, InProcessBroker
+from graph.context import AppState, Context
+from graph.http import GraphQLHTTPHandler
+from graph.schema import ConduitSchema, create_schema
+from graph.settings import Settings
+
+logger = logging.getLogger("conduit")
+
+STATIC = Path(__file__).with_name("static")
+PLAYGROUND = STATIC / "graphiql.html"
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy ``graphql-ws`` protocol, closing with 4403 on a rejected ``connection_init``.
+
+    Strawberry closes with 1011 there; the contract asks for 4403 on both protocols.
+    """
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload")
+        if payload is not None and not isinstance(payload, dict):
+            await super().handle_connection_init(message)
+            return
+        self.context.connection_params = payload
+        try:
+            await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError as error:
+            await self.send_message({"type": "connection_error", "payload": error.payload})
+            await self.websocket.close(code=4403, reason="Forbidden")
+            return
+        await self.send_message({"type": "connection_ack"})
+        self.connection_acknowledged = True
+
+
+class SubscriptionEndpoint(GraphQL[Context, None]):
+    """Strawberry's WebSocket transport (``graphql-transport-ws`` and ``graphql-ws``) on our context.
+
+    The viewer comes from ``connection_init``'s ``Authorization`` entry; a bad token is
+    refused with close code 4403, no token means an anonymous connection.
+    """
+
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(self, schema: ConduitSchema, state: AppState) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            allowed_origins=state.settings.cors_origins,
+            connection_init_wait_timeout=dt.timedelta(seconds=10),
+        )
+        self.state = state
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        return Context(app=self.state, request=request)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        try:
+            header = header_from_params(context.connection_params)
+            session = context.app.db.session()
+            try:
+                context.viewer = await authenticate(header, context.app.tokens, session)
+            finally:
+                await session.close()
+        except AuthenticationFailed as error:
+            raise ConnectionRejectionError(
+                {"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}
+            ) from None
+
+
+async def healthz(_request: Request) -> Response:
+    """The process is alive."""
+    return JSONResponse({"status": "ok"})
+
+
+def readyz_endpoint(db: Database) -> Any:
+    """``/readyz``: 200 when a trivial query succeeds, 503 otherwise."""
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            await db.ping()
+        except Exception:
+            logger.warning("readiness check failed", exc_info=True)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return readyz
+
+
+def create_app(settings: Settings | None = None, broker: Broker | None = None) -> Starlette:
+    """Build the app from ``settings`` (read from the environment when omitted).
+
+    Nothing is created at import time, so every test can build its own app. The engine and
+    broker are closed when the app shuts down. ``app.state.conduit`` is the ``AppState``.
+    """
+    settings = settings or Settings()
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    tokens = TokenService(
+        secret=settings.resolve_jwt_secret(),
+        access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
+        refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
+    )
+    state = AppState(settings=settings, db=db, tokens=tokens, broker=broker or InProcessBroker())
+    schema = create_schema(settings)
+    playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
+    http = GraphQLHTTPHandler(schema, state, playground)
+    websocket = SubscriptionEndpoint(schema, state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.broker.close()
+        await db.dispose()
+
+    routes: list[Any] = [
+        Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        WebSocketRoute("/graphql", websocket),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz_endpoint(db)),
+    ]
+    if playground is not None:
+        routes.append(
+            Mount("/static/graphiql", app=StaticFiles(directory=STATIC / "graphiql"), name="graphiql")
+        )
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Accept"],
+                max_age=600,
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.conduit = state
+    return app

@@ -1,0 +1,116 @@
+"""The per-request context handed to every resolver as ``info.context``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
+
+from auth.backend import Viewer
+from auth.tokens import TokenService
+from db.engine import Database
+from graph.broker import Broker, Event
+from graph.loaders import Loaders
+from graph.settings import Settings
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.websockets import WebSocket
+
+
+@dataclass
+class AppState:
+    """What lives as long as the app: settings, the database, tokens and the event broker."""
+
+    settings: Settings
+    db: Database
+    tokens: TokenService
+    broker: Broker
+
+
+@dataclass
+class Context:
+    """Built once per HTTP request or WebSocket connection.
+
+    Reads go through ``fetch`` (a pooled connection per statement, so loaders may run
+    concurrently); a mutation writes through ``transaction()``, one transaction on the
+    request's session. ``loaders`` are fresh per request and dropped after every commit.
+    """
+
+    app: AppState
+    request: Request | WebSocket | None = None
+    viewer: Viewer | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    connection_params: Any = None
+    loaders: Loaders = field(init=False)
+    _session: AsyncSession | None = field(default=None, init=False)
+    _pending_events: list[Event] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self)
+
+    @property
+    def viewer_id(self) -> int | None:
+        """The viewer's user id, ``None`` for anonymous requests."""
+        return self.viewer.id if self.viewer is not None else None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The request's session, opened on first use and closed by ``close()``."""
+        if self._session is None:
+            self._session = self.app.db.session()
+        return self._session
+
+    async def fetch(self, statement: Executable) -> Sequence[Row[Any]]:
+        """All rows of a read-only statement."""
+        async with self.app.db.engine.connect() as connection:
+            result = await connection.execute(statement)
+            return result.all()
+
+    def sign_in(self, user: Any) -> None:
+        """Make ``user`` (a row with ``id``, ``username``, ``role``) the viewer of this request.
+
+        After ``register``, ``login`` or ``refreshToken`` the payload is read as its new owner
+        would read it (``user.email`` included).
+        """
+        self.viewer = Viewer(id=user.id, username=user.username, role=user.role)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Forget every cached load (after a write, or before a subscription event)."""
+        self.loaders = Loaders(self)
+
+    def publish_after_commit(self, event: Event) -> None:
+        """Queue ``event`` for the broker; sent only if the current transaction commits."""
+        self._pending_events.append(event)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: commits on success, rolls back on any error.
+
+        Queued events are published after the commit, in commit order; cached loads are
+        dropped, so the mutation's payload is read fresh.
+        """
+        self._pending_events.clear()
+        try:
+            async with self.app.db.transaction(self.session, on_commit=self._publish):
+                yield self.session
+        finally:
+            self._pending_events.clear()
+            self.refresh()
+
+    async def _publish(self) -> None:
+        for event in self._pending_events:
+            await self.app.broker.publish(event)
+
+    async def close(self) -> None:
+        """Release the request's session, if one was opened."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,257 @@
+"""GraphQL over HTTP on ``/graphql``: GET and POST, both response media types, status codes.
+
+Follows the GraphQL-over-HTTP specification (draft of 2024): ``application/graphql-response+json``
+when the client accepts it, with 4xx for request errors (a response with no ``data``);
+``application/json`` otherwise, with 200 for every well-formed request. Mutations over GET are
+refused with 405 before anything runs. A bad ``Authorization`` header is a 401 with a
+GraphQL-shaped body (contract README, Authentication).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import GraphQLError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+
+from auth.backend import AuthenticationFailed, authenticate
+from graph.context import AppState, Context
+from graph.schema import ConduitSchema
+
+logger = logging.getLogger("conduit.http")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+class RequestError(Exception):
+    """A request that cannot be executed: ``status`` and a message for the client."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class GraphQLParams:
+    """The four parameters of a GraphQL-over-HTTP request."""
+
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def response_media_type(accept: str | None) -> str | None:
+    """The media type to answer with, or ``None`` when the client accepts neither JSON type.
+
+    A missing ``Accept`` means ``application/json`` (GraphQL over HTTP, 5.2.1).
+    """
+    if not accept:
+        return JSON
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    if GRAPHQL_RESPONSE in types:
+        return GRAPHQL_RESPONSE
+    if types & {JSON, "*/*", "application/*"}:
+        return JSON
+    return None
+
+
+def wants_playground(request: Request) -> bool:
+    """A browser navigating to ``/graphql``: GET, HTML accepted, no ``query`` parameter."""
+    accept = request.headers.get("accept", "")
+    return request.method == "GET" and "text/html" in accept and "query" not in request.query_params
+
+
+def _json_object(value: Any, name: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise RequestError(400, f"The '{name}' parameter is not valid JSON.") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RequestError(400, f"The '{name}' parameter must be an object.")
+    return value
+
+
+def parse_params(data: Any, *, from_url: bool) -> GraphQLParams:
+    """Validate the request parameters (GraphQL over HTTP, 6.1); ``RequestError`` 400 otherwise."""
+    if not isinstance(data, dict):
+        raise RequestError(400, "The request body must be a JSON object.")
+    query = data.get("query")
+    if query is None:
+        raise RequestError(400, "The 'query' parameter is required.")
+    if not isinstance(query, str):
+        raise RequestError(400, "The 'query' parameter must be a string.")
+    operation_name = data.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestError(400, "The 'operationName' parameter must be a string.")
+    variables = data.get("variables")
+    extensions = data.get("extensions")
+    if not from_url and isinstance(variables, str):
+        raise RequestError(400, "The 'variables' parameter must be an object.")
+    if not from_url and isinstance(extensions, str):
+        raise RequestError(400, "The 'extensions' parameter must be an object.")
+    return GraphQLParams(
+        query=query,
+        variables=_json_object(variables, "variables"),
+        operation_name=operation_name or None,
+        extensions=_json_object(extensions, "extensions"),
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"The request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"The request body is larger than {limit} bytes.")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise RequestError(400, "The client disconnected.") from None
+    return b"".join(chunks)
+
+
+async def read_params(request: Request, limit: int) -> GraphQLParams:
+    """The GraphQL parameters of a GET (URL) or POST (JSON body) request."""
+    if request.method == "GET":
+        return parse_params(dict(request.query_params), from_url=True)
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        raise RequestError(415, "A POST request needs Content-Type: application/json.")
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type not in (JSON, GRAPHQL_RESPONSE):
+        raise RequestError(415, f"Unsupported Content-Type {media_type!r}; use application/json.")
+    body = await read_body(request, limit)
+    if not body:
+        raise RequestError(400, "The request body is empty.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "The request body is not valid JSON.") from None
+    if isinstance(data, list):
+        raise RequestError(400, "Batched requests are not supported; send one operation per request.")
+    return parse_params(data, from_url=False)
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Whether ``result`` failed before execution began: it then has no ``data`` entry."""
+    if isinstance(result, PreExecutionError):
+        return True
+    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors)
+
+
+def error_body(message: str, code: str) -> dict[str, Any]:
+    """A GraphQL-shaped body with one error and no data."""
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+class GraphQLHTTPHandler:
+    """The Starlette endpoint for ``GET`` and ``POST /graphql`` (see the module docstring)."""
+
+    def __init__(self, schema: ConduitSchema, state: AppState, playground: str | None) -> None:
+        self.schema = schema
+        self.state = state
+        self.playground = playground
+
+    def respond(
+        self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        """``body`` as UTF-8 JSON."""
+        return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
+
+    async def handle(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            return Response(status_code=405, headers={"Allow": "GET, POST"})
+        if self.playground is not None and wants_playground(request):
+            return FileResponse(self.playground, media_type="text/html; charset=utf-8")
+        media_type = response_media_type(request.headers.get("accept"))
+        if media_type is None:
+            return Response(
+                "Acceptable media types: application/graphql-response+json, application/json",
+                status_code=406,
+                media_type="text/plain",
+            )
+        context = Context(app=self.state, request=request)
+        try:
+            return await self._handle(request, context, media_type)
+        except RequestError as error:
+            return self.respond(
+                error_body(error.message, "BAD_REQUEST"), error.status, media_type, error.headers
+            )
+        finally:
+            await context.close()
+
+    async def _handle(self, request: Request, context: Context, media_type: str) -> Response:
+        params = await read_params(request, self.state.settings.max_body_bytes)
+        try:
+            context.viewer = await authenticate(
+                request.headers.get("authorization"), self.state.tokens, context.session
+            )
+        except AuthenticationFailed as error:
+            body = error_body(str(error), "UNAUTHENTICATED")
+            return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        allowed = (
+            (OperationType.QUERY,)
+            if request.method == "GET"
+            else (OperationType.QUERY, OperationType.MUTATION)
+        )
+        try:
+            result = await self.schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=params.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            if request.method == "GET" and error.operation_type is OperationType.MUTATION:
+                raise RequestError(405, "Mutations are only accepted over POST.", {"Allow": "POST"}) from None
+            raise RequestError(
+                400, f"{error.operation_type.value} operations are not served over HTTP."
+            ) from None
+        except MissingQueryError:
+            raise RequestError(400, "The 'query' parameter is required.") from None
+        except Exception as error:
+            raise RequestError(400, _plain_message(error)) from None
+        return self._result_response(result, media_type)
+
+    def _result_response(self, result: ExecutionResult, media_type: str) -> Response:
+        body: dict[str, Any] = {}
+        request_error = is_request_error(result)
+        if result.errors:
+            body["errors"] = [error.formatted for error in result.errors]
+        if not request_error:
+            body = {"data": result.data, **body}
+        if result.extensions:
+            body["extensions"] = result.extensions
+        status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
+        return self.respond(body, status, media_type)
+
+
+def _plain_message(error: Exception) -> str:
+    if isinstance(error, GraphQLError):
+        return error.message
+    return str(error) or "The request could not be executed."

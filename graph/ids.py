@@ -1,0 +1,68 @@
+"""Global object IDs and opaque connection cursors.
+
+A global ID is ``base64("Type:pk")`` (Relay Global Object Identification); a cursor is
+``base64("kind|key|pk")``. Both are opaque to clients: the encoding may change between releases.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+
+from graph.errors import BadUserInput
+
+
+def to_global_id(type_name: str, pk: int) -> str:
+    """The global ID of row ``pk`` of GraphQL type ``type_name``."""
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+def from_global_id(global_id: str) -> tuple[str, int] | None:
+    """``(type_name, pk)`` of a global ID, or ``None`` when it does not decode."""
+    try:
+        type_name, _, pk = base64.b64decode(global_id.encode(), validate=True).decode().partition(":")
+        value = int(pk)
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+    if not type_name or value <= 0 or pk != str(value):
+        return None
+    return type_name, value
+
+
+def pk_of(global_id: str, type_name: str, argument: str = "id") -> int:
+    """The primary key of a global ID of ``type_name``; ``BadUserInput`` for any other ID."""
+    decoded = from_global_id(global_id)
+    if decoded is None or decoded[0] != type_name:
+        raise BadUserInput({argument: ["is invalid"]})
+    return decoded[1]
+
+
+def encode_cursor(kind: str, key: object, pk: int) -> str:
+    """A cursor after row ``pk`` whose ordering key is ``key`` (a datetime, int or None)."""
+    if isinstance(key, dt.datetime):
+        key = key.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return base64.urlsafe_b64encode(f"{kind}|{'' if key is None else key}|{pk}".encode()).decode()
+
+
+def decode_cursor(cursor: str, kind: str, key_type: type, argument: str = "after") -> tuple[object, int]:
+    """``(key, pk)`` of a cursor of ``kind``; ``BadUserInput`` on ``argument`` when it does not decode.
+
+    ``key_type`` is ``dt.datetime``, ``int`` or ``type(None)`` (cursors ordered by pk alone).
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+        got_kind, key_text, pk_text = raw.split("|")
+        if got_kind != kind:
+            raise ValueError(cursor)
+        pk = int(pk_text)
+        key: object
+        if key_type is dt.datetime:
+            key = dt.datetime.strptime(key_text, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=dt.UTC)
+        elif key_type is int:
+            key = int(key_text)
+        else:
+            key = None
+    except (binascii.Error, UnicodeError, ValueError):
+        raise BadUserInput({argument: ["is invalid"]}) from None
+    return key, pk

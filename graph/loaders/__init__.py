@@ -1,0 +1,227 @@
+"""Per-request DataLoaders: every relation of the schema is read in one statement per batch.
+
+A loader is named ``<result>_by_<key>``. Viewer-specific loaders (``favorited``, ``following``)
+read the viewer from the context. Paged relations are keyed by ``(parent id, first, after)``
+and answered with one windowed query per distinct ``(first, after)``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from strawberry.dataloader import DataLoader
+
+from db.models import (
+    article_table,
+    article_tag_table,
+    comment_table,
+    favorite_table,
+    follow_table,
+    tag_table,
+    user_table,
+)
+
+if TYPE_CHECKING:
+    from graph.context import Context
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+a, u, c, f, fo, t, at = (
+    article_table,
+    user_table,
+    comment_table,
+    favorite_table,
+    follow_table,
+    tag_table,
+    article_tag_table,
+)
+
+ARTICLE_COLUMNS = (
+    a.c.id,
+    a.c.slug,
+    a.c.title,
+    a.c.description,
+    a.c.body,
+    a.c.author_id,
+    a.c.favorites_count,
+    a.c.created_at,
+    a.c.updated_at,
+)
+USER_COLUMNS = (u.c.id, u.c.username, u.c.email, u.c.bio, u.c.image, u.c.role, u.c.created_at)
+COMMENT_COLUMNS = (c.c.id, c.c.body, c.c.article_id, c.c.author_id, c.c.created_at, c.c.updated_at)
+
+Page = tuple[list[Row[Any]], bool]
+"""The rows of one page and whether more follow."""
+
+
+def _by_key(rows: Iterable[Row[Any]], key: str) -> dict[Any, Row[Any]]:
+    return {getattr(row, key): row for row in rows}
+
+
+class Loaders:
+    """The DataLoaders of one request (see the module docstring)."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self.user_by_id = self._rows(lambda ids: sa.select(*USER_COLUMNS).where(u.c.id.in_(ids)), "id")
+        self.user_by_username = self._rows(
+            lambda names: sa.select(*USER_COLUMNS).where(u.c.username.in_(names)), "username"
+        )
+        self.article_by_id = self._rows(lambda ids: sa.select(*ARTICLE_COLUMNS).where(a.c.id.in_(ids)), "id")
+        self.article_by_slug = self._rows(
+            lambda slugs: sa.select(*ARTICLE_COLUMNS).where(a.c.slug.in_(slugs)), "slug"
+        )
+        self.comment_by_id = self._rows(lambda ids: sa.select(*COMMENT_COLUMNS).where(c.c.id.in_(ids)), "id")
+        self.tags_by_article_id: DataLoader[int, list[str]] = DataLoader(self._tags)
+        self.favorited_by_article_id: DataLoader[int, bool] = DataLoader(self._favorited)
+        self.following_by_user_id: DataLoader[int, bool] = DataLoader(self._following)
+        self.followers_count_by_user_id = self._counts(fo.c.followee_id, fo)
+        self.following_count_by_user_id = self._counts(fo.c.follower_id, fo)
+        self.comment_count_by_article_id = self._counts(c.c.article_id, c)
+        self.article_count_by_author_id = self._counts(a.c.author_id, a)
+        self.favorite_count_by_user_id = self._counts(f.c.user_id, f)
+        self.comment_page_by_article_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(
+            self._comment_pages
+        )
+        self.article_page_by_author_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(
+            self._article_pages
+        )
+        self.favorite_page_by_user_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(
+            self._favorite_pages
+        )
+
+    # -- generic shapes -------------------------------------------------------------------
+
+    def _rows(
+        self, statement: Callable[[list[Any]], sa.Select[Any]], key: str
+    ) -> DataLoader[Any, Row[Any] | None]:
+        async def load(keys: list[Any]) -> list[Row[Any] | None]:
+            found = _by_key(await self._context.fetch(statement(keys)), key)
+            return [found.get(k) for k in keys]
+
+        return DataLoader(load)
+
+    def _counts(self, column: sa.Column[Any], table: sa.Table) -> DataLoader[int, int]:
+        async def load(keys: list[int]) -> list[int]:
+            rows = await self._context.fetch(
+                sa.select(column, sa.func.count()).select_from(table).where(column.in_(keys)).group_by(column)
+            )
+            counts = {row[0]: row[1] for row in rows}
+            return [counts.get(k, 0) for k in keys]
+
+        return DataLoader(load)
+
+    # -- relations --------------------------------------------------------------------------
+
+    async def _tags(self, article_ids: list[int]) -> list[list[str]]:
+        rows = await self._context.fetch(
+            sa.select(at.c.article_id, t.c.name)
+            .join(t, t.c.id == at.c.tag_id)
+            .where(at.c.article_id.in_(article_ids))
+            .order_by(at.c.article_id, at.c.position, t.c.name)
+        )
+        tags: dict[int, list[str]] = defaultdict(list)
+        for row in rows:
+            tags[row.article_id].append(row.name)
+        return [tags.get(i, []) for i in article_ids]
+
+    async def _favorited(self, article_ids: list[int]) -> list[bool]:
+        viewer_id = self._context.viewer_id
+        if viewer_id is None:
+            return [False] * len(article_ids)
+        rows = await self._context.fetch(
+            sa.select(f.c.article_id).where(f.c.user_id == viewer_id, f.c.article_id.in_(article_ids))
+        )
+        found = {row.article_id for row in rows}
+        return [i in found for i in article_ids]
+
+    async def _following(self, user_ids: list[int]) -> list[bool]:
+        viewer_id = self._context.viewer_id
+        if viewer_id is None:
+            return [False] * len(user_ids)
+        rows = await self._context.fetch(
+            sa.select(fo.c.followee_id).where(fo.c.follower_id == viewer_id, fo.c.followee_id.in_(user_ids))
+        )
+        found = {row.followee_id for row in rows}
+        return [i in found for i in user_ids]
+
+    async def _paged(
+        self,
+        keys: list[tuple[int, int, Any]],
+        build: Callable[[list[int], int, Any], sa.Select[Any]],
+        parent: str,
+    ) -> list[Page]:
+        """Answer ``(parent id, first, after)`` keys with one windowed query per ``(first, after)``."""
+        groups: dict[tuple[int, Any], list[int]] = defaultdict(list)
+        for parent_id, first, after in keys:
+            groups[(first, after)].append(parent_id)
+        pages: dict[tuple[int, int, Any], Page] = {}
+        for (first, after), parent_ids in groups.items():
+            rows = await self._context.fetch(build(parent_ids, first, after))
+            by_parent: dict[int, list[Row[Any]]] = defaultdict(list)
+            for row in rows:
+                by_parent[getattr(row, parent)].append(row)
+            for parent_id in parent_ids:
+                page = by_parent.get(parent_id, [])
+                pages[(parent_id, first, after)] = (page[:first], len(page) > first)
+        return [pages[key] for key in keys]
+
+    async def _comment_pages(self, keys: list[tuple[int, int, Any]]) -> list[Page]:
+        def build(article_ids: list[int], first: int, after: Any) -> sa.Select[Any]:
+            # Oldest first: comment ids grow with time, so the id alone orders and pages.
+            rank = sa.func.row_number().over(partition_by=c.c.article_id, order_by=c.c.id).label("rank")
+            inner = sa.select(*COMMENT_COLUMNS, rank).where(c.c.article_id.in_(article_ids))
+            if after is not None:
+                inner = inner.where(c.c.id > after[1])
+            sub = inner.subquery()
+            return sa.select(sub).where(sub.c.rank <= first + 1).order_by(sub.c.article_id, sub.c.rank)
+
+        return await self._paged(keys, build, "article_id")
+
+    async def _article_pages(self, keys: list[tuple[int, int, Any]]) -> list[Page]:
+        def build(author_ids: list[int], first: int, after: Any) -> sa.Select[Any]:
+            rank = (
+                sa.func.row_number()
+                .over(partition_by=a.c.author_id, order_by=(a.c.created_at.desc(), a.c.id.desc()))
+                .label("rank")
+            )
+            inner = sa.select(*ARTICLE_COLUMNS, rank).where(a.c.author_id.in_(author_ids))
+            if after is not None:
+                key, pk = after
+                inner = inner.where(sa.or_(a.c.created_at < key, sa.and_(a.c.created_at == key, a.c.id < pk)))
+            sub = inner.subquery()
+            return sa.select(sub).where(sub.c.rank <= first + 1).order_by(sub.c.author_id, sub.c.rank)
+
+        return await self._paged(keys, build, "author_id")
+
+    async def _favorite_pages(self, keys: list[tuple[int, int, Any]]) -> list[Page]:
+        def build(user_ids: list[int], first: int, after: Any) -> sa.Select[Any]:
+            rank = (
+                sa.func.row_number()
+                .over(partition_by=f.c.user_id, order_by=(f.c.created_at.desc(), f.c.article_id.desc()))
+                .label("rank")
+            )
+            inner = (
+                sa.select(
+                    *ARTICLE_COLUMNS,
+                    f.c.user_id.label("favoriter_id"),
+                    f.c.created_at.label("favorited_at"),
+                    rank,
+                )
+                .join(a, a.c.id == f.c.article_id)
+                .where(f.c.user_id.in_(user_ids))
+            )
+            if after is not None:
+                key, pk = after
+                inner = inner.where(
+                    sa.or_(f.c.created_at < key, sa.and_(f.c.created_at == key, f.c.article_id < pk))
+                )
+            sub = inner.subquery()
+            return sa.select(sub).where(sub.c.rank <= first + 1).order_by(sub.c.favoriter_id, sub.c.rank)
+
+        return await self._paged(keys, build, "favoriter_id")

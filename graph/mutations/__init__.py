@@ -1,0 +1,1 @@
+"""The ``Mutation`` root, grouped per domain; every mutation is one transaction."""

@@ -1,0 +1,193 @@
+"""createArticle, updateArticle, deleteArticle, favoriteArticle, unfavoriteArticle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info
+
+from db.models import article_table as a
+from db.models import article_tag_table as at
+from db.models import favorite_table as f
+from db.models import tag_table as t
+from db.models import utcnow
+from graph.broker import ARTICLE_PUBLISHED, Event
+from graph.context import Context
+from graph.dialect import insert_ignore
+from graph.errors import FieldErrors, NotFound
+from graph.ids import to_global_id
+from graph.loaders import ARTICLE_COLUMNS
+from graph.permissions import CanDeleteArticle, IsArticleAuthor, IsAuthenticated
+from graph.types.article import ArticleType
+from graph.validation import (
+    BODY_MAX,
+    DESCRIPTION_MAX,
+    TITLE_MAX,
+    check_text,
+    clean_tags,
+    slug_suffix,
+    slugify,
+)
+
+
+@strawberry.input
+class CreateArticleInput:
+    title: str
+    description: str
+    body: str
+    tag_list: list[str] | None = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateArticleInput:
+    title: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    body: str | None = strawberry.UNSET
+    tag_list: list[str] | None = strawberry.UNSET
+
+
+def _given(value: Any) -> bool:
+    return value is not strawberry.UNSET and value is not None
+
+
+async def article_by_slug(session: AsyncSession, slug: str) -> Any:
+    """The article row of ``slug``; ``NotFound`` when there is none."""
+    row = (await session.execute(sa.select(*ARTICLE_COLUMNS).where(a.c.slug == slug))).first()
+    if row is None:
+        raise NotFound(f"no article with slug {slug!r}")
+    return row
+
+
+async def unique_slug(session: AsyncSession, title: str) -> str:
+    """The slug of ``title``, with a short random suffix when another article has it."""
+    base = slugify(title)
+    slug = base
+    while (await session.execute(sa.select(a.c.id).where(a.c.slug == slug))).first() is not None:
+        slug = f"{base}-{slug_suffix()}"
+    return slug
+
+
+async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> None:
+    """Replace the article's tags with ``tags``, in that order, creating missing tag rows."""
+    await session.execute(sa.delete(at).where(at.c.article_id == article_id))
+    if not tags:
+        return
+    await session.execute(insert_ignore(session, t), [{"name": tag} for tag in tags])
+    ids = {
+        row.name: row.id
+        for row in await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))
+    }
+    await session.execute(
+        sa.insert(at),
+        [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
+    )
+
+
+async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) -> ArticleType:
+    viewer_id = info.context.viewer_id
+    async with info.context.transaction() as session:
+        row = await article_by_slug(session, slug)
+        if favorite:
+            changed = await session.execute(
+                insert_ignore(session, f).values(user_id=viewer_id, article_id=row.id, created_at=utcnow())
+            )
+        else:
+            changed = await session.execute(
+                sa.delete(f).where(f.c.user_id == viewer_id, f.c.article_id == row.id)
+            )
+        if changed.rowcount:  # type: ignore[attr-defined]
+            # Counter kept in the same transaction, so ordering by it is an index scan.
+            step = 1 if favorite else -1
+            await session.execute(
+                sa.update(a).where(a.c.id == row.id).values(favorites_count=a.c.favorites_count + step)
+            )
+        row = (await session.execute(sa.select(*ARTICLE_COLUMNS).where(a.c.id == row.id))).one()
+    return ArticleType.from_row(row)
+
+
+@strawberry.type
+class ArticleMutations:
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def create_article(self, info: Info[Context, None], input: CreateArticleInput) -> ArticleType:
+        errors = FieldErrors()
+        check_text(errors, "title", input.title, TITLE_MAX)
+        check_text(errors, "description", input.description, DESCRIPTION_MAX)
+        check_text(errors, "body", input.body, BODY_MAX)
+        tags = clean_tags(errors, input.tag_list or [])
+        errors.raise_if_any()
+        async with info.context.transaction() as session:
+            now = utcnow()
+            row = (
+                await session.execute(
+                    sa.insert(a)
+                    .values(
+                        slug=await unique_slug(session, input.title),
+                        title=input.title,
+                        description=input.description,
+                        body=input.body,
+                        author_id=info.context.viewer_id,
+                        favorites_count=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*ARTICLE_COLUMNS)
+                )
+            ).one()
+            await set_tags(session, row.id, tags)
+            info.context.publish_after_commit(Event(ARTICLE_PUBLISHED, {"id": row.id, "tags": tags}))
+        return ArticleType.from_row(row)
+
+    @strawberry.mutation(
+        description="Changing the title changes the slug.",
+        permission_classes=[IsAuthenticated, IsArticleAuthor],
+    )
+    async def update_article(
+        self, info: Info[Context, None], slug: str, input: UpdateArticleInput
+    ) -> ArticleType:
+        errors = FieldErrors()
+        values: dict[str, Any] = {}
+        if _given(input.title):
+            values["title"] = check_text(errors, "title", input.title, TITLE_MAX)  # type: ignore[arg-type]
+        if _given(input.description):
+            values["description"] = check_text(errors, "description", input.description, DESCRIPTION_MAX)  # type: ignore[arg-type]
+        if _given(input.body):
+            values["body"] = check_text(errors, "body", input.body, BODY_MAX)  # type: ignore[arg-type]
+        tags = clean_tags(errors, input.tag_list) if _given(input.tag_list) else None  # type: ignore[arg-type]
+        errors.raise_if_any()
+        async with info.context.transaction() as session:
+            row = await article_by_slug(session, slug)
+            if "title" in values and slugify(values["title"]) != slugify(row.title):
+                values["slug"] = await unique_slug(session, values["title"])
+            row = (
+                await session.execute(
+                    sa.update(a)
+                    .where(a.c.id == row.id)
+                    .values(**values, updated_at=utcnow())
+                    .returning(*ARTICLE_COLUMNS)
+                )
+            ).one()
+            if tags is not None:
+                await set_tags(session, row.id, tags)
+        return ArticleType.from_row(row)
+
+    @strawberry.mutation(
+        description="Returns the deleted article's ID.",
+        permission_classes=[IsAuthenticated, CanDeleteArticle],
+    )
+    async def delete_article(self, info: Info[Context, None], slug: str) -> strawberry.ID:
+        async with info.context.transaction() as session:
+            row = await article_by_slug(session, slug)
+            # Comments, favorites and tag links go with it (ON DELETE CASCADE).
+            await session.execute(sa.delete(a).where(a.c.id == row.id))
+        return strawberry.ID(to_global_id("Article", row.id))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def favorite_article(self, info: Info[Context, None], slug: str) -> ArticleType:
+        return await _set_favorite(info, slug, favorite=True)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def unfavorite_article(self, info: Info[Context, None], slug: str) -> ArticleType:
+        return await _set_favorite(info, slug, favorite=False)

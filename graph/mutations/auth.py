@@ -1,0 +1,221 @@
+"""register, login, refreshToken, logout."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info
+
+from auth import ratelimit
+from auth.passwords import hash_password_async, verify_password_async
+from auth.tokens import hash_refresh_token, new_family_id, new_refresh_token
+from db.models import refresh_token_table as rt
+from db.models import user_table as u
+from db.models import utcnow
+from graph.context import Context
+from graph.errors import FieldErrors, RateLimited, Unauthenticated
+from graph.loaders import USER_COLUMNS
+from graph.permissions import IsAuthenticated
+from graph.types.user import UserType
+from graph.validation import TAKEN, check_email, check_password, check_username
+
+LOGIN_FAILED = "email or password is invalid"
+
+
+@strawberry.type
+class AuthPayload:
+    token: str = strawberry.field(description="Short-lived access token (JWT) for the Authorization header.")
+    refresh_token: str = strawberry.field(
+        description="Long-lived, single-use token for the refreshToken mutation."
+    )
+    user: UserType
+
+
+@strawberry.input
+class RegisterInput:
+    username: str
+    email: str
+    password: str
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+def client_address(info: Info[Context, None]) -> str:
+    """The client's address as the server sees it (``unknown`` when there is none)."""
+    request = info.context.request
+    client = getattr(request, "client", None)
+    return client.host if client is not None else "unknown"
+
+
+async def issue_tokens(
+    info: Info[Context, None], session: AsyncSession, user_id: int, role: str, family_id: str | None = None
+) -> tuple[str, str]:
+    """A new access token and a new refresh token (stored hashed) for ``user_id``."""
+    tokens = info.context.app.tokens
+    refresh = new_refresh_token()
+    now = utcnow()
+    await session.execute(
+        sa.insert(rt).values(
+            user_id=user_id,
+            family_id=family_id or new_family_id(),
+            token_hash=hash_refresh_token(refresh),
+            created_at=now,
+            expires_at=now + tokens.refresh_ttl,
+        )
+    )
+    return tokens.issue_access_token(user_id, role, now), refresh
+
+
+async def _limited(session: AsyncSession, checks: list[tuple[str, ratelimit.Limit]]) -> None:
+    for bucket, limit in checks:
+        wait = await ratelimit.retry_after(session, bucket, limit)
+        if wait is not None:
+            raise RateLimited(retryAfter=wait)
+
+
+@strawberry.type
+class AuthMutations:
+    @strawberry.mutation
+    async def register(self, info: Info[Context, None], input: RegisterInput) -> AuthPayload:
+        errors = FieldErrors()
+        username = check_username(errors, input.username)
+        email = check_email(errors, input.email)
+        password = check_password(errors, input.password)
+        errors.raise_if_any()
+        password_hash = await hash_password_async(password)
+        bucket = f"register:addr:{client_address(info)}"
+        async with info.context.transaction() as session:
+            await _limited(session, [(bucket, ratelimit.REGISTRATIONS_PER_ADDRESS)])
+            await check_unique(session, errors, username=username, email=email)
+            errors.raise_if_any()
+            now = utcnow()
+            row = (
+                await session.execute(
+                    sa.insert(u)
+                    .values(
+                        username=username,
+                        email=email,
+                        password_hash=password_hash,
+                        role="USER",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*USER_COLUMNS)
+                )
+            ).one()
+            await ratelimit.record(session, bucket)
+            token, refresh = await issue_tokens(info, session, row.id, row.role)
+        info.context.sign_in(row)
+        return AuthPayload(token=token, refresh_token=refresh, user=UserType.from_row(row))
+
+    @strawberry.mutation
+    async def login(self, info: Info[Context, None], input: LoginInput) -> AuthPayload:
+        email = input.email.strip().lower()
+        email_bucket = f"login:email:{email}"
+        address_bucket = f"login:addr:{client_address(info)}"
+        checks = [
+            (email_bucket, ratelimit.LOGIN_FAILURES_PER_EMAIL),
+            (address_bucket, ratelimit.LOGIN_FAILURES_PER_ADDRESS),
+        ]
+        session = info.context.session
+        await _limited(session, checks)
+        row = (
+            await session.execute(
+                sa.select(*USER_COLUMNS, u.c.password_hash).where(sa.func.lower(u.c.email) == email)
+            )
+        ).first()
+        ok = await verify_password_async(row.password_hash if row is not None else None, input.password)
+        if not ok or row is None:
+            async with info.context.transaction() as session:
+                await ratelimit.record(session, email_bucket, address_bucket)
+            raise Unauthenticated(LOGIN_FAILED)
+        async with info.context.transaction() as session:
+            token, refresh = await issue_tokens(info, session, row.id, row.role)
+        info.context.sign_in(row)
+        return AuthPayload(token=token, refresh_token=refresh, user=UserType.from_row(row))
+
+    @strawberry.mutation(
+        description="Exchanges a refresh token for a new token pair; the old refresh token stops working."
+    )
+    async def refresh_token(self, info: Info[Context, None], refresh_token: str) -> AuthPayload:
+        bucket = f"refresh:addr:{client_address(info)}"
+        reused = False
+        async with info.context.transaction() as session:
+            await _limited(session, [(bucket, ratelimit.REFRESHES_PER_ADDRESS)])
+            await ratelimit.record(session, bucket)
+            stored = (
+                await session.execute(
+                    sa.select(rt).where(rt.c.token_hash == hash_refresh_token(refresh_token))
+                )
+            ).first()
+            now = utcnow()
+            if stored is not None and stored.used_at is not None and stored.revoked_at is None:
+                # A spent token came back: someone holds a copy. Revoke the whole family.
+                await session.execute(
+                    sa.update(rt)
+                    .where(rt.c.family_id == stored.family_id, rt.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                reused = True
+            elif (
+                stored is not None
+                and stored.used_at is None
+                and stored.revoked_at is None
+                and (_aware(stored.expires_at) > now)
+            ):
+                await session.execute(sa.update(rt).where(rt.c.id == stored.id).values(used_at=now))
+                row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.id == stored.user_id))).one()
+                token, refresh = await issue_tokens(info, session, row.id, row.role, stored.family_id)
+                info.context.sign_in(row)
+                return AuthPayload(token=token, refresh_token=refresh, user=UserType.from_row(row))
+        message = "refresh token was already used; its family is revoked" if reused else None
+        raise Unauthenticated(message or "refresh token is invalid or expired")
+
+    @strawberry.mutation(
+        description=(
+            "Revokes the given refresh token, or every refresh token of the viewer when none is given."
+        ),
+        permission_classes=[IsAuthenticated],
+    )
+    async def logout(self, info: Info[Context, None], refresh_token: str | None = None) -> bool:
+        viewer_id = info.context.viewer_id
+        condition = sa.and_(rt.c.user_id == viewer_id, rt.c.revoked_at.is_(None))
+        if refresh_token is not None:
+            condition = sa.and_(condition, rt.c.token_hash == hash_refresh_token(refresh_token))
+        async with info.context.transaction() as session:
+            result = await session.execute(sa.update(rt).where(condition).values(revoked_at=utcnow()))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+async def check_unique(
+    session: AsyncSession,
+    errors: FieldErrors,
+    *,
+    username: str | None,
+    email: str | None,
+    except_id: int | None = None,
+) -> None:
+    """Record "has already been taken" for a username or email another user has."""
+    if username is not None:
+        taken = sa.select(u.c.id).where(u.c.username == username)
+        if except_id is not None:
+            taken = taken.where(u.c.id != except_id)
+        if (await session.execute(taken)).first() is not None:
+            errors.add("username", TAKEN)
+    if email is not None:
+        taken = sa.select(u.c.id).where(sa.func.lower(u.c.email) == email.lower())
+        if except_id is not None:
+            taken = taken.where(u.c.id != except_id)
+        if (await session.execute(taken)).first() is not None:
+            errors.add("email", TAKEN)

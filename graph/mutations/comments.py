@@ -1,0 +1,63 @@
+"""addComment, deleteComment."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import strawberry
+from strawberry.types import Info
+
+from db.models import comment_table as c
+from db.models import utcnow
+from graph.broker import COMMENT_ADDED, Event
+from graph.context import Context
+from graph.errors import FieldErrors, NotFound
+from graph.ids import pk_of, to_global_id
+from graph.loaders import COMMENT_COLUMNS
+from graph.mutations.articles import article_by_slug
+from graph.permissions import CanDeleteComment, IsAuthenticated
+from graph.types.comment import CommentType
+from graph.validation import COMMENT_MAX, check_text
+
+
+def comment_channel(article_id: int) -> str:
+    """The broker channel of the comments of one article."""
+    return f"{COMMENT_ADDED}:{article_id}"
+
+
+@strawberry.type
+class CommentMutations:
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def add_comment(self, info: Info[Context, None], slug: str, body: str) -> CommentType:
+        errors = FieldErrors()
+        check_text(errors, "body", body, COMMENT_MAX)
+        errors.raise_if_any()
+        async with info.context.transaction() as session:
+            article = await article_by_slug(session, slug)
+            now = utcnow()
+            row = (
+                await session.execute(
+                    sa.insert(c)
+                    .values(
+                        body=body,
+                        article_id=article.id,
+                        author_id=info.context.viewer_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*COMMENT_COLUMNS)
+                )
+            ).one()
+            info.context.publish_after_commit(Event(comment_channel(article.id), {"id": row.id}))
+        return CommentType.from_row(row)
+
+    @strawberry.mutation(
+        description="Returns the deleted comment's ID.",
+        permission_classes=[IsAuthenticated, CanDeleteComment],
+    )
+    async def delete_comment(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
+        pk = pk_of(id, "Comment")
+        async with info.context.transaction() as session:
+            deleted = await session.execute(sa.delete(c).where(c.c.id == pk))
+            if not deleted.rowcount:  # type: ignore[attr-defined]
+                raise NotFound("no such comment")
+        return strawberry.ID(to_global_id("Comment", pk))

@@ -1,0 +1,129 @@
+"""updateViewer, followUser, unfollowUser, setUserRole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info
+
+from auth.passwords import hash_password_async
+from db.models import follow_table as fo
+from db.models import refresh_token_table as rt
+from db.models import user_table as u
+from db.models import utcnow
+from graph.context import Context
+from graph.dialect import insert_ignore
+from graph.errors import BadUserInput, FieldErrors, NotFound
+from graph.loaders import USER_COLUMNS
+from graph.mutations.auth import check_unique
+from graph.permissions import IsAdmin, IsAuthenticated
+from graph.types.node import Role
+from graph.types.user import UserType
+from graph.validation import check_bio, check_email, check_image, check_password, check_username
+
+
+@strawberry.input
+class UpdateViewerInput:
+    username: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    password: str | None = strawberry.UNSET
+    bio: str | None = strawberry.UNSET
+    image: str | None = strawberry.UNSET
+
+
+def _given(value: Any) -> bool:
+    return value is not strawberry.UNSET and value is not None
+
+
+async def _user_by_username(session: AsyncSession, username: str) -> Any:
+    row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.username == username))).first()
+    if row is None:
+        raise NotFound(f"no user named {username!r}")
+    return row
+
+
+@strawberry.type
+class UserMutations:
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def update_viewer(self, info: Info[Context, None], input: UpdateViewerInput) -> UserType:
+        viewer_id = info.context.viewer_id
+        errors = FieldErrors()
+        values: dict[str, Any] = {}
+        if _given(input.username):
+            values["username"] = check_username(errors, input.username)  # type: ignore[arg-type]
+        if _given(input.email):
+            values["email"] = check_email(errors, input.email)  # type: ignore[arg-type]
+        if _given(input.password):
+            check_password(errors, input.password)  # type: ignore[arg-type]
+        if input.bio is not strawberry.UNSET:
+            values["bio"] = check_bio(errors, input.bio)
+        if input.image is not strawberry.UNSET:
+            values["image"] = check_image(errors, input.image)
+        errors.raise_if_any()
+        if _given(input.password):
+            values["password_hash"] = await hash_password_async(input.password)  # type: ignore[arg-type]
+        async with info.context.transaction() as session:
+            await check_unique(
+                session,
+                errors,
+                username=values.get("username"),
+                email=values.get("email"),
+                except_id=viewer_id,
+            )
+            errors.raise_if_any()
+            now = utcnow()
+            row = (
+                await session.execute(
+                    sa.update(u)
+                    .where(u.c.id == viewer_id)
+                    .values(**values, updated_at=now)
+                    .returning(*USER_COLUMNS)
+                )
+            ).one()
+            if "password_hash" in values:
+                # A new password ends every session the old one opened.
+                await session.execute(
+                    sa.update(rt)
+                    .where(rt.c.user_id == viewer_id, rt.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+        return UserType.from_row(row)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def follow_user(self, info: Info[Context, None], username: str) -> UserType:
+        async with info.context.transaction() as session:
+            row = await _user_by_username(session, username)
+            if row.id == info.context.viewer_id:
+                raise BadUserInput({"username": ["can't follow yourself"]})
+            await session.execute(
+                insert_ignore(session, fo).values(
+                    follower_id=info.context.viewer_id, followee_id=row.id, created_at=utcnow()
+                )
+            )
+        return UserType.from_row(row)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def unfollow_user(self, info: Info[Context, None], username: str) -> UserType:
+        async with info.context.transaction() as session:
+            row = await _user_by_username(session, username)
+            await session.execute(
+                sa.delete(fo).where(fo.c.follower_id == info.context.viewer_id, fo.c.followee_id == row.id)
+            )
+        return UserType.from_row(row)
+
+    @strawberry.mutation(description="Admins only.", permission_classes=[IsAuthenticated, IsAdmin])
+    async def set_user_role(self, info: Info[Context, None], username: str, role: Role) -> UserType:
+        async with info.context.transaction() as session:
+            await _user_by_username(session, username)
+            row = (
+                await session.execute(
+                    sa.update(u)
+                    .where(u.c.username == username)
+                    .values(role=role.value, updated_at=utcnow())
+                    .returning(*USER_COLUMNS)
+                )
+            ).one()
+        return UserType.from_row(row)

@@ -1,0 +1,105 @@
+"""Permission classes, declared on the fields they guard.
+
+Roles and what they may do (contract README, Authorization); the role is read from the
+database on every request, so a demotion takes effect at once:
+
+| action                                    | anonymous | USER        | MODERATOR | ADMIN |
+| ----------------------------------------- | --------- | ----------- | --------- | ----- |
+| read articles, profiles, comments, tags   | yes       | yes         | yes       | yes   |
+| read ``User.email``                       | no        | own only    | own only  | all   |
+| feed, follow, favorite, comment, logout   | no        | yes         | yes       | yes   |
+| create article, update viewer             | no        | yes         | yes       | yes   |
+| update article                            | no        | own only    | own only  | own only |
+| delete article or comment                 | no        | own only    | any       | any   |
+| setUserRole                               | no        | no          | no        | yes   |
+
+A guard that needs a row (the article of ``slug``, the comment of ``id``) lets a missing row
+through, so the resolver answers ``NOT_FOUND`` rather than ``FORBIDDEN``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from graph.context import Context
+from graph.ids import from_global_id
+
+STAFF_ROLES = frozenset({"MODERATOR", "ADMIN"})
+
+
+class IsAuthenticated(BasePermission):
+    """The request has a viewer."""
+
+    message = "Authentication required."
+    error_extensions = {"code": "UNAUTHENTICATED"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        return info.context.viewer is not None
+
+
+class IsAdmin(BasePermission):
+    """The viewer is an admin."""
+
+    message = "Only admins may do this."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        return viewer is not None and viewer.role == "ADMIN"
+
+
+class IsSelfOrAdmin(BasePermission):
+    """The source ``User`` is the viewer, or the viewer is an admin (for private fields)."""
+
+    message = "Only the user themself or an admin may see this."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        return viewer is not None and (viewer.id == source.pk or viewer.role == "ADMIN")
+
+
+class IsArticleAuthor(BasePermission):
+    """The viewer wrote the article named by the ``slug`` argument."""
+
+    message = "Only the author may change this article."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    async def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        row = await info.context.loaders.article_by_slug.load(kwargs["slug"])
+        return row is None or (viewer is not None and row.author_id == viewer.id)
+
+
+class CanDeleteArticle(BasePermission):
+    """The viewer wrote the article named by ``slug``, or is a moderator or admin."""
+
+    message = "Only the author, a moderator or an admin may delete this article."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    async def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        if viewer is not None and viewer.role in STAFF_ROLES:
+            return True
+        row = await info.context.loaders.article_by_slug.load(kwargs["slug"])
+        return row is None or (viewer is not None and row.author_id == viewer.id)
+
+
+class CanDeleteComment(BasePermission):
+    """The viewer wrote the comment named by ``id``, or is a moderator or admin."""
+
+    message = "Only the author, a moderator or an admin may delete this comment."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    async def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        if viewer is not None and viewer.role in STAFF_ROLES:
+            return True
+        decoded = from_global_id(str(kwargs["id"]))
+        if decoded is None or decoded[0] != "Comment":
+            return True  # the resolver reports the bad id
+        row = await info.context.loaders.comment_by_id.load(decoded[1])
+        return row is None or (viewer is not None and row.author_id == viewer.id)

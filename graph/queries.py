@@ -1,0 +1,235 @@
+"""The ``Query`` root: lookups, article listings with filters and ordering, feed and tags."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import re
+from typing import Any
+
+import sqlalchemy as sa
+import strawberry
+from strawberry.types import Info
+
+from graph.context import Context
+from graph.errors import BadUserInput
+from graph.ids import decode_cursor, encode_cursor, from_global_id
+from graph.loaders import ARTICLE_COLUMNS, a, at, f, fo, t, u
+from graph.permissions import IsAuthenticated
+from graph.types.article import ArticleConnection, ArticleType, article_connection
+from graph.types.comment import CommentType
+from graph.types.node import DEFAULT_FIRST, MAX_FIRST, Node, OrderDirection, check_first
+from graph.types.user import UserType
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@strawberry.enum
+class ArticleOrderField(enum.Enum):
+    CREATED_AT = "CREATED_AT"
+    FAVORITES_COUNT = "FAVORITES_COUNT"
+
+
+@strawberry.input
+class ArticleOrder:
+    field: ArticleOrderField
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.type
+class TagCount:
+    name: str
+    articles_count: int
+
+
+def search_condition(search: str, is_sqlite: bool) -> sa.ColumnElement[bool]:
+    """Articles whose title, description or body contain every word of ``search``.
+
+    Whole words, case-insensitively; a search with no word characters matches nothing
+    (contract README). Each word is quoted, so FTS5 and tsquery operators in the input are
+    plain text.
+    """
+    words = WORD.findall(search.lower())
+    if not words:
+        return sa.false()
+    if is_sqlite:
+        match = " ".join('"' + word.replace('"', "") + '"' for word in words)
+        matching = (
+            sa.select(sa.literal_column("rowid"))
+            .select_from(sa.table("article_fts"))
+            .where(sa.literal_column("article_fts").op("MATCH")(match))
+        )
+        return a.c.id.in_(matching)
+    query = " & ".join("'" + word.replace("'", "") + "'" for word in words)
+    return sa.literal_column("article.search").op("@@")(sa.func.to_tsquery("simple", query))
+
+
+def article_conditions(
+    *,
+    tag: str | None,
+    author: str | None,
+    favorited_by: str | None,
+    search: str | None,
+    is_sqlite: bool,
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of the ``articles`` filters, combined with AND by the caller."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if tag is not None:
+        conditions.append(
+            a.c.id.in_(sa.select(at.c.article_id).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag))
+        )
+    if author is not None:
+        conditions.append(a.c.author_id == sa.select(u.c.id).where(u.c.username == author).scalar_subquery())
+    if favorited_by is not None:
+        favoriter = sa.select(u.c.id).where(u.c.username == favorited_by).scalar_subquery()
+        conditions.append(a.c.id.in_(sa.select(f.c.article_id).where(f.c.user_id == favoriter)))
+    if search is not None:
+        conditions.append(search_condition(search, is_sqlite))
+    return conditions
+
+
+async def list_articles(
+    info: Info[Context, None],
+    conditions: list[sa.ColumnElement[bool]],
+    first: int | None,
+    after: str | None,
+    order: ArticleOrder | None,
+) -> ArticleConnection:
+    """One page of articles matching ``conditions`` in ``order`` (ties broken by id)."""
+    first = check_first(first)
+    by_favorites = order is not None and order.field is ArticleOrderField.FAVORITES_COUNT
+    descending = order is None or order.direction is OrderDirection.DESC
+    key_column: sa.ColumnElement[Any] = a.c.favorites_count if by_favorites else a.c.created_at
+    kind = ("f" if by_favorites else "c") + ("d" if descending else "a")
+    where = list(conditions)
+    if after is not None:
+        key, pk = decode_cursor(after, kind, int if by_favorites else dt.datetime)
+        beyond = (lambda col, v: col < v) if descending else (lambda col, v: col > v)
+        where.append(sa.or_(beyond(key_column, key), sa.and_(key_column == key, beyond(a.c.id, pk))))
+    ordering = (key_column.desc(), a.c.id.desc()) if descending else (key_column.asc(), a.c.id.asc())
+    statement = sa.select(*ARTICLE_COLUMNS).where(*where).order_by(*ordering).limit(first + 1)
+    rows = list(await info.context.fetch(statement))
+    context = info.context
+
+    async def count() -> int:
+        total = await context.fetch(sa.select(sa.func.count()).select_from(a).where(*conditions))
+        return int(total[0][0])
+
+    return article_connection(
+        rows[:first],
+        len(rows) > first,
+        has_previous=after is not None,
+        cursor_of=lambda row: encode_cursor(
+            kind, row.favorites_count if by_favorites else row.created_at, row.id
+        ),
+        count=count,
+    )
+
+
+async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None:
+    """The object a global ID names, or ``None`` when it names nothing (Relay spec, 2.1)."""
+    decoded = from_global_id(global_id)
+    if decoded is None:
+        return None
+    type_name, pk = decoded
+    loaders = info.context.loaders
+    if type_name == "Article":
+        row = await loaders.article_by_id.load(pk)
+        return ArticleType.from_row(row) if row is not None else None
+    if type_name == "User":
+        row = await loaders.user_by_id.load(pk)
+        return UserType.from_row(row) if row is not None else None
+    if type_name == "Comment":
+        row = await loaders.comment_by_id.load(pk)
+        return CommentType.from_row(row) if row is not None else None
+    return None
+
+
+async def tag_counts(info: Info[Context, None], first: int | None) -> list[tuple[str, int]]:
+    """``(name, article count)`` of the ``first`` most used tags, ties by name."""
+    first = check_first(first)
+    count = sa.func.count(at.c.article_id)
+    rows = await info.context.fetch(
+        sa.select(t.c.name, count.label("articles_count"))
+        .join(at, at.c.tag_id == t.c.id)
+        .group_by(t.c.id, t.c.name)
+        .order_by(count.desc(), t.c.name)
+        .limit(first)
+    )
+    return [(row.name, row.articles_count) for row in rows]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
+        return await resolve_node(info, id)
+
+    @strawberry.field
+    async def nodes(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > MAX_FIRST:
+            raise BadUserInput({"ids": [f"must have at most {MAX_FIRST} items"]})
+        # gathered, so each type's loader answers all ids in one statement
+        return list(await asyncio.gather(*(resolve_node(info, global_id) for global_id in ids)))
+
+    @strawberry.field(description="The authenticated user; null for anonymous requests.")
+    async def viewer(self, info: Info[Context, None]) -> UserType | None:
+        viewer_id = info.context.viewer_id
+        if viewer_id is None:
+            return None
+        row = await info.context.loaders.user_by_id.load(viewer_id)
+        return UserType.from_row(row) if row is not None else None
+
+    @strawberry.field
+    async def user(self, info: Info[Context, None], username: str) -> UserType | None:
+        row = await info.context.loaders.user_by_username.load(username)
+        return UserType.from_row(row) if row is not None else None
+
+    @strawberry.field
+    async def article(self, info: Info[Context, None], slug: str) -> ArticleType | None:
+        row = await info.context.loaders.article_by_slug.load(slug)
+        return ArticleType.from_row(row) if row is not None else None
+
+    @strawberry.field(
+        description="Articles, newest first unless orderBy says otherwise. Filters combine with AND."
+    )
+    async def articles(
+        self,
+        info: Info[Context, None],
+        first: int | None = DEFAULT_FIRST,
+        after: str | None = None,
+        tag: str | None = None,
+        author: str | None = None,
+        favorited_by: str | None = None,
+        search: str | None = None,
+        order_by: ArticleOrder | None = None,
+    ) -> ArticleConnection:
+        conditions = article_conditions(
+            tag=tag,
+            author=author,
+            favorited_by=favorited_by,
+            search=search,
+            is_sqlite=info.context.app.db.is_sqlite,
+        )
+        return await list_articles(info, conditions, first, after, order_by)
+
+    @strawberry.field(
+        description="Articles by users the viewer follows, newest first. Requires authentication.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def feed(
+        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+    ) -> ArticleConnection:
+        followed = sa.select(fo.c.followee_id).where(fo.c.follower_id == info.context.viewer_id)
+        return await list_articles(info, [a.c.author_id.in_(followed)], first, after, None)
+
+    @strawberry.field(description="Tag names, most used first.")
+    async def tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[str]:
+        return [name for name, _ in await tag_counts(info, first)]
+
+    @strawberry.field(description="Tags with their article counts, most used first.")
+    async def popular_tags(
+        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST
+    ) -> list[TagCount]:
+        return [TagCount(name=name, articles_count=n) for name, n in await tag_counts(info, first)]

@@ -1,0 +1,115 @@
+"""The Strawberry schema: roots, scalars, extensions and the error policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from functools import partial
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from graph.errors import AppError
+from graph.limits import TOKEN_LIMIT_MESSAGE, CostLimit, limit_rule
+from graph.mutations.articles import ArticleMutations
+from graph.mutations.auth import AuthMutations
+from graph.mutations.comments import CommentMutations
+from graph.mutations.users import UserMutations
+from graph.queries import Query
+from graph.scalars import DateTime
+from graph.settings import Settings
+from graph.subscriptions import Subscription
+from graph.types.article import ArticleType
+from graph.types.comment import CommentType
+from graph.types.user import UserType
+
+logger = logging.getLogger("conduit.errors")
+
+Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ArticleMutations, CommentMutations))
+
+VARIABLE = re.compile(r'^Variable "\$(\w+)"')
+INTERNAL_MESSAGE = "Internal server error."
+DOCUMENT_CACHE_SIZE = 1024
+
+
+class ConduitSchema(strawberry.Schema):
+    """A Strawberry schema whose errors all carry an ``extensions.code`` (contract README, Errors).
+
+    Expected errors (``AppError``, permission errors) pass through. Errors graphql-core raises
+    before execution (syntax, validation, variable coercion) become ``BAD_USER_INPUT`` (or
+    ``QUERY_TOO_COMPLEX`` for the token limit). Anything else is unexpected: the client gets a
+    generic message and the request id, the log gets the traceback.
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
+        for error in errors:
+            classify_error(error, request_id)
+
+
+def classify_error(error: GraphQLError, request_id: str | None) -> None:
+    """Give ``error`` its ``extensions.code`` in place, masking unexpected ones (see ConduitSchema)."""
+    extensions = dict(error.extensions or {})
+    original = error.original_error
+    if isinstance(original, AppError) or (extensions.get("code") and not _unexpected(original)):
+        if "code" not in extensions:
+            extensions["code"] = getattr(original, "code", "INTERNAL_SERVER_ERROR")
+        error.extensions = extensions
+        return
+    if original is None or isinstance(original, GraphQLError):
+        if error.path is not None:
+            error.extensions = {"code": "INTERNAL_SERVER_ERROR", **extensions}
+        elif TOKEN_LIMIT_MESSAGE in error.message:
+            error.extensions = {"code": "QUERY_TOO_COMPLEX", "limit": "tokens"}
+        else:
+            variable = VARIABLE.match(error.message)
+            fields = {"fields": {variable.group(1): [error.message]}} if variable else {}
+            error.extensions = {"code": "BAD_USER_INPUT", **fields}
+        return
+    logger.error(
+        "unexpected error in %s (request %s)",
+        ".".join(str(p) for p in error.path or ()) or "operation",
+        request_id,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    error.message = INTERNAL_MESSAGE
+    error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+
+
+def _unexpected(original: BaseException | None) -> bool:
+    return original is not None and not isinstance(original, GraphQLError | AppError)
+
+
+def create_schema(settings: Settings) -> ConduitSchema:
+    """The schema with the limits and caches of ``settings``."""
+    rules: list[Any] = [limit_rule(settings.max_depth, settings.max_aliases)]
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    extensions: list[Any] = [
+        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
+        partial(AddValidationRules, rules),
+        partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
+        partial(CostLimit, max_cost=settings.max_cost),
+    ]
+    return ConduitSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[ArticleType, UserType, CommentType],
+        extensions=extensions,
+        scalar_overrides={dt.datetime: DateTime},
+    )
+
+
+def export_sdl(settings: Settings | None = None) -> str:
+    """The schema as SDL, as committed in ``schema.graphql``."""
+    return create_schema(settings or Settings()).as_str() + "\n"

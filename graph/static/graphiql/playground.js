@@ -1,0 +1,143 @@
+/*
+ * Conduit GraphQL playground bootstrap.
+ *
+ * The same behaviour as Strawberry's own GraphiQL page (strawberry/static/graphiql.html),
+ * moved out of an inline <script> so the page works under a strict Content-Security-Policy
+ * (script-src 'self'; style-src 'self'), with every asset served by the app from
+ * /static/graphiql/ (see VERSIONS.txt there; no CDN).
+ *
+ * Globals expected (loaded before this file by graphiql.html):
+ *   React, ReactDOM, Cookies (js-cookie), GraphiQL, GraphiQLPluginExplorer
+ */
+(function () {
+  "use strict";
+
+  var GRAPHQL_PATH = "/graphql";
+
+  var DEFAULT_QUERY = [
+    "# Welcome to the Conduit GraphQL playground.",
+    "#",
+    "# Write a query on this side; autocompletion (Ctrl-Space) and validation use the live",
+    "# schema. Run it with Ctrl-Enter or the play button. The Explorer (compass icon on the",
+    "# left) builds queries by clicking through the schema.",
+    "#",
+    "# To act as a signed-in user, put your token in the Headers tab below:",
+    '#   {"Authorization": "Bearer <token>"}',
+    "# (headers are kept in this browser's local storage, and are also sent as",
+    "# connection parameters for subscriptions over WebSocket).",
+    "",
+    "query HomePage {",
+    "  articles(first: 5) {",
+    "    edges {",
+    "      node {",
+    "        slug",
+    "        title",
+    "        author {",
+    "          username",
+    "        }",
+    "      }",
+    "    }",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+
+  // Parse URL parameters for sharing queries (?q=...&variables=...).
+  var parameters = {};
+  window.location.search
+    .slice(1)
+    .split("&")
+    .forEach(function (entry) {
+      var eq = entry.indexOf("=");
+      if (eq >= 0) {
+        try {
+          parameters[decodeURIComponent(entry.slice(0, eq))] = decodeURIComponent(
+            entry.slice(eq + 1),
+          );
+        } catch (e) {
+          // ignore a malformed parameter rather than failing to start
+        }
+      }
+    });
+
+  function updateURL(data) {
+    Object.assign(parameters, data);
+    var newSearch =
+      "?" +
+      Object.keys(parameters)
+        .filter(function (key) {
+          return Boolean(parameters[key]);
+        })
+        .map(function (key) {
+          return encodeURIComponent(key) + "=" + encodeURIComponent(parameters[key]);
+        })
+        .join("&");
+    history.replaceState(null, "", newSearch === "?" ? window.location.pathname : newSearch);
+  }
+
+  // Same-origin endpoint, whatever path this page itself was served at.
+  var fetchURL = window.location.origin + GRAPHQL_PATH;
+  var subscriptionUrl =
+    (window.location.protocol === "https:" ? "wss:" : "ws:") +
+    "//" +
+    window.location.host +
+    GRAPHQL_PATH;
+
+  // As Strawberry's page: forward a CSRF cookie, if a framework in front of us set one.
+  var defaultHeaders = {};
+  var csrfToken = window.Cookies ? window.Cookies.get("csrftoken") : undefined;
+  if (csrfToken) {
+    defaultHeaders["x-csrftoken"] = csrfToken;
+  }
+
+  // HTTP for queries and mutations; subscriptions over WebSocket with the
+  // graphql-transport-ws protocol (GraphiQL's bundled graphql-ws client). Headers typed into
+  // the Headers editor are sent with every HTTP request and as WebSocket connectionParams.
+  var fetcher = GraphiQL.createFetcher({
+    url: fetchURL,
+    headers: defaultHeaders,
+    subscriptionUrl: subscriptionUrl,
+  });
+
+  var explorerPlugin = GraphiQLPluginExplorer.explorerPlugin();
+
+  function ConduitPlayground() {
+    var queryState = React.useState(parameters.q || DEFAULT_QUERY);
+    var variablesState = React.useState(parameters.variables);
+    var headersState = React.useState(undefined);
+
+    function onEditQuery(newQuery) {
+      queryState[1](newQuery);
+      updateURL({ q: newQuery });
+    }
+
+    function onEditVariables(newVariables) {
+      variablesState[1](newVariables);
+      updateURL({ variables: newVariables });
+    }
+
+    function onEditHeaders(newHeaders) {
+      // Not put in the URL: headers usually carry a token.
+      headersState[1](newHeaders);
+    }
+
+    return React.createElement(GraphiQL, {
+      fetcher: fetcher,
+      // open the editor tools on the Headers tab so the Authorization header is easy to set
+      defaultEditorToolsVisibility: parameters.variables ? "variables" : "headers",
+      plugins: [explorerPlugin],
+      query: queryState[0],
+      variables: variablesState[0],
+      headers: headersState[0],
+      onEditQuery: onEditQuery,
+      onEditVariables: onEditVariables,
+      onEditHeaders: onEditHeaders,
+      inputValueDeprecation: true,
+      isHeadersEditorEnabled: true,
+      shouldPersistHeaders: true,
+    });
+  }
+
+  var root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  root.render(React.createElement(ConduitPlayground));
+})();

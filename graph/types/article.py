@@ -1,0 +1,128 @@
+"""The ``Article`` type and its connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy.engine import Row
+from strawberry.types import Info
+
+from graph.context import Context
+from graph.ids import decode_cursor, encode_cursor, to_global_id
+from graph.types.node import DEFAULT_FIRST, Node, PageInfo, check_first, page_info
+
+if TYPE_CHECKING:
+    from graph.types.comment import CommentConnection
+    from graph.types.user import UserType
+
+UserRef = Annotated["UserType", strawberry.lazy("graph.types.user")]
+CommentConnectionRef = Annotated["CommentConnection", strawberry.lazy("graph.types.comment")]
+
+
+@strawberry.type(name="Article")
+class ArticleType(Node):
+    pk: strawberry.Private[int]
+    author_pk: strawberry.Private[int]
+    id: strawberry.ID
+    slug: str
+    title: str
+    description: str
+    body: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    favorites_count: int
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> ArticleType:
+        """Build from a row of ``ARTICLE_COLUMNS``."""
+        return cls(
+            pk=row.id,
+            author_pk=row.author_id,
+            id=strawberry.ID(to_global_id("Article", row.id)),
+            slug=row.slug,
+            title=row.title,
+            description=row.description,
+            body=row.body,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            favorites_count=row.favorites_count,
+        )
+
+    @strawberry.field(description="Tag names in the order the author gave them.")
+    async def tag_list(self, info: Info[Context, None]) -> list[str]:
+        return await info.context.loaders.tags_by_article_id.load(self.pk)
+
+    @strawberry.field(description="Whether the viewer favorited this article; false for anonymous viewers.")
+    async def favorited(self, info: Info[Context, None]) -> bool:
+        if info.context.viewer is None:
+            return False
+        return await info.context.loaders.favorited_by_article_id.load(self.pk)
+
+    @strawberry.field
+    async def author(self, info: Info[Context, None]) -> UserRef:
+        from graph.types.user import load_user
+
+        return await load_user(info, self.author_pk)
+
+    @strawberry.field(description="Comments, oldest first.")
+    async def comments(
+        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+    ) -> CommentConnectionRef:
+        from graph.types.comment import comment_connection
+
+        first = check_first(first)
+        cursor = decode_cursor(after, "i", type(None)) if after is not None else None
+        loaders = info.context.loaders
+        rows, has_next = await loaders.comment_page_by_article_id.load((self.pk, first, cursor))
+        return comment_connection(
+            rows,
+            has_next,
+            has_previous=after is not None,
+            count=lambda: loaders.comment_count_by_article_id.load(self.pk),
+        )
+
+
+@strawberry.type
+class ArticleEdge:
+    cursor: str
+    node: ArticleType
+
+
+@strawberry.type
+class ArticleConnection:
+    edges: list[ArticleEdge]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    def nodes(self) -> list[ArticleType]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many articles match, across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def article_connection(
+    rows: list[Row[Any]],
+    has_next: bool,
+    *,
+    has_previous: bool,
+    cursor_of: Callable[[Row[Any]], str],
+    count: Callable[[], Awaitable[int]],
+) -> ArticleConnection:
+    """A connection over one page of article rows; ``count`` runs only if ``totalCount`` is asked."""
+    edges = [ArticleEdge(cursor=cursor_of(row), node=ArticleType.from_row(row)) for row in rows]
+    return ArticleConnection(
+        edges=edges,
+        page_info=page_info([edge.cursor for edge in edges], has_next, has_previous),
+        count=count,
+    )
+
+
+def created_cursor(row: Row[Any]) -> str:
+    """The cursor of an article in newest-first order."""
+    return encode_cursor("c", row.created_at, row.id)

@@ -1,0 +1,96 @@
+"""The ``Comment`` type and its connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy.engine import Row
+from strawberry.types import Info
+
+from graph.context import Context
+from graph.ids import encode_cursor, to_global_id
+from graph.types.node import Node, PageInfo, page_info
+
+if TYPE_CHECKING:
+    from graph.types.article import ArticleType
+    from graph.types.user import UserType
+
+UserRef = Annotated["UserType", strawberry.lazy("graph.types.user")]
+ArticleRef = Annotated["ArticleType", strawberry.lazy("graph.types.article")]
+
+
+@strawberry.type(name="Comment")
+class CommentType(Node):
+    pk: strawberry.Private[int]
+    article_pk: strawberry.Private[int]
+    author_pk: strawberry.Private[int]
+    id: strawberry.ID
+    body: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> CommentType:
+        """Build from a row of ``COMMENT_COLUMNS``."""
+        return cls(
+            pk=row.id,
+            article_pk=row.article_id,
+            author_pk=row.author_id,
+            id=strawberry.ID(to_global_id("Comment", row.id)),
+            body=row.body,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field
+    async def author(self, info: Info[Context, None]) -> UserRef:
+        from graph.types.user import load_user
+
+        return await load_user(info, self.author_pk)
+
+    @strawberry.field
+    async def article(self, info: Info[Context, None]) -> ArticleRef:
+        from graph.types.article import ArticleType
+
+        row = await info.context.loaders.article_by_id.load(self.article_pk)
+        if row is None:
+            raise LookupError(f"article {self.article_pk} vanished")
+        return ArticleType.from_row(row)
+
+
+@strawberry.type
+class CommentEdge:
+    cursor: str
+    node: CommentType
+
+
+@strawberry.type
+class CommentConnection:
+    edges: list[CommentEdge]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    def nodes(self) -> list[CommentType]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many comments the article has, across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def comment_connection(
+    rows: list[Row[Any]], has_next: bool, *, has_previous: bool, count: Callable[[], Awaitable[int]]
+) -> CommentConnection:
+    """A connection over one page of comment rows, oldest first."""
+    edges = [
+        CommentEdge(cursor=encode_cursor("i", None, row.id), node=CommentType.from_row(row)) for row in rows
+    ]
+    return CommentConnection(
+        edges=edges,
+        page_info=page_info([edge.cursor for edge in edges], has_next, has_previous),
+        count=count,
+    )

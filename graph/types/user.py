@@ -1,0 +1,112 @@
+"""The ``User`` type (a profile; ``email`` only for the user themself and admins)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy.engine import Row
+from strawberry.permission import PermissionExtension
+from strawberry.types import Info
+
+from graph.context import Context
+from graph.ids import decode_cursor, encode_cursor, to_global_id
+from graph.permissions import IsSelfOrAdmin
+from graph.types.node import DEFAULT_FIRST, Node, Role, check_first
+
+if TYPE_CHECKING:
+    from graph.types.article import ArticleConnection
+
+ArticleConnectionRef = Annotated["ArticleConnection", strawberry.lazy("graph.types.article")]
+
+
+@strawberry.type(name="User")
+class UserType(Node):
+    pk: strawberry.Private[int]
+    id: strawberry.ID
+    username: str
+    bio: str | None
+    image: str | None
+    email_address: strawberry.Private[str]
+    role: Role
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> UserType:
+        """Build from a row of ``USER_COLUMNS``."""
+        return cls(
+            pk=row.id,
+            id=strawberry.ID(to_global_id("User", row.id)),
+            username=row.username,
+            bio=row.bio,
+            image=row.image,
+            email_address=row.email,
+            role=Role(row.role),
+            created_at=row.created_at,
+        )
+
+    @strawberry.field(
+        description="Visible to the user themself and to admins; null for everyone else.",
+        extensions=[PermissionExtension(permissions=[IsSelfOrAdmin()], fail_silently=True)],
+    )
+    def email(self) -> str | None:
+        return self.email_address
+
+    @strawberry.field(description="Whether the viewer follows this user; false for anonymous viewers.")
+    async def following(self, info: Info[Context, None]) -> bool:
+        if info.context.viewer is None:
+            return False
+        return await info.context.loaders.following_by_user_id.load(self.pk)
+
+    @strawberry.field
+    async def followers_count(self, info: Info[Context, None]) -> int:
+        return await info.context.loaders.followers_count_by_user_id.load(self.pk)
+
+    @strawberry.field
+    async def following_count(self, info: Info[Context, None]) -> int:
+        return await info.context.loaders.following_count_by_user_id.load(self.pk)
+
+    @strawberry.field(description="Articles written by this user, newest first.")
+    async def articles(
+        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+    ) -> ArticleConnectionRef:
+        from graph.types.article import article_connection
+
+        first = check_first(first)
+        cursor = decode_cursor(after, "c", dt.datetime) if after is not None else None
+        loaders = info.context.loaders
+        rows, has_next = await loaders.article_page_by_author_id.load((self.pk, first, cursor))
+        return article_connection(
+            rows,
+            has_next,
+            has_previous=after is not None,
+            cursor_of=lambda row: encode_cursor("c", row.created_at, row.id),
+            count=lambda: loaders.article_count_by_author_id.load(self.pk),
+        )
+
+    @strawberry.field(description="Articles this user favorited, most recently favorited first.")
+    async def favorites(
+        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+    ) -> ArticleConnectionRef:
+        from graph.types.article import article_connection
+
+        first = check_first(first)
+        cursor = decode_cursor(after, "fa", dt.datetime) if after is not None else None
+        loaders = info.context.loaders
+        rows, has_next = await loaders.favorite_page_by_user_id.load((self.pk, first, cursor))
+        return article_connection(
+            rows,
+            has_next,
+            has_previous=after is not None,
+            cursor_of=lambda row: encode_cursor("fa", row.favorited_at, row.id),
+            count=lambda: loaders.favorite_count_by_user_id.load(self.pk),
+        )
+
+
+async def load_user(info: Info[Context, None], pk: int) -> UserType:
+    """The user with primary key ``pk``, which must exist (a foreign key guarantees it)."""
+    row = await info.context.loaders.user_by_id.load(pk)
+    if row is None:
+        raise LookupError(f"user {pk} vanished")
+    return UserType.from_row(row)
