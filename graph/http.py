@@ -198,7 +198,7 @@ class GraphQLHTTPHandler:
             return await self._handle(request, context, media_type)
         except RequestError as error:
             return self.respond(
-                error_body(error.message, "BAD_REQUEST"), error.status, media_type, error.headers
+                error_body(error.message, "BAD_USER_INPUT"), error.status, media_type, error.headers
             )
         finally:
             await context.close()

@@ -33,7 +33,7 @@ logger = logging.getLogger("conduit.errors")
 
 Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ArticleMutations, CommentMutations))
 
-VARIABLE = re.compile(r'^Variable "\$(\w+)"')
+VARIABLE = re.compile(r"^Variable ['\"]\$(\w+)['\"]")
 INTERNAL_MESSAGE = "Internal server error."
 DOCUMENT_CACHE_SIZE = 1024
 

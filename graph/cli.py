@@ -1,0 +1,169 @@
+"""The ``conduit`` command: serve, database upgrade and seed, schema export, user roles."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from auth.passwords import hash_password
+from db.engine import Database, is_sqlite_url
+from db.migrate import upgrade
+from db.models import ROLES, user_table
+from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, is_empty, seed, timed_seed_message
+from graph.settings import Settings
+
+logger = logging.getLogger("conduit")
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    if is_sqlite_url(settings.database_url):
+        upgrade(settings.database_url)  # an embedded database is ours to keep current
+        if args.demo:
+            _seed_if_empty(settings, SeedPlan())
+    settings.resolve_jwt_secret()  # fail before binding when production has no secret
+    url = f"http://{args.host}:{args.port}/graphql"
+    print(f"Conduit GraphQL on {settings.database_url}", flush=True)
+    if settings.playground_enabled:
+        print(f"Playground: {url}", flush=True)
+    uvicorn.run(
+        "graph.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        workers=None if args.reload else args.workers,
+        log_level=args.log_level,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _seed_if_empty(settings: Settings, plan: SeedPlan) -> None:
+    async def run() -> None:
+        db = Database(settings.database_url)
+        try:
+            if await is_empty(db):
+                started = time.monotonic()
+                counts = await seed(db, plan, hash_password(DEMO_PASSWORD))
+                print(timed_seed_message(counts, time.monotonic() - started), flush=True)
+                print(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD} (an admin)", flush=True)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    plan = SeedPlan(users=args.users, articles=args.articles, comments=args.comments,
+                    favorites=args.favorites, follows=args.follows, seed=args.seed)
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            if not await is_empty(db):
+                print("the database already has users; nothing seeded", file=sys.stderr)
+                return 0 if args.if_empty else 1
+            started = time.monotonic()
+            counts = await seed(db, plan, hash_password(DEMO_PASSWORD))
+            print(timed_seed_message(counts, time.monotonic() - started))
+            print(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD} (an admin); every user's password is the same")
+            return 0
+        finally:
+            await db.dispose()
+
+    upgrade(settings.database_url)
+    return asyncio.run(run())
+
+
+def _set_role(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            async with db.engine.begin() as connection:
+                result = await connection.execute(
+                    sa.update(user_table).where(user_table.c.username == args.username).values(role=args.role)
+                )
+            if not result.rowcount:
+                print(f"no user named {args.username!r}", file=sys.stderr)
+                return 1
+            print(f"{args.username} is now {args.role}")
+            return 0
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
+    from graph.schema import export_sdl
+
+    sdl = export_sdl()
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``conduit``."""
+    parser = argparse.ArgumentParser(prog="conduit", description="Conduit GraphQL server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (upgrades a SQLite database first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--reload", action="store_true")
+    serve.add_argument("--demo", action="store_true", help="seed demo data into an empty SQLite database")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_serve)
+
+    db = commands.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
+    db_upgrade = db.add_parser("upgrade", help="apply the Alembic migrations")
+    db_upgrade.add_argument("--revision", default="head")
+    db_upgrade.set_defaults(handler=lambda a, s: upgrade(s.database_url, a.revision) or 0)
+    db_seed = db.add_parser("seed", help="create deterministic demo data in an empty database")
+    defaults = SeedPlan()
+    for name in ("users", "articles", "comments", "favorites", "follows", "seed"):
+        db_seed.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
+    db_seed.add_argument("--if-empty", action="store_true", help="succeed without seeding a non-empty database")
+    db_seed.set_defaults(handler=_seed)
+
+    schema = commands.add_parser("schema", help="schema commands").add_subparsers(dest="schema_command", required=True)
+    export = schema.add_parser("export", help="write the schema as SDL")
+    export.add_argument("--output", "-o", default="schema.graphql")
+    export.set_defaults(handler=_export_schema)
+
+    user = commands.add_parser("user", help="user commands").add_subparsers(dest="user_command", required=True)
+    set_role = user.add_parser("set-role", help="give a user a role")
+    set_role.add_argument("username")
+    set_role.add_argument("role", choices=ROLES)
+    set_role.set_defaults(handler=_set_role)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``conduit`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        return int(args.handler(args, settings) or 0)
+    except ValueError as error:
+        print(f"conduit: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Fixtures: a fresh migrated database per test, the real ASGI app, an HTTP client, users.
+
+Every test gets its own SQLite file, copied from a template that the Alembic migrations built
+once per session (migrating per test would cost more than the tests themselves).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from db.migrate import upgrade
+from graph.app import create_app
+from graph.settings import Settings
+
+SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def database_url(template_db: Path, tmp_path: Path) -> str:
+    path = tmp_path / "conduit.db"
+    shutil.copy(template_db, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        jwt_secret=SECRET,
+        jwt_secret_file=tmp_path / "secret",
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    yield application
+    state = application.state.conduit
+    await state.broker.close()
+    await state.db.dispose()
+
+
+@dataclass
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: httpx.Headers
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.body.get("errors") or []
+
+    @property
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+    def error_fields(self) -> dict[str, list[str]]:
+        return self.errors[0]["extensions"].get("fields", {})
+
+
+class GQL:
+    """A tiny GraphQL client over the real HTTP endpoint."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None, **headers: str
+    ) -> Response:
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        return Response(response.status_code, response.json(), response.headers)
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
+        """The data of an operation that must succeed."""
+        response = await self(query, variables, token)
+        assert response.status == 200, response.body
+        assert not response.errors, response.errors
+        return response.data
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GQL:
+    return GQL(client)
+
+
+REGISTER = """
+mutation Register($input: RegisterInput!) {
+  register(input: $input) { token refreshToken user { id username email role } }
+}
+"""
+
+
+@dataclass
+class User:
+    username: str
+    email: str
+    password: str
+    token: str
+    refresh_token: str
+    id: str
+
+
+class Users:
+    """Registers users through the API."""
+
+    def __init__(self, gql: GQL) -> None:
+        self.gql = gql
+
+    async def register(self, username: str, password: str = "password123", email: str | None = None) -> User:
+        email = email or f"{username}@example.com"
+        data = await self.gql.ok(
+            REGISTER, {"input": {"username": username, "email": email, "password": password}}
+        )
+        payload = data["register"]
+        return User(username, email, password, payload["token"], payload["refreshToken"], payload["user"]["id"])
+
+
+@pytest.fixture
+def users(gql: GQL) -> Users:
+    return Users(gql)
+
+
+@pytest.fixture
+async def alice(users: Users) -> User:
+    return await users.register("alice")
+
+
+@pytest.fixture
+async def bob(users: Users) -> User:
+    return await users.register("bob")
+
+
+CREATE_ARTICLE = """
+mutation Create($input: CreateArticleInput!) {
+  createArticle(input: $input) { id slug title description body tagList createdAt updatedAt
+    favorited favoritesCount author { username } }
+}
+"""
+
+
+async def create_article(gql: GQL, user: User, title: str = "Hello World", **fields: Any) -> dict[str, Any]:
+    payload = {"title": title, "description": "about it", "body": "the body", **fields}
+    data = await gql.ok(CREATE_ARTICLE, {"input": payload}, user.token)
+    return data["createArticle"]
+
+
+@pytest.fixture
+def statements(app: Any) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine sends while the test runs."""
+    seen: list[str] = []
+    engine = app.state.conduit.db.engine.sync_engine
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+async def set_role(app: Any, username: str, role: str) -> None:
+    """Change a role the way an operator does (the CLI's statement), outside the API."""
+    import sqlalchemy as sa
+
+    from db.models import user_table
+
+    async with app.state.conduit.db.engine.begin() as connection:
+        await connection.execute(sa.update(user_table).where(user_table.c.username == username).values(role=role))
