@@ -73,9 +73,7 @@ async def authenticate(header: str | None, tokens: TokenService, session: AsyncS
         raise AuthenticationFailed("the access token is invalid or expired") from error
     table = User.__table__  # type: ignore[attr-defined]
     row = (
-        await session.execute(
-            sa.select(table.c.id, table.c.username, table.c.role).where(table.c.id == user_id)
-        )
+        await session.execute(sa.select(table.c.id, table.c.username, table.c.role).where(table.c.id == user_id))
     ).first()
     if row is None:
         raise AuthenticationFailed("the access token's user no longer exists")

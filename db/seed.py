@@ -33,20 +33,140 @@ DEMO_USERNAME = "demo"
 DEMO_EMAIL = "demo@conduit.example"
 BATCH = 5_000
 
-WORDS = (
-    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et "
-    "dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip ex ea "
-    "commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum fugiat nulla pariatur "
-    "excepteur sint occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim id est laborum"
-).split()
-TAGS = (
-    "programming javascript python react graphql databases sqlite postgres devops testing design career "
-    "webdev css rust go security performance cloud linux opensource tutorial beginners productivity "
-    "architecture api typescript node docker kubernetes machinelearning data ai frontend backend mobile "
-    "android ios startup writing books music travel food health science history math physics gaming "
-    "photography"
-).split()[:50]
-FIRST_NAMES = "ada alan grace linus guido barbara ken dennis margaret tim bjarne anders yukihiro rich larry".split()
+WORDS = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "enim",
+    "ad",
+    "minim",
+    "veniam",
+    "quis",
+    "nostrud",
+    "exercitation",
+    "ullamco",
+    "laboris",
+    "nisi",
+    "aliquip",
+    "ex",
+    "ea",
+    "commodo",
+    "consequat",
+    "duis",
+    "aute",
+    "irure",
+    "in",
+    "reprehenderit",
+    "voluptate",
+    "velit",
+    "esse",
+    "cillum",
+    "fugiat",
+    "nulla",
+    "pariatur",
+    "excepteur",
+    "sint",
+    "occaecat",
+    "cupidatat",
+    "non",
+    "proident",
+    "sunt",
+    "culpa",
+    "qui",
+    "officia",
+    "deserunt",
+    "mollit",
+    "anim",
+    "id",
+    "est",
+    "laborum",
+]
+TAGS = [
+    "programming",
+    "javascript",
+    "python",
+    "react",
+    "graphql",
+    "databases",
+    "sqlite",
+    "postgres",
+    "devops",
+    "testing",
+    "design",
+    "career",
+    "webdev",
+    "css",
+    "rust",
+    "go",
+    "security",
+    "performance",
+    "cloud",
+    "linux",
+    "opensource",
+    "tutorial",
+    "beginners",
+    "productivity",
+    "architecture",
+    "api",
+    "typescript",
+    "node",
+    "docker",
+    "kubernetes",
+    "machinelearning",
+    "data",
+    "ai",
+    "frontend",
+    "backend",
+    "mobile",
+    "android",
+    "ios",
+    "startup",
+    "writing",
+    "books",
+    "music",
+    "travel",
+    "food",
+    "health",
+    "science",
+    "history",
+    "math",
+    "physics",
+    "gaming",
+    "photography",
+][:50]
+FIRST_NAMES = [
+    "ada",
+    "alan",
+    "grace",
+    "linus",
+    "guido",
+    "barbara",
+    "ken",
+    "dennis",
+    "margaret",
+    "tim",
+    "bjarne",
+    "anders",
+    "yukihiro",
+    "rich",
+    "larry",
+]
 
 
 @dataclass
@@ -114,12 +234,19 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
     for i in range(1, plan.users + 1):
         username = DEMO_USERNAME if i == 1 else f"{rng.choice(FIRST_NAMES)}_{i}"
         created = epoch + dt.timedelta(seconds=rng.random() * span * 0.5)
-        users.append({
-            "id": i, "username": username, "email": DEMO_EMAIL if i == 1 else f"{username}@example.com",
-            "password_hash": password_hash, "bio": _sentence(rng, 5, 20).capitalize() + ".",
-            "image": f"https://i.pravatar.cc/150?u={username}", "role": "ADMIN" if i == 1 else "USER",
-            "created_at": created, "updated_at": created,
-        })
+        users.append(
+            {
+                "id": i,
+                "username": username,
+                "email": DEMO_EMAIL if i == 1 else f"{username}@example.com",
+                "password_hash": password_hash,
+                "bio": _sentence(rng, 5, 20).capitalize() + ".",
+                "image": f"https://i.pravatar.cc/150?u={username}",
+                "role": "ADMIN" if i == 1 else "USER",
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
     follows: set[tuple[int, int]] = set()
     while len(follows) < min(plan.follows, plan.users * (plan.users - 1)):
         a, b = rng.randint(1, plan.users), rng.randint(1, plan.users)
@@ -134,11 +261,19 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
         created = moment_after(author["created_at"])
         title = _sentence(rng, 3, 8).capitalize()
         slug = "-".join(title.lower().split()) + f"-{i}"
-        articles.append({
-            "id": i, "slug": slug, "title": title, "description": _sentence(rng, 8, 20).capitalize() + ".",
-            "body": _body(rng), "author_id": author["id"], "favorites_count": 0,
-            "created_at": created, "updated_at": created,
-        })
+        articles.append(
+            {
+                "id": i,
+                "slug": slug,
+                "title": title,
+                "description": _sentence(rng, 8, 20).capitalize() + ".",
+                "body": _body(rng),
+                "author_id": author["id"],
+                "favorites_count": 0,
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
         chosen: list[int] = []
         for _ in range(rng.randint(1, 4)):
             tag_id = rng.choices(range(1, len(tags) + 1), weights=tag_weights)[0]
@@ -151,7 +286,7 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
         user_id, article_id = rng.randint(1, plan.users), rng.randint(1, plan.articles)
         if (user_id, article_id) not in favorites:
             favorites[(user_id, article_id)] = moment_after(articles[article_id - 1]["created_at"])
-    for (_, article_id) in favorites:
+    for _, article_id in favorites:
         articles[article_id - 1]["favorites_count"] += 1
     comments: list[dict[str, Any]] = []
     if plan.articles:
@@ -161,37 +296,52 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
             stamps.append((moment_after(articles[article_id - 1]["created_at"]), article_id))
         stamps.sort()  # comment ids grow with time, as they do in a live database
         for i, (created, article_id) in enumerate(stamps, start=1):
-            comments.append({
-                "id": i, "body": _sentence(rng, 5, 40).capitalize() + ".", "article_id": article_id,
-                "author_id": rng.randint(1, plan.users), "created_at": created, "updated_at": created,
-            })
+            comments.append(
+                {
+                    "id": i,
+                    "body": _sentence(rng, 5, 40).capitalize() + ".",
+                    "article_id": article_id,
+                    "author_id": rng.randint(1, plan.users),
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
     async with db.engine.connect() as connection:
         if db.is_sqlite:
             await connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             await connection.begin()
         await _insert(connection, user_table, users)
-        await _insert(connection, follow_table, [
-            {"follower_id": a, "followee_id": b, "created_at": now} for a, b in sorted(follows)
-        ])
+        await _insert(
+            connection,
+            follow_table,
+            [{"follower_id": a, "followee_id": b, "created_at": now} for a, b in sorted(follows)],
+        )
         await _insert(connection, tag_table, tags)
         await _insert(connection, article_table, articles)
         await _insert(connection, article_tag_table, links)
-        await _insert(connection, favorite_table, [
-            {"user_id": u, "article_id": a, "created_at": at} for (u, a), at in sorted(favorites.items())
-        ])
+        await _insert(
+            connection,
+            favorite_table,
+            [{"user_id": u, "article_id": a, "created_at": at} for (u, a), at in sorted(favorites.items())],
+        )
         await _insert(connection, comment_table, comments)
         if not db.is_sqlite:
             # explicit ids were inserted; move each sequence past them
             for table in ("user", "article", "tag", "comment"):
                 await connection.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                    f"COALESCE((SELECT MAX(id) FROM \"{table}\"), 0) + 1, false)"
+                    f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
                 )
         await connection.commit()
     return {
-        "users": len(users), "follows": len(follows), "tags": len(tags), "articles": len(articles),
-        "article_tags": len(links), "favorites": len(favorites), "comments": len(comments),
+        "users": len(users),
+        "follows": len(follows),
+        "tags": len(tags),
+        "articles": len(articles),
+        "article_tags": len(links),
+        "favorites": len(favorites),
+        "comments": len(comments),
     }
 
 
@@ -199,5 +349,3 @@ def timed_seed_message(counts: dict[str, int], seconds: float) -> str:
     """A one-line summary of what ``seed`` created."""
     parts = ", ".join(f"{n:,} {name}" for name, n in counts.items())
     return f"seeded {parts} in {seconds:.1f} s"
-
-

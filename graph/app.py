@@ -91,9 +91,7 @@ class SubscriptionEndpoint(GraphQL[Context, None]):
             finally:
                 await session.close()
         except AuthenticationFailed as error:
-            raise ConnectionRejectionError(
-                {"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}
-            ) from None
+            raise ConnectionRejectionError({"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}) from None
 
 
 async def healthz(_request: Request) -> Response:
@@ -151,9 +149,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         Route("/readyz", readyz_endpoint(db)),
     ]
     if playground is not None:
-        routes.append(
-            Mount("/static/graphiql", app=StaticFiles(directory=STATIC / "graphiql"), name="graphiql")
-        )
+        routes.append(Mount("/static/graphiql", app=StaticFiles(directory=STATIC / "graphiql"), name="graphiql"))
     middleware = []
     if settings.cors_origins:
         middleware.append(

@@ -63,8 +63,14 @@ def _seed_if_empty(settings: Settings, plan: SeedPlan) -> None:
 
 
 def _seed(args: argparse.Namespace, settings: Settings) -> int:
-    plan = SeedPlan(users=args.users, articles=args.articles, comments=args.comments,
-                    favorites=args.favorites, follows=args.follows, seed=args.seed)
+    plan = SeedPlan(
+        users=args.users,
+        articles=args.articles,
+        comments=args.comments,
+        favorites=args.favorites,
+        follows=args.follows,
+        seed=args.seed,
+    )
 
     async def run() -> int:
         db = Database(settings.database_url)

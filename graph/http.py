@@ -175,9 +175,7 @@ class GraphQLHTTPHandler:
         self.state = state
         self.playground = playground
 
-    def respond(
-        self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None
-    ) -> Response:
+    def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
         """``body`` as UTF-8 JSON."""
         return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
@@ -197,9 +195,7 @@ class GraphQLHTTPHandler:
         try:
             return await self._handle(request, context, media_type)
         except RequestError as error:
-            return self.respond(
-                error_body(error.message, "BAD_USER_INPUT"), error.status, media_type, error.headers
-            )
+            return self.respond(error_body(error.message, "BAD_USER_INPUT"), error.status, media_type, error.headers)
         finally:
             await context.close()
 
@@ -212,11 +208,7 @@ class GraphQLHTTPHandler:
         except AuthenticationFailed as error:
             body = error_body(str(error), "UNAUTHENTICATED")
             return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        allowed = (
-            (OperationType.QUERY,)
-            if request.method == "GET"
-            else (OperationType.QUERY, OperationType.MUTATION)
-        )
+        allowed = (OperationType.QUERY,) if request.method == "GET" else (OperationType.QUERY, OperationType.MUTATION)
         try:
             result = await self.schema.execute(
                 params.query,
@@ -229,9 +221,7 @@ class GraphQLHTTPHandler:
         except InvalidOperationTypeError as error:
             if request.method == "GET" and error.operation_type is OperationType.MUTATION:
                 raise RequestError(405, "Mutations are only accepted over POST.", {"Allow": "POST"}) from None
-            raise RequestError(
-                400, f"{error.operation_type.value} operations are not served over HTTP."
-            ) from None
+            raise RequestError(400, f"{error.operation_type.value} operations are not served over HTTP.") from None
         except MissingQueryError:
             raise RequestError(400, "The 'query' parameter is required.") from None
         except Exception as error:

@@ -191,20 +191,14 @@ def _cost(
                 seen,
             )
         elif isinstance(selection, InlineFragmentNode):
-            target = (
-                schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
-            )
-            total += _cost(
-                schema, selection.selection_set, target or parent, multiplier, fragments, variables, seen
-            )
+            target = schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
+            total += _cost(schema, selection.selection_set, target or parent, multiplier, fragments, variables, seen)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
             if fragment is not None and name not in seen:
                 target = schema.get_type(fragment.type_condition.name.value) or parent
-                total += _cost(
-                    schema, fragment.selection_set, target, multiplier, fragments, variables, seen | {name}
-                )
+                total += _cost(schema, fragment.selection_set, target, multiplier, fragments, variables, seen | {name})
     return total
 
 

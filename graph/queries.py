@@ -76,9 +76,7 @@ def article_conditions(
     """The WHERE conditions of the ``articles`` filters, combined with AND by the caller."""
     conditions: list[sa.ColumnElement[bool]] = []
     if tag is not None:
-        conditions.append(
-            a.c.id.in_(sa.select(at.c.article_id).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag))
-        )
+        conditions.append(a.c.id.in_(sa.select(at.c.article_id).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag)))
     if author is not None:
         conditions.append(a.c.author_id == sa.select(u.c.id).where(u.c.username == author).scalar_subquery())
     if favorited_by is not None:
@@ -120,9 +118,7 @@ async def list_articles(
         rows[:first],
         len(rows) > first,
         has_previous=after is not None,
-        cursor_of=lambda row: encode_cursor(
-            kind, row.favorites_count if by_favorites else row.created_at, row.id
-        ),
+        cursor_of=lambda row: encode_cursor(kind, row.favorites_count if by_favorites else row.created_at, row.id),
         count=count,
     )
 
@@ -191,9 +187,7 @@ class Query:
         row = await info.context.loaders.article_by_slug.load(slug)
         return ArticleType.from_row(row) if row is not None else None
 
-    @strawberry.field(
-        description="Articles, newest first unless orderBy says otherwise. Filters combine with AND."
-    )
+    @strawberry.field(description="Articles, newest first unless orderBy says otherwise. Filters combine with AND.")
     async def articles(
         self,
         info: Info[Context, None],
@@ -229,7 +223,5 @@ class Query:
         return [name for name, _ in await tag_counts(info, first)]
 
     @strawberry.field(description="Tags with their article counts, most used first.")
-    async def popular_tags(
-        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST
-    ) -> list[TagCount]:
+    async def popular_tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[TagCount]:
         return [TagCount(name=name, articles_count=n) for name, n in await tag_counts(info, first)]

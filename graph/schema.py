@@ -47,9 +47,7 @@ class ConduitSchema(strawberry.Schema):
     generic message and the request id, the log gets the traceback.
     """
 
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
         for error in errors:
             classify_error(error, request_id)

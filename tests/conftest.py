@@ -139,9 +139,7 @@ class Users:
 
     async def register(self, username: str, password: str = "password123", email: str | None = None) -> User:
         email = email or f"{username}@example.com"
-        data = await self.gql.ok(
-            REGISTER, {"input": {"username": username, "email": email, "password": password}}
-        )
+        data = await self.gql.ok(REGISTER, {"input": {"username": username, "email": email, "password": password}})
         payload = data["register"]
         return User(username, email, password, payload["token"], payload["refreshToken"], payload["user"]["id"])
 

@@ -73,9 +73,7 @@ class Loaders:
             lambda names: sa.select(*USER_COLUMNS).where(u.c.username.in_(names)), "username"
         )
         self.article_by_id = self._rows(lambda ids: sa.select(*ARTICLE_COLUMNS).where(a.c.id.in_(ids)), "id")
-        self.article_by_slug = self._rows(
-            lambda slugs: sa.select(*ARTICLE_COLUMNS).where(a.c.slug.in_(slugs)), "slug"
-        )
+        self.article_by_slug = self._rows(lambda slugs: sa.select(*ARTICLE_COLUMNS).where(a.c.slug.in_(slugs)), "slug")
         self.comment_by_id = self._rows(lambda ids: sa.select(*COMMENT_COLUMNS).where(c.c.id.in_(ids)), "id")
         self.tags_by_article_id: DataLoader[int, list[str]] = DataLoader(self._tags)
         self.favorited_by_article_id: DataLoader[int, bool] = DataLoader(self._favorited)
@@ -85,21 +83,13 @@ class Loaders:
         self.comment_count_by_article_id = self._counts(c.c.article_id, c)
         self.article_count_by_author_id = self._counts(a.c.author_id, a)
         self.favorite_count_by_user_id = self._counts(f.c.user_id, f)
-        self.comment_page_by_article_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(
-            self._comment_pages
-        )
-        self.article_page_by_author_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(
-            self._article_pages
-        )
-        self.favorite_page_by_user_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(
-            self._favorite_pages
-        )
+        self.comment_page_by_article_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(self._comment_pages)
+        self.article_page_by_author_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(self._article_pages)
+        self.favorite_page_by_user_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(self._favorite_pages)
 
     # -- generic shapes -------------------------------------------------------------------
 
-    def _rows(
-        self, statement: Callable[[list[Any]], sa.Select[Any]], key: str
-    ) -> DataLoader[Any, Row[Any] | None]:
+    def _rows(self, statement: Callable[[list[Any]], sa.Select[Any]], key: str) -> DataLoader[Any, Row[Any] | None]:
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
             found = _by_key(await self._context.fetch(statement(keys)), key)
             return [found.get(k) for k in keys]
@@ -218,9 +208,7 @@ class Loaders:
             )
             if after is not None:
                 key, pk = after
-                inner = inner.where(
-                    sa.or_(f.c.created_at < key, sa.and_(f.c.created_at == key, f.c.article_id < pk))
-                )
+                inner = inner.where(sa.or_(f.c.created_at < key, sa.and_(f.c.created_at == key, f.c.article_id < pk)))
             sub = inner.subquery()
             return sa.select(sub).where(sub.c.rank <= first + 1).order_by(sub.c.favoriter_id, sub.c.rank)
 

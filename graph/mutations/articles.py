@@ -76,10 +76,7 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
     if not tags:
         return
     await session.execute(insert_ignore(session, t), [{"name": tag} for tag in tags])
-    ids = {
-        row.name: row.id
-        for row in await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))
-    }
+    ids = {row.name: row.id for row in await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))}
     await session.execute(
         sa.insert(at),
         [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
@@ -95,9 +92,7 @@ async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) ->
                 insert_ignore(session, f).values(user_id=viewer_id, article_id=row.id, created_at=utcnow())
             )
         else:
-            changed = await session.execute(
-                sa.delete(f).where(f.c.user_id == viewer_id, f.c.article_id == row.id)
-            )
+            changed = await session.execute(sa.delete(f).where(f.c.user_id == viewer_id, f.c.article_id == row.id))
         if changed.rowcount:  # type: ignore[attr-defined]
             # Counter kept in the same transaction, so ordering by it is an index scan.
             step = 1 if favorite else -1
@@ -144,9 +139,7 @@ class ArticleMutations:
         description="Changing the title changes the slug.",
         permission_classes=[IsAuthenticated, IsArticleAuthor],
     )
-    async def update_article(
-        self, info: Info[Context, None], slug: str, input: UpdateArticleInput
-    ) -> ArticleType:
+    async def update_article(self, info: Info[Context, None], slug: str, input: UpdateArticleInput) -> ArticleType:
         errors = FieldErrors()
         values: dict[str, Any] = {}
         if _given(input.title):

@@ -28,9 +28,7 @@ LOGIN_FAILED = "email or password is invalid"
 @strawberry.type
 class AuthPayload:
     token: str = strawberry.field(description="Short-lived access token (JWT) for the Authorization header.")
-    refresh_token: str = strawberry.field(
-        description="Long-lived, single-use token for the refreshToken mutation."
-    )
+    refresh_token: str = strawberry.field(description="Long-lived, single-use token for the refreshToken mutation.")
     user: UserType
 
 
@@ -127,9 +125,7 @@ class AuthMutations:
         session = info.context.session
         await _limited(session, checks)
         row = (
-            await session.execute(
-                sa.select(*USER_COLUMNS, u.c.password_hash).where(sa.func.lower(u.c.email) == email)
-            )
+            await session.execute(sa.select(*USER_COLUMNS, u.c.password_hash).where(sa.func.lower(u.c.email) == email))
         ).first()
         ok = await verify_password_async(row.password_hash if row is not None else None, input.password)
         if not ok or row is None:
@@ -151,9 +147,7 @@ class AuthMutations:
             await _limited(session, [(bucket, ratelimit.REFRESHES_PER_ADDRESS)])
             await ratelimit.record(session, bucket)
             stored = (
-                await session.execute(
-                    sa.select(rt).where(rt.c.token_hash == hash_refresh_token(refresh_token))
-                )
+                await session.execute(sa.select(rt).where(rt.c.token_hash == hash_refresh_token(refresh_token)))
             ).first()
             now = utcnow()
             if stored is not None and stored.used_at is not None and stored.revoked_at is None:
@@ -179,9 +173,7 @@ class AuthMutations:
         raise Unauthenticated(message or "refresh token is invalid or expired")
 
     @strawberry.mutation(
-        description=(
-            "Revokes the given refresh token, or every refresh token of the viewer when none is given."
-        ),
+        description=("Revokes the given refresh token, or every refresh token of the viewer when none is given."),
         permission_classes=[IsAuthenticated],
     )
     async def logout(self, info: Info[Context, None], refresh_token: str | None = None) -> bool:

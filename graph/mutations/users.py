@@ -77,18 +77,13 @@ class UserMutations:
             now = utcnow()
             row = (
                 await session.execute(
-                    sa.update(u)
-                    .where(u.c.id == viewer_id)
-                    .values(**values, updated_at=now)
-                    .returning(*USER_COLUMNS)
+                    sa.update(u).where(u.c.id == viewer_id).values(**values, updated_at=now).returning(*USER_COLUMNS)
                 )
             ).one()
             if "password_hash" in values:
                 # A new password ends every session the old one opened.
                 await session.execute(
-                    sa.update(rt)
-                    .where(rt.c.user_id == viewer_id, rt.c.revoked_at.is_(None))
-                    .values(revoked_at=now)
+                    sa.update(rt).where(rt.c.user_id == viewer_id, rt.c.revoked_at.is_(None)).values(revoked_at=now)
                 )
         return UserType.from_row(row)
 

@@ -86,9 +86,7 @@ def comment_connection(
     rows: list[Row[Any]], has_next: bool, *, has_previous: bool, count: Callable[[], Awaitable[int]]
 ) -> CommentConnection:
     """A connection over one page of comment rows, oldest first."""
-    edges = [
-        CommentEdge(cursor=encode_cursor("i", None, row.id), node=CommentType.from_row(row)) for row in rows
-    ]
+    edges = [CommentEdge(cursor=encode_cursor("i", None, row.id), node=CommentType.from_row(row)) for row in rows]
     return CommentConnection(
         edges=edges,
         page_info=page_info([edge.cursor for edge in edges], has_next, has_previous),

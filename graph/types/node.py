@@ -12,9 +12,7 @@ MAX_FIRST = 100
 DEFAULT_FIRST = 20
 
 
-@strawberry.interface(
-    description="An object with a globally unique, opaque ID (Relay Global Object Identification)."
-)
+@strawberry.interface(description="An object with a globally unique, opaque ID (Relay Global Object Identification).")
 class Node:
     id: strawberry.ID
 

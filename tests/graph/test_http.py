@@ -55,14 +55,17 @@ async def test_wrong_variable_type_names_the_variable(gql: GQL) -> None:
 
 
 async def test_get_runs_queries(client: httpx.AsyncClient) -> None:
-    response = await client.get("/graphql", params={"query": "query Q($n: Int) { tags(first: $n) }",
-                                                    "variables": json.dumps({"n": 5})})
+    response = await client.get(
+        "/graphql", params={"query": "query Q($n: Int) { tags(first: $n) }", "variables": json.dumps({"n": 5})}
+    )
     assert response.status_code == 200
     assert response.json() == {"data": {"tags": []}}
 
 
 async def test_mutation_over_get_is_405_and_runs_nothing(client: httpx.AsyncClient, gql: GQL) -> None:
-    query = 'mutation { register(input: {username: "eve", email: "eve@example.com", password: "password123"}) { token } }'
+    query = (
+        'mutation { register(input: {username: "eve", email: "eve@example.com", password: "password123"}) { token } }'
+    )
     response = await client.get("/graphql", params={"query": query})
     assert response.status_code == 405
     assert "POST" in response.headers["allow"]

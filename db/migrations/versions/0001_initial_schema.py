@@ -53,9 +53,7 @@ def upgrade() -> None:
         sa.Column("favorites_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["author_id"], ["user.id"], name=op.f("fk_article_author_id_user"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["author_id"], ["user.id"], name=op.f("fk_article_author_id_user"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_article")),
         sa.UniqueConstraint("slug", name=op.f("uq_article_slug")),
     )
@@ -108,9 +106,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["article_id"], ["article.id"], name=op.f("fk_article_tag_article_id_article"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["tag_id"], ["tag.id"], name=op.f("fk_article_tag_tag_id_tag"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["tag_id"], ["tag.id"], name=op.f("fk_article_tag_tag_id_tag"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("article_id", "tag_id", name=op.f("pk_article_tag")),
     )
     with op.batch_alter_table("article_tag", schema=None) as batch_op:
@@ -127,9 +123,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["article_id"], ["article.id"], name=op.f("fk_comment_article_id_article"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["author_id"], ["user.id"], name=op.f("fk_comment_author_id_user"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["author_id"], ["user.id"], name=op.f("fk_comment_author_id_user"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_comment")),
     )
     with op.batch_alter_table("comment", schema=None) as batch_op:
@@ -143,9 +137,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["article_id"], ["article.id"], name=op.f("fk_favorite_article_id_article"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["user.id"], name=op.f("fk_favorite_user_id_user"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["user.id"], name=op.f("fk_favorite_user_id_user"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("user_id", "article_id", name=op.f("pk_favorite")),
     )
     with op.batch_alter_table("favorite", schema=None) as batch_op:

@@ -1,0 +1,146 @@
+"""Subscriptions over a real WebSocket, on both protocols, against a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from graph.settings import Settings
+from tests.live import live_server
+
+COMMENT_ADDED = (
+    "subscription($slug: String!) { commentAdded(slug: $slug) { body author { username } article { slug } } }"
+)
+ARTICLE_PUBLISHED = "subscription($tag: String) { articlePublished(tag: $tag) { title tagList } }"
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[str]:
+    with live_server(settings) as url:
+        yield url
+
+
+async def post(url: str, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{url}/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+async def register(url: str, name: str) -> str:
+    data = await post(
+        url,
+        "mutation($i: RegisterInput!) { register(input: $i) { token } }",
+        {"i": {"username": name, "email": f"{name}@example.com", "password": "password123"}},
+    )
+    return str(data["register"]["token"])
+
+
+class Client:
+    """A minimal client of either protocol."""
+
+    def __init__(self, ws: Any, protocol: str) -> None:
+        self.ws = ws
+        self.legacy = protocol == "graphql-ws"
+
+    async def init(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        await self.ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
+        return await self.receive()
+
+    async def subscribe(self, query: str, variables: dict[str, Any], op_id: str = "1") -> None:
+        kind = "start" if self.legacy else "subscribe"
+        await self.ws.send(json.dumps({"id": op_id, "type": kind, "payload": {"query": query, "variables": variables}}))
+
+    async def receive(self, timeout: float = 5) -> dict[str, Any]:
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message["type"] not in ("ka", "ping", "pong"):
+                return dict(message)
+
+    async def next_payload(self) -> dict[str, Any]:
+        message = await self.receive()
+        assert message["type"] == ("data" if self.legacy else "next"), message
+        return dict(message["payload"])
+
+
+PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
+
+
+def ws_url(url: str) -> str:
+    return url.replace("http://", "ws://") + "/graphql"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_comment_added_arrives_in_commit_order(server: str, protocol: str) -> None:
+    author = await register(server, "author")
+    reader = await register(server, "reader")
+    article = await post(
+        server, 'mutation { createArticle(input: {title: "Live", description: "d", body: "b"}) { slug } }', token=author
+    )
+    slug = article["createArticle"]["slug"]
+    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+        client = Client(ws, protocol)
+        assert (await client.init({"Authorization": f"Bearer {reader}"}))["type"] == "connection_ack"
+        await client.subscribe(COMMENT_ADDED, {"slug": slug})
+        await asyncio.sleep(0.2)  # the subscription starts before the comments are written
+        for i in range(3):
+            await post(
+                server,
+                "mutation($s: String!, $b: String!) { addComment(slug: $s, body: $b) { id } }",
+                {"s": slug, "b": f"comment {i}"},
+                author,
+            )
+        bodies = [(await client.next_payload())["data"]["commentAdded"]["body"] for _ in range(3)]
+        assert bodies == ["comment 0", "comment 1", "comment 2"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_anonymous_subscriber_sees_articles_filtered_by_tag(server: str, protocol: str) -> None:
+    author = await register(server, "writer")
+    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+        client = Client(ws, protocol)
+        assert (await client.init())["type"] == "connection_ack"
+        await client.subscribe(ARTICLE_PUBLISHED, {"tag": "graphql"})
+        await asyncio.sleep(0.2)
+        create = "mutation($i: CreateArticleInput!) { createArticle(input: $i) { slug } }"
+        await post(
+            server, create, {"i": {"title": "Other", "description": "d", "body": "b", "tagList": ["rust"]}}, author
+        )
+        await post(
+            server, create, {"i": {"title": "Mine", "description": "d", "body": "b", "tagList": ["graphql"]}}, author
+        )
+        payload = await client.next_payload()
+        assert payload["data"]["articlePublished"] == {"title": "Mine", "tagList": ["graphql"]}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_bad_token_in_connection_init_closes_with_4403(server: str, protocol: str) -> None:
+    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer forged"}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert message["type"] != "connection_ack"
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_unknown_slug_is_not_found(server: str) -> None:
+    async with websockets.connect(ws_url(server), subprotocols=["graphql-transport-ws"]) as ws:
+        client = Client(ws, "graphql-transport-ws")
+        await client.init()
+        await client.subscribe(COMMENT_ADDED, {"slug": "no-such-article"})
+        message = await client.receive()
+        assert message["type"] in ("error", "next")
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        assert errors[0]["extensions"]["code"] == "NOT_FOUND"
