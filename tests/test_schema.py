@@ -24,3 +24,14 @@ def test_schema_keeps_the_contract() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 breaking differences" in result.stdout
+
+
+def test_example_operations_are_valid_against_the_schema() -> None:
+    from graphql import build_schema, parse, validate
+
+    schema = build_schema(export_sdl())
+    documents = sorted((ROOT / "examples" / "operations").glob("*.graphql"))
+    assert len(documents) >= 4
+    for path in documents:
+        errors = validate(schema, parse(path.read_text()))
+        assert not errors, f"{path.name}: {errors}"
