@@ -38,12 +38,13 @@ async def retry_after(session: AsyncSession, bucket: str, limit: Limit) -> int |
             )
         )
     ).one()
-    count, oldest = rows
+    count: int = rows[0]
+    oldest: dt.datetime = rows[1]
     if count < limit.count:
         return None
     if oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.UTC)
-    return max(1, math.ceil((oldest + limit.window - now).total_seconds()))
+    return max(1, math.ceil((oldest + limit.window - now).total_seconds()))  # whole seconds, at least 1
 
 
 async def record(session: AsyncSession, *buckets: str) -> None:

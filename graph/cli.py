@@ -47,6 +47,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {settings.database_url} is at revision {args.revision}")
+    return 0
+
+
 def _seed_if_empty(settings: Settings, plan: SeedPlan) -> None:
     async def run() -> None:
         db = Database(settings.database_url)
@@ -138,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
     db_upgrade = db.add_parser("upgrade", help="apply the Alembic migrations")
     db_upgrade.add_argument("--revision", default="head")
-    db_upgrade.set_defaults(handler=lambda a, s: upgrade(s.database_url, a.revision) or 0)
+    db_upgrade.set_defaults(handler=_upgrade)
     db_seed = db.add_parser("seed", help="create deterministic demo data in an empty database")
     defaults = SeedPlan()
     for name in ("users", "articles", "comments", "favorites", "follows", "seed"):

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
@@ -67,7 +66,7 @@ class Context:
             self._session = self.app.db.session()
         return self._session
 
-    async def fetch(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def fetch(self, statement: Executable) -> Sequence[Any]:
         """All rows of a read-only statement."""
         async with self.app.db.engine.connect() as connection:
             result = await connection.execute(statement)

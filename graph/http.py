@@ -159,7 +159,8 @@ def is_request_error(result: ExecutionResult) -> bool:
     """Whether ``result`` failed before execution began: it then has no ``data`` entry."""
     if isinstance(result, PreExecutionError):
         return True
-    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors)
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
 
 def error_body(message: str, code: str) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def search_condition(search: str, is_sqlite: bool) -> sa.ColumnElement[bool]:
         return sa.false()
     if is_sqlite:
         match = " ".join('"' + word.replace('"', "") + '"' for word in words)
-        matching = (
+        matching: sa.Select[Any] = (
             sa.select(sa.literal_column("rowid"))
             .select_from(sa.table("article_fts"))
             .where(sa.literal_column("article_fts").op("MATCH")(match))
@@ -103,8 +103,10 @@ async def list_articles(
     where = list(conditions)
     if after is not None:
         key, pk = decode_cursor(after, kind, int if by_favorites else dt.datetime)
-        beyond = (lambda col, v: col < v) if descending else (lambda col, v: col > v)
-        where.append(sa.or_(beyond(key_column, key), sa.and_(key_column == key, beyond(a.c.id, pk))))
+        if descending:
+            where.append(sa.or_(key_column < key, sa.and_(key_column == key, a.c.id < pk)))
+        else:
+            where.append(sa.or_(key_column > key, sa.and_(key_column == key, a.c.id > pk)))
     ordering = (key_column.desc(), a.c.id.desc()) if descending else (key_column.asc(), a.c.id.asc())
     statement = sa.select(*ARTICLE_COLUMNS).where(*where).order_by(*ordering).limit(first + 1)
     rows = list(await info.context.fetch(statement))

@@ -53,15 +53,22 @@ def test_graphql_ws_client_receives_comment_added_on_both_protocols(clients_dir:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.post(server, json={"query": query}, headers=headers).json()["data"]  # type: ignore[no-any-return]
 
-    register = 'mutation { register(input: {username: "ws", email: "ws@example.com", password: "password123"}) { token } }'
+    register = (
+        'mutation { register(input: {username: "ws", email: "ws@example.com", password: "password123"}) { token } }'
+    )
     token = gql(register)["register"]["token"]  # type: ignore[index]
     gql('mutation { createArticle(input: {title: "Live", description: "d", body: "b"}) { slug } }', token)  # type: ignore[arg-type]
     result = run(
         clients_dir,
-        "node", "ws_subscribe.mjs", server,
+        "node",
+        "ws_subscribe.mjs",
+        server,
         'subscription { commentAdded(slug: "live") { body author { username } } }',
         'mutation { addComment(slug: "live", body: "over the wire") { id } }',
-        "--protocols", "transport,legacy", "--expect", "over the wire",
+        "--protocols",
+        "transport,legacy",
+        "--expect",
+        "over the wire",
         env={"TOKEN": str(token)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -69,8 +76,13 @@ def test_graphql_ws_client_receives_comment_added_on_both_protocols(clients_dir:
 
 
 def test_codegen_typechecks_the_example_operations(clients_dir: Path) -> None:
-    result = run(clients_dir, "bash", "codegen_check.sh", str(ROOT / "schema.graphql"),
-                 str(ROOT / "examples" / "operations" / "*.graphql"))
+    result = run(
+        clients_dir,
+        "bash",
+        "codegen_check.sh",
+        str(ROOT / "schema.graphql"),
+        str(ROOT / "examples" / "operations" / "*.graphql"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == "codegen_check: 2 passed, 0 failed"
 

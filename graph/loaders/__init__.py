@@ -8,7 +8,7 @@ and answered with one windowed query per distinct ``(first, after)``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -98,10 +98,10 @@ class Loaders:
 
     def _counts(self, column: sa.Column[Any], table: sa.Table) -> DataLoader[int, int]:
         async def load(keys: list[int]) -> list[int]:
-            rows = await self._context.fetch(
+            statement: sa.Select[Any] = (
                 sa.select(column, sa.func.count()).select_from(table).where(column.in_(keys)).group_by(column)
             )
-            counts = {row[0]: row[1] for row in rows}
+            counts: dict[int, int] = {row[0]: row[1] for row in await self._context.fetch(statement)}
             return [counts.get(k, 0) for k in keys]
 
         return DataLoader(load)

@@ -36,7 +36,7 @@ class ArticleType(Node):
     favorites_count: int
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> ArticleType:
+    def from_row(cls, row: Any) -> ArticleType:
         """Build from a row of ``ARTICLE_COLUMNS``."""
         return cls(
             pk=row.id,

@@ -33,7 +33,7 @@ class CommentType(Node):
     updated_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> CommentType:
+    def from_row(cls, row: Any) -> CommentType:
         """Build from a row of ``COMMENT_COLUMNS``."""
         return cls(
             pk=row.id,

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from sqlalchemy.engine import Row
 from strawberry.permission import PermissionExtension
 from strawberry.types import Info
 
@@ -33,7 +32,7 @@ class UserType(Node):
     created_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> UserType:
+    def from_row(cls, row: Any) -> UserType:
         """Build from a row of ``USER_COLUMNS``."""
         return cls(
             pk=row.id,

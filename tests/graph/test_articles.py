@@ -101,8 +101,9 @@ def titles(connection: dict[str, Any]) -> list[str]:
     return [edge["node"]["title"] for edge in connection["edges"]]
 
 
-async def page_all(gql: GQL, query: str, path: list[str], variables: dict[str, Any], token: str | None = None,
-                   first: int = 3) -> tuple[list[str], list[dict[str, Any]]]:
+async def page_all(
+    gql: GQL, query: str, path: list[str], variables: dict[str, Any], token: str | None = None, first: int = 3
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Walk a connection page by page; return every title and every page."""
     seen: list[str] = []
     pages: list[dict[str, Any]] = []
@@ -178,9 +179,7 @@ async def test_same_title_gets_a_different_slug_with_the_same_base(gql: GQL, ali
 
 
 async def test_tag_list_keeps_order_drops_duplicates_and_blanks_and_trims(gql: GQL, alice: User) -> None:
-    article = await create_article(
-        gql, alice, "Tags", tagList=["zeta", "  alpha ", "", "zeta", "   ", "alpha", "mid"]
-    )
+    article = await create_article(gql, alice, "Tags", tagList=["zeta", "  alpha ", "", "zeta", "   ", "alpha", "mid"])
     assert article["tagList"] == ["zeta", "alpha", "mid"]
     fetched = (await gql.ok(GET_ARTICLE, {"slug": article["slug"]}))["article"]
     assert fetched["tagList"] == ["zeta", "alpha", "mid"]
@@ -296,9 +295,7 @@ async def test_title_change_to_a_taken_title_gets_a_unique_slug(gql: GQL, alice:
 
 async def test_another_user_cannot_update(gql: GQL, alice: User, bob: User) -> None:
     article = await create_article(gql, alice, "Alice Only")
-    response = await gql(
-        UPDATE, {"slug": article["slug"], "input": {"title": "Hijacked", "body": "pwned"}}, bob.token
-    )
+    response = await gql(UPDATE, {"slug": article["slug"], "input": {"title": "Hijacked", "body": "pwned"}}, bob.token)
     expect_error(response, "FORBIDDEN")
     fetched = (await gql.ok(GET_ARTICLE, {"slug": article["slug"]}))["article"]
     assert fetched["title"] == "Alice Only"

@@ -62,9 +62,9 @@ class Client:
         kind = "start" if self.legacy else "subscribe"
         await self.ws.send(json.dumps({"id": op_id, "type": kind, "payload": {"query": query, "variables": variables}}))
 
-    async def receive(self, timeout: float = 5) -> dict[str, Any]:
+    async def receive(self, wait: float = 5) -> dict[str, Any]:
         while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), wait))
             if message["type"] not in ("ka", "ping", "pong"):
                 return dict(message)
 

@@ -329,8 +329,14 @@ async def test_failing_update_with_valid_fields_and_a_taken_username_changes_not
     before = await profile(gql, "alice", alice.token)
     response = await gql(
         UPDATE_VIEWER,
-        {"input": {"username": "bob", "bio": "fine", "image": "https://example.com/fine.png",
-                   "email": "new@example.com"}},
+        {
+            "input": {
+                "username": "bob",
+                "bio": "fine",
+                "image": "https://example.com/fine.png",
+                "email": "new@example.com",
+            }
+        },
         alice.token,
     )
     assert response.codes == ["BAD_USER_INPUT"]
@@ -428,8 +434,14 @@ def missing_user_id() -> str:
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["not-an-id", "", "!!!", base64.b64encode(b"Nothing:1").decode(), base64.b64encode(b"User:abc").decode(),
-     missing_user_id()],
+    [
+        "not-an-id",
+        "",
+        "!!!",
+        base64.b64encode(b"Nothing:1").decode(),
+        base64.b64encode(b"User:abc").decode(),
+        missing_user_id(),
+    ],
 )
 async def test_node_with_an_invalid_id_is_null(gql: GQL, alice: User, bad_id: str) -> None:
     response = await gql(NODE, {"id": bad_id})
