@@ -90,11 +90,13 @@ def expect_error_code_in(response: Response, codes: set[str]) -> None:
 
 
 async def total_articles(gql: GQL) -> int:
-    return (await gql.ok(TOTAL))["articles"]["totalCount"]
+    count: int = (await gql.ok(TOTAL))["articles"]["totalCount"]
+    return count
 
 
 async def articles(gql: GQL, token: str | None = None, **variables: Any) -> dict[str, Any]:
-    return (await gql.ok(ARTICLES, variables, token))["articles"]
+    connection: dict[str, Any] = (await gql.ok(ARTICLES, variables, token))["articles"]
+    return connection
 
 
 def titles(connection: dict[str, Any]) -> list[str]:
@@ -162,6 +164,23 @@ async def test_slug_is_derived_from_the_title(gql: GQL, alice: User, title: str,
     article = await create_article(gql, alice, title)
     assert article["slug"] == slug
     assert (await gql.ok(GET_ARTICLE, {"slug": slug}))["article"]["title"] == title
+
+
+@pytest.mark.parametrize("title", ["  Hello,   World!  ", "Hello -- World", "HELLO world"])
+async def test_slug_joins_words_with_single_dashes(gql: GQL, alice: User, title: str) -> None:
+    article = await create_article(gql, alice, title)
+    assert article["slug"] == "hello-world"
+
+
+@pytest.mark.parametrize("title", ["🎉🎉🎉", "日本語", "!!!"])
+async def test_slug_of_a_title_without_ascii_letters_is_usable(gql: GQL, alice: User, title: str) -> None:
+    first = await create_article(gql, alice, title)
+    second = await create_article(gql, alice, title)
+    for article in (first, second):
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", article["slug"]), article["slug"]
+        fetched = (await gql.ok(GET_ARTICLE, {"slug": article["slug"]}))["article"]
+        assert fetched["id"] == article["id"]
+    assert first["slug"] != second["slug"]
 
 
 async def test_same_title_gets_a_different_slug_with_the_same_base(gql: GQL, alice: User, bob: User) -> None:
@@ -291,6 +310,13 @@ async def test_title_change_to_a_taken_title_gets_a_unique_slug(gql: GQL, alice:
     assert slug != "taken" and slug.startswith("taken")
     assert (await gql.ok(GET_ARTICLE, {"slug": "taken"}))["article"]["author"] == {"username": "bob"}
     assert (await gql.ok(GET_ARTICLE, {"slug": slug}))["article"]["author"] == {"username": "alice"}
+
+
+async def test_update_with_the_same_title_keeps_the_slug(gql: GQL, alice: User) -> None:
+    article = await create_article(gql, alice, "Same Title")
+    data = await gql.ok(UPDATE, {"slug": "same-title", "input": {"title": "Same Title"}}, alice.token)
+    assert data["updateArticle"]["slug"] == "same-title"
+    assert data["updateArticle"]["createdAt"] == article["createdAt"]
 
 
 async def test_another_user_cannot_update(gql: GQL, alice: User, bob: User) -> None:
