@@ -18,7 +18,7 @@ from graphql import GraphQLError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -225,6 +225,14 @@ class GraphQLHTTPHandler:
             raise RequestError(400, f"{error.operation_type.value} operations are not served over HTTP.") from None
         except MissingQueryError:
             raise RequestError(400, "The 'query' parameter is required.") from None
+        except CannotGetOperationTypeError as error:
+            # no operation of that name, or several operations and no operationName
+            message = (
+                "The document has several operations: name one in 'operationName'."
+                if error.operation_name is None
+                else f"The document has no operation named {error.operation_name!r}."
+            )
+            raise RequestError(400, message) from None
         except Exception as error:
             raise RequestError(400, _plain_message(error)) from None
         return self._result_response(result, media_type)

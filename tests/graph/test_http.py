@@ -150,3 +150,17 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 async def test_unsupported_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.put("/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"query": "query A { __typename }", "operationName": "B"}, "no operation named 'B'"),
+        ({"query": "query A { __typename } query B { __typename }"}, "operation name"),
+    ],
+)
+async def test_operation_name_must_pick_one_operation(client: httpx.AsyncClient, body: dict[str, str], message: str) -> None:
+    response = await client.post("/graphql", json=body, headers={"Accept": GRAPHQL_RESPONSE})
+    assert response.status_code == 400
+    assert message in response.json()["errors"][0]["message"]
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
