@@ -5,13 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError, OperationDefinitionNode
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -86,6 +94,25 @@ def _unexpected(original: BaseException | None) -> bool:
     return original is not None and not isinstance(original, GraphQLError | AppError)
 
 
+class RequireOperationName(SchemaExtension):
+    """A document with several operations needs ``operationName`` (GraphQL spec, GetOperation).
+
+    Strawberry would run the first operation instead; this refuses before execution.
+    """
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.result is None and context._provided_operation_name is None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                context.result = GraphQLExecutionResult(
+                    data=None,
+                    errors=[GraphQLError("Must provide operation name if query contains multiple operations.")],
+                )
+        yield
+
+
 def create_schema(settings: Settings) -> ConduitSchema:
     """The schema with the limits and caches of ``settings``."""
     rules: list[Any] = [limit_rule(settings.max_depth, settings.max_aliases)]
@@ -96,6 +123,7 @@ def create_schema(settings: Settings) -> ConduitSchema:
         partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
         partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
+        RequireOperationName,
         partial(CostLimit, max_cost=settings.max_cost),
     ]
     return ConduitSchema(

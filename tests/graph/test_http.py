@@ -159,7 +159,9 @@ async def test_unsupported_method_is_405(client: httpx.AsyncClient) -> None:
         ({"query": "query A { __typename } query B { __typename }"}, "operation name"),
     ],
 )
-async def test_operation_name_must_pick_one_operation(client: httpx.AsyncClient, body: dict[str, str], message: str) -> None:
+async def test_operation_name_must_pick_one_operation(
+    client: httpx.AsyncClient, body: dict[str, str], message: str
+) -> None:
     response = await client.post("/graphql", json=body, headers={"Accept": GRAPHQL_RESPONSE})
     assert response.status_code == 400
     assert message in response.json()["errors"][0]["message"]
