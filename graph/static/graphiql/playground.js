@@ -26,7 +26,7 @@
     "# (headers are kept in this browser's local storage, and are also sent as",
     "# connection parameters for subscriptions over WebSocket).",
     "",
-    "query HomePage {",
+    "{",
     "  articles(first: 5) {",
     "    edges {",
     "      node {",
