@@ -15,11 +15,11 @@ step "python environment (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 
-step "real clients (a copy of ../shared/clients in .cache/clients)"
+step "real clients (a copy of ../shared/clients in .cache/clients; Debian chromium if missing)"
 mkdir -p .cache/clients
 # copy the scripts, keep an earlier node_modules/.venv when their lock files did not change
 (cd "$SHARED/clients" && tar --exclude=node_modules --exclude=.venv -cf - .) | (cd .cache/clients && tar -xf -)
-bash .cache/clients/setup.sh --no-browser
+bash .cache/clients/setup.sh
 export CONDUIT_CLIENTS_DIR="$ROOT/.cache/clients"
 
 step "lint (ruff)"

@@ -96,3 +96,19 @@ def test_example_operations_run_against_the_server(server: str) -> None:
     body = response.json()
     assert "errors" not in body, json.dumps(body)[:2000]
     assert body["data"]["articles"]["totalCount"] == 0
+
+
+def test_playground_works_offline_in_a_browser(clients_dir: Path, server: str, tmp_path: Path) -> None:
+    result = run(clients_dir, "node", "browser_graphiql.mjs", server, str(tmp_path / "graphiql.png"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "browser_graphiql: 5 passed, 0 failed"
+
+
+def test_first_session_in_the_playground(clients_dir: Path, server: str, tmp_path: Path) -> None:
+    """Register, log in, set the header, write, watch a comment arrive in a second tab, page."""
+    script = clients_dir / "walkthrough.mjs"
+    script.write_text((ROOT / "tests" / "browser" / "walkthrough.mjs").read_text())
+    result = run(clients_dir, "node", str(script), server, str(tmp_path / "subscription.png"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "external requests: 0" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "walkthrough: 1 passed, 0 failed"
