@@ -6,6 +6,7 @@ import re
 import secrets
 import string
 
+from strawberry import UNSET
 from unidecode import unidecode
 
 from graph.errors import FieldErrors
@@ -31,6 +32,11 @@ TOO_LONG = "is too long"
 TOO_SHORT = "is too short"
 INVALID = "is invalid"
 TAKEN = "has already been taken"
+
+
+def given(value: object) -> bool:
+    """Whether an optional input field was given a value (neither omitted nor ``null``)."""
+    return value is not UNSET and value is not None
 
 
 def check_text(errors: FieldErrors, name: str, value: str, maximum: int) -> str:

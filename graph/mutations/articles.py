@@ -28,6 +28,7 @@ from graph.validation import (
     TITLE_MAX,
     check_text,
     clean_tags,
+    given,
     slug_suffix,
     slugify,
 )
@@ -47,10 +48,6 @@ class UpdateArticleInput:
     description: str | None = strawberry.UNSET
     body: str | None = strawberry.UNSET
     tag_list: list[str] | None = strawberry.UNSET
-
-
-def _given(value: Any) -> bool:
-    return value is not strawberry.UNSET and value is not None
 
 
 async def article_by_slug(session: AsyncSession, slug: str) -> Any:
@@ -142,13 +139,13 @@ class ArticleMutations:
     async def update_article(self, info: Info[Context, None], slug: str, input: UpdateArticleInput) -> ArticleType:
         errors = FieldErrors()
         values: dict[str, Any] = {}
-        if _given(input.title):
+        if given(input.title):
             values["title"] = check_text(errors, "title", input.title, TITLE_MAX)  # type: ignore[arg-type]
-        if _given(input.description):
+        if given(input.description):
             values["description"] = check_text(errors, "description", input.description, DESCRIPTION_MAX)  # type: ignore[arg-type]
-        if _given(input.body):
+        if given(input.body):
             values["body"] = check_text(errors, "body", input.body, BODY_MAX)  # type: ignore[arg-type]
-        tags = clean_tags(errors, input.tag_list) if _given(input.tag_list) else None  # type: ignore[arg-type]
+        tags = clean_tags(errors, input.tag_list) if given(input.tag_list) else None  # type: ignore[arg-type]
         errors.raise_if_any()
         async with info.context.transaction() as session:
             row = await article_by_slug(session, slug)

@@ -22,7 +22,7 @@ from graph.mutations.auth import check_unique
 from graph.permissions import IsAdmin, IsAuthenticated
 from graph.types.node import Role
 from graph.types.user import UserType
-from graph.validation import check_bio, check_email, check_image, check_password, check_username
+from graph.validation import check_bio, check_email, check_image, check_password, check_username, given
 
 
 @strawberry.input
@@ -32,10 +32,6 @@ class UpdateViewerInput:
     password: str | None = strawberry.UNSET
     bio: str | None = strawberry.UNSET
     image: str | None = strawberry.UNSET
-
-
-def _given(value: Any) -> bool:
-    return value is not strawberry.UNSET and value is not None
 
 
 async def _user_by_username(session: AsyncSession, username: str) -> Any:
@@ -52,18 +48,18 @@ class UserMutations:
         viewer_id = info.context.viewer_id
         errors = FieldErrors()
         values: dict[str, Any] = {}
-        if _given(input.username):
+        if given(input.username):
             values["username"] = check_username(errors, input.username)  # type: ignore[arg-type]
-        if _given(input.email):
+        if given(input.email):
             values["email"] = check_email(errors, input.email)  # type: ignore[arg-type]
-        if _given(input.password):
+        if given(input.password):
             check_password(errors, input.password)  # type: ignore[arg-type]
         if input.bio is not strawberry.UNSET:
             values["bio"] = check_bio(errors, input.bio)
         if input.image is not strawberry.UNSET:
             values["image"] = check_image(errors, input.image)
         errors.raise_if_any()
-        if _given(input.password):
+        if given(input.password):
             values["password_hash"] = await hash_password_async(input.password)  # type: ignore[arg-type]
         async with info.context.transaction() as session:
             await check_unique(
