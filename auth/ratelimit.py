@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -47,12 +48,18 @@ async def retry_after(session: AsyncSession, bucket: str, limit: Limit) -> int |
     return max(1, math.ceil((oldest + limit.window - now).total_seconds()))  # whole seconds, at least 1
 
 
+PRUNE_EVERY = 200
+"""About one ``record`` call in this many also deletes expired events, so the table stays small."""
+
+
 async def record(session: AsyncSession, *buckets: str) -> None:
     """Count one event in each of ``buckets`` (within the caller's transaction)."""
     now = utcnow()
     await session.execute(sa.insert(events), [{"bucket": bucket, "created_at": now} for bucket in buckets])
+    if random.randrange(PRUNE_EVERY) == 0:
+        await prune(session)
 
 
 async def prune(session: AsyncSession, older_than: dt.timedelta = dt.timedelta(days=1)) -> None:
-    """Delete events older than every window."""
+    """Delete events older than ``older_than`` (longer than every window, so no count changes)."""
     await session.execute(sa.delete(events).where(events.c.created_at < utcnow() - older_than))

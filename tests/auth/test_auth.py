@@ -431,3 +431,25 @@ async def test_too_short_new_password_is_refused_and_changes_nothing(gql: GQL, a
     assert response.error_fields() == {"password": ["is too short"]}
     assert not (await login(gql, alice.email, alice.password)).errors
     assert not (await gql(REFRESH, {"refreshToken": alice.refresh_token})).errors
+
+
+async def test_expired_rate_limit_events_are_pruned(app) -> None:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from auth import ratelimit
+    from db.models import rate_limit_event_table as events
+
+    db = app.state.conduit.db
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    async with db.engine.begin() as connection:
+        await connection.execute(sa.insert(events), [{"bucket": "login:addr:old", "created_at": old}] * 5)
+    session = db.session()
+    async with db.transaction(session):
+        await ratelimit.record(session, "login:addr:new")
+        await ratelimit.prune(session)
+    await session.close()
+    async with db.engine.connect() as connection:
+        buckets = [row[0] for row in await connection.execute(sa.select(events.c.bucket))]
+    assert buckets == ["login:addr:new"]
