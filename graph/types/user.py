@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -11,6 +12,7 @@ from strawberry.types import Info
 
 from graph.context import Context
 from graph.ids import decode_cursor, encode_cursor, to_global_id
+from graph.loaders import Page
 from graph.permissions import IsSelfOrAdmin
 from graph.types.node import DEFAULT_FIRST, Node, Role, check_first
 
@@ -70,17 +72,13 @@ class UserType(Node):
     async def articles(
         self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
     ) -> ArticleConnectionRef:
-        from graph.types.article import article_connection
-
-        first = check_first(first)
-        cursor = decode_cursor(after, "c", dt.datetime) if after is not None else None
         loaders = info.context.loaders
-        rows, has_next = await loaders.article_page_by_author_id.load((self.pk, first, cursor))
-        return article_connection(
-            rows,
-            has_next,
-            has_previous=after is not None,
-            cursor_of=lambda row: encode_cursor("c", row.created_at, row.id),
+        return await _article_page(
+            first,
+            after,
+            "c",
+            "created_at",
+            page=lambda key: loaders.article_page_by_author_id.load((self.pk, *key)),
             count=lambda: loaders.article_count_by_author_id.load(self.pk),
         )
 
@@ -88,19 +86,39 @@ class UserType(Node):
     async def favorites(
         self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
     ) -> ArticleConnectionRef:
-        from graph.types.article import article_connection
-
-        first = check_first(first)
-        cursor = decode_cursor(after, "fa", dt.datetime) if after is not None else None
         loaders = info.context.loaders
-        rows, has_next = await loaders.favorite_page_by_user_id.load((self.pk, first, cursor))
-        return article_connection(
-            rows,
-            has_next,
-            has_previous=after is not None,
-            cursor_of=lambda row: encode_cursor("fa", row.favorited_at, row.id),
+        return await _article_page(
+            first,
+            after,
+            "fa",
+            "favorited_at",
+            page=lambda key: loaders.favorite_page_by_user_id.load((self.pk, *key)),
             count=lambda: loaders.favorite_count_by_user_id.load(self.pk),
         )
+
+
+async def _article_page(
+    first: int | None,
+    after: str | None,
+    kind: str,
+    key_column: str,
+    *,
+    page: Callable[[tuple[int, Any]], Awaitable[Page]],
+    count: Callable[[], Awaitable[int]],
+) -> ArticleConnection:
+    """One page of a user's articles, newest first by ``key_column`` (cursors of ``kind``)."""
+    from graph.types.article import article_connection
+
+    first = check_first(first)
+    cursor = decode_cursor(after, kind, dt.datetime) if after is not None else None
+    rows, has_next = await page((first, cursor))
+    return article_connection(
+        rows,
+        has_next,
+        has_previous=after is not None,
+        cursor_of=lambda row: encode_cursor(kind, getattr(row, key_column), row.id),
+        count=count,
+    )
 
 
 async def load_user(info: Info[Context, None], pk: int) -> UserType:
