@@ -17,14 +17,14 @@
   var DEFAULT_QUERY = [
     "# Welcome to the Conduit GraphQL playground.",
     "#",
-    "# Write a query on this side; autocompletion (Ctrl-Space) and validation use the live",
-    "# schema. Run it with Ctrl-Enter or the play button. The Explorer (compass icon on the",
-    "# left) builds queries by clicking through the schema.",
+    "# Run a query: Ctrl-Enter or the play button.",
+    "# Autocomplete: Ctrl-Space (or start typing).",
+    "# Explorer: the folder icon on the left builds",
+    "# queries by clicking through the schema.",
     "#",
-    "# To act as a signed-in user, put your token in the Headers tab below:",
+    "# Signed in: in the Headers tab below, set",
     '#   {"Authorization": "Bearer <token>"}',
-    "# (headers are kept in this browser's local storage, and are also sent as",
-    "# connection parameters for subscriptions over WebSocket).",
+    "# (kept in this browser, used by subscriptions).",
     "",
     "{",
     "  articles(first: 5) {",
@@ -93,11 +93,52 @@
   // HTTP for queries and mutations; subscriptions over WebSocket with the
   // graphql-transport-ws protocol (GraphiQL's bundled graphql-ws client). Headers typed into
   // the Headers editor are sent with every HTTP request and as WebSocket connectionParams.
-  var fetcher = GraphiQL.createFetcher({
+  var baseFetcher = GraphiQL.createFetcher({
     url: fetchURL,
     headers: defaultHeaders,
     subscriptionUrl: subscriptionUrl,
   });
+
+  // GraphiQL 3 works out the operation name and document AST of the query editor in a
+  // 100 ms debounced change handler, but reads the query text itself fresh when Run is
+  // pressed. Run within 100 ms of the last keystroke (a fast typist, or a browser test) and
+  // the request pairs the new text with the old operation name: replacing
+  // "query HomePage {...}" by "{ __typename }" sent operationName "HomePage", and the
+  // server answered "Unknown operation named 'HomePage'". The AST also decides whether a
+  // request goes over WebSocket (subscription) or HTTP. So re-parse the text being sent:
+  // keep the operation name when the document defines it, otherwise, with exactly one
+  // operation in the document, use that operation's name (none for an anonymous one).
+  function freshenOperation(graphQLParams, fetcherOpts) {
+    var graphql = GraphiQL.GraphQL;
+    if (!graphQLParams || typeof graphQLParams.query !== "string" || !graphql || !graphql.parse) {
+      return [graphQLParams, fetcherOpts];
+    }
+    var documentAST;
+    try {
+      documentAST = graphql.parse(graphQLParams.query);
+    } catch (e) {
+      return [graphQLParams, fetcherOpts]; // let the server report the syntax error
+    }
+    var operations = documentAST.definitions.filter(function (d) {
+      return d.kind === "OperationDefinition";
+    });
+    var name = graphQLParams.operationName;
+    var known = operations.some(function (op) {
+      return op.name && op.name.value === name;
+    });
+    var params = graphQLParams;
+    if (!known && operations.length === 1) {
+      params = Object.assign({}, graphQLParams, {
+        operationName: operations[0].name ? operations[0].name.value : undefined,
+      });
+    }
+    return [params, Object.assign({}, fetcherOpts, { documentAST: documentAST })];
+  }
+
+  function fetcher(graphQLParams, fetcherOpts) {
+    var fresh = freshenOperation(graphQLParams, fetcherOpts);
+    return baseFetcher(fresh[0], fresh[1]);
+  }
 
   var explorerPlugin = GraphiQLPluginExplorer.explorerPlugin();
 
