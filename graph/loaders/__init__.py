@@ -8,8 +8,8 @@ and answered with one windowed query per distinct ``(first, after)``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
@@ -27,9 +27,6 @@ from db.models import (
 
 if TYPE_CHECKING:
     from graph.context import Context
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
 a, u, c, f, fo, t, at = (
     article_table,
