@@ -1,11 +1,15 @@
 """Fixtures: a fresh migrated database per test, the real ASGI app, an HTTP client, users.
 
-Every test gets its own SQLite file, copied from a template that the Alembic migrations built
-once per session (migrating per test would cost more than the tests themselves).
+Every test that touches the database runs twice, on SQLite and on PostgreSQL (test ids end in
+``[sqlite]`` / ``[postgres]``; ``-k sqlite`` picks one engine). Each run gets its own database,
+copied from a template the Alembic migrations built once per session (migrating per test
+would cost more than the tests themselves): a file copy on SQLite, ``CREATE DATABASE ...
+TEMPLATE`` on a throwaway PostgreSQL cluster that the session starts on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ from sqlalchemy import event
 from db.migrate import upgrade
 from graph.app import create_app
 from graph.settings import Settings
+from tests.postgres import Cluster
 
 SECRET = "test-secret-" + "x" * 40
 
@@ -30,11 +35,51 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster for the whole session; fails (never skips) when the server is missing."""
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+PG_TEMPLATE = "conduit_template"
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: Cluster) -> str:
+    """The name of a database the migrations built, to copy per test."""
+    pg_cluster.sql(f"CREATE DATABASE {PG_TEMPLATE}")
+    upgrade(pg_cluster.url(PG_TEMPLATE))
+    return PG_TEMPLATE
+
+
+_pg_databases = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """The database engine of this run of the test."""
+    return str(request.param)
+
+
 @pytest.fixture
-def database_url(template_db: Path, tmp_path: Path) -> str:
-    path = tmp_path / "conduit.db"
-    shutil.copy(template_db, path)
-    return f"sqlite:///{path}"
+def database_url(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated, empty database for one test."""
+    if engine_name == "sqlite":
+        path = tmp_path / "conduit.db"
+        shutil.copy(request.getfixturevalue("template_db"), path)
+        yield f"sqlite:///{path}"
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    template = request.getfixturevalue("pg_template")
+    name = f"test_{next(_pg_databases)}"
+    cluster.sql(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield cluster.url(name)
+    cluster.sql(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture
