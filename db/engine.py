@@ -16,10 +16,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 # Counts SQL statements for the request that runs in this context (see StatementCounter).
@@ -65,11 +67,19 @@ def is_sqlite_url(url: str) -> bool:
 class Database:
     """One engine and the rules for using it: per-request sessions and write transactions.
 
-    ``busy_timeout_ms`` is SQLite's wait for a lock held by another process, in milliseconds.
+    On PostgreSQL (asyncpg) the pool holds ``pool_size`` connections plus up to
+    ``max_overflow`` more, a request waits ``pool_timeout`` seconds for one, connecting gives
+    up after ``connect_timeout`` seconds, and the server cancels any statement running longer
+    than ``statement_timeout_ms`` milliseconds. ``busy_timeout_ms`` is SQLite's wait for a
+    lock held by another process, in milliseconds.
     """
 
     url: str
     pool_size: int = 5
+    max_overflow: int = 5
+    pool_timeout: float = 5.0
+    connect_timeout: float = 2.0
+    statement_timeout_ms: int = 10_000
     busy_timeout_ms: int = 5000
     echo: bool = False
     engine: AsyncEngine = field(init=False)
@@ -87,7 +97,20 @@ class Database:
             else:
                 kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size * 2)
         else:
-            kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size, pool_pre_ping=True)
+            kwargs.update(
+                pool_size=self.pool_size,
+                max_overflow=self.max_overflow,
+                pool_timeout=self.pool_timeout,
+                # A connection the server dropped (restart, failover) is replaced on checkout.
+                pool_pre_ping=True,
+                connect_args={
+                    "timeout": self.connect_timeout,
+                    "server_settings": {
+                        "application_name": "conduit",
+                        "statement_timeout": str(self.statement_timeout_ms),
+                    },
+                },
+            )
         self.engine = create_async_engine(self.url, **kwargs)
         sync_engine = self.engine.sync_engine
         if self.is_sqlite:
@@ -111,14 +134,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(
-        self, session: AsyncSession, on_commit: Callable[[], Awaitable[None]] | None = None
+        self,
+        session: AsyncSession,
+        on_commit: Callable[[], Awaitable[None]] | None = None,
+        before_commit: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> AsyncIterator[AsyncSession]:
         """Run one write transaction on ``session``: commit on success, roll back on any error.
 
         On SQLite, transactions of this process are serialized and begin with
         ``BEGIN IMMEDIATE``, so concurrent writers wait for the lock instead of failing.
-        ``on_commit`` runs after the commit and, on SQLite, before the next writer may
-        start, so what it publishes follows commit order.
+        ``before_commit`` runs last inside the transaction, on its connection (PostgreSQL's
+        ``NOTIFY`` goes there). ``on_commit`` runs after the commit and, on SQLite, before the
+        next writer may start, so what it publishes follows commit order.
         """
         if session.in_transaction():
             # Only reads ran before; on SQLite they hold no transaction, elsewhere this ends it.
@@ -126,6 +153,9 @@ class Database:
         if not self.is_sqlite:
             async with session.begin():
                 yield session
+                if before_commit is not None:
+                    await session.flush()
+                    await before_commit(await session.connection())
             if on_commit is not None:
                 await on_commit()
             return
@@ -134,6 +164,9 @@ class Database:
                 connection = await session.connection()
                 await connection.exec_driver_sql("BEGIN IMMEDIATE")
                 yield session
+                if before_commit is not None:
+                    await session.flush()
+                    await before_commit(connection)
             if on_commit is not None:
                 await on_commit()
 
@@ -145,6 +178,43 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+# Errors that mean "cannot reach the database", as opposed to a bad statement or a conflict.
+_UNAVAILABLE_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # connect timeout (asyncio.TimeoutError is TimeoutError since 3.11)
+    asyncpg.exceptions.PostgresConnectionError,  # includes "the database system is shutting down"
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,  # "connection is closed"
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) means the database cannot be reached.
+
+    True for refused or dropped connections, connect and pool-checkout timeouts, and a server
+    shutting down; false for SQL errors such as constraint violations or a cancelled statement.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa_exc.TimeoutError):  # no pooled connection came free in time
+            return True
+        if isinstance(current, _UNAVAILABLE_DRIVER_ERRORS):
+            return True
+        orig = getattr(current, "orig", None)
+        if isinstance(orig, BaseException) and id(orig) not in seen:
+            current = orig
+        else:
+            current = current.__cause__ or current.__context__
+    return False
 
 
 def _count_statement(*_args: Any, **_kwargs: Any) -> None:

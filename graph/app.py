@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -26,7 +27,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMe
 from auth.backend import AuthenticationFailed, authenticate, header_from_params
 from auth.tokens import TokenService
 from db.engine import Database
-from graph.broker import Broker, InProcessBroker
+from graph.broker import Broker, InProcessBroker, PostgresBroker
 from graph.context import AppState, Context
 from graph.http import GraphQLHTTPHandler
 from graph.schema import ConduitSchema, create_schema
@@ -34,6 +35,7 @@ from graph.settings import Settings
 
 logger = logging.getLogger("conduit")
 
+READY_TIMEOUT = 0.8
 STATIC = Path(__file__).with_name("static")
 PLAYGROUND = STATIC / "graphiql.html"
 
@@ -100,17 +102,25 @@ async def healthz(_request: Request) -> Response:
 
 
 def readyz_endpoint(db: Database) -> Any:
-    """``/readyz``: 200 when a trivial query succeeds, 503 otherwise."""
+    """``/readyz``: 200 when a trivial query succeeds, 503 otherwise (within ``READY_TIMEOUT`` seconds)."""
 
     async def readyz(_request: Request) -> Response:
         try:
-            await db.ping()
-        except Exception:
-            logger.warning("readiness check failed", exc_info=True)
+            # a load balancer must learn of an unreachable database quickly, not after the connect timeout
+            await asyncio.wait_for(db.ping(), timeout=READY_TIMEOUT)
+        except Exception as error:
+            logger.warning("readiness check failed: %s", type(error).__name__ + (f": {error}" if str(error) else ""))
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     return readyz
+
+
+def default_broker(db: Database, settings: Settings) -> Broker:
+    """``LISTEN/NOTIFY`` on PostgreSQL, so every process sees every event; in-process on SQLite."""
+    if db.is_sqlite:
+        return InProcessBroker()
+    return PostgresBroker(db.url, connect_timeout=settings.db_connect_timeout_seconds)
 
 
 def create_app(settings: Settings | None = None, broker: Broker | None = None) -> Starlette:
@@ -123,6 +133,10 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     db = Database(
         settings.database_url,
         pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
     tokens = TokenService(
@@ -130,7 +144,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
     )
-    state = AppState(settings=settings, db=db, tokens=tokens, broker=broker or InProcessBroker())
+    state = AppState(settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings))
     schema = create_schema(settings)
     playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
     http = GraphQLHTTPHandler(schema, state, playground)

@@ -1,18 +1,29 @@
 """Publish/subscribe of domain events for GraphQL subscriptions.
 
-The interface is deliberately narrow (publish one event; iterate the events of one channel)
-so that a cross-process implementation (PostgreSQL ``LISTEN/NOTIFY``) can replace the
-in-process one. Payloads carry ids only; subscribers load the rows themselves.
+The interface is deliberately narrow (publish one event; iterate the events of one channel).
+Two implementations: ``InProcessBroker`` for one server process (SQLite), and
+``PostgresBroker`` on PostgreSQL ``LISTEN/NOTIFY`` for several processes sharing one
+database. Payloads carry ids only; subscribers load the rows themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+logger = logging.getLogger("conduit.broker")
 
 COMMENT_ADDED = "comment_added"
 ARTICLE_PUBLISHED = "article_published"
@@ -27,9 +38,16 @@ class Event:
 
 
 class Broker(Protocol):
-    """Delivers every published event to every current subscriber of its channel, in order."""
+    """Delivers every published event to every current subscriber of its channel, in order.
 
-    async def publish(self, event: Event) -> None:
+    A ``transactional`` broker publishes inside the writing transaction (``connection`` is
+    that transaction's connection) and delivers only if it commits; any other broker is
+    called after the commit, with ``connection=None``.
+    """
+
+    transactional: bool
+
+    async def publish(self, event: Event, connection: AsyncConnection | None = None) -> None:
         """Send ``event`` to the channel's subscribers."""
         ...
 
@@ -45,10 +63,12 @@ class Broker(Protocol):
 class InProcessBroker:
     """A broker for one server process: an unbounded queue per subscriber."""
 
+    transactional = False
+
     def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Event, connection: AsyncConnection | None = None) -> None:
         """Queue ``event`` for every subscriber of its channel; never blocks."""
         for queue in self._queues.get(event.channel, ()):
             queue.put_nowait(event)
@@ -76,4 +96,167 @@ class InProcessBroker:
 
     async def close(self) -> None:
         """Nothing to release in process."""
+        self._queues.clear()
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The libpq-style DSN asyncpg takes, from a SQLAlchemy URL (``postgresql+asyncpg://...``)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresBroker:
+    """A broker for several server processes on one PostgreSQL database (``LISTEN/NOTIFY``).
+
+    ``publish`` runs ``pg_notify`` inside the writing transaction, so PostgreSQL delivers the
+    event only if that transaction commits, and delivers events of different transactions in
+    commit order, to every process (PostgreSQL docs, "NOTIFY"). Each process keeps one
+    listening connection, opened at the first subscription; a channel is ``LISTEN``ed while
+    it has subscribers. When the connection is lost (the database restarts), it reconnects
+    with backoff (``reconnect_delay`` up to ``max_reconnect_delay`` seconds) and listens
+    again; events committed while no connection listened are not replayed.
+    """
+
+    transactional = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 2.0,
+        reconnect_delay: float = 0.1,
+        max_reconnect_delay: float = 2.0,
+        keepalive_interval: float = 10.0,
+    ) -> None:
+        self._dsn = asyncpg_dsn(url)
+        self._connect_timeout = connect_timeout
+        self._reconnect_delay = reconnect_delay
+        self._max_reconnect_delay = max_reconnect_delay
+        self._keepalive_interval = keepalive_interval
+        self._queues: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        self._connection: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def publish(self, event: Event, connection: AsyncConnection | None = None) -> None:
+        """Notify ``event.channel`` with the JSON payload; in ``connection``'s transaction if given."""
+        statement = sa.text("SELECT pg_notify(:channel, :payload)")
+        params = {"channel": event.channel, "payload": json.dumps(event.payload, separators=(",", ":"))}
+        if connection is not None:
+            await connection.execute(statement, params)
+            return
+        listener = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+        try:
+            await listener.execute("SELECT pg_notify($1, $2)", params["channel"], params["payload"])
+        finally:
+            await listener.close()
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[Event]]:
+        """Listen on ``channel``; every event committed after entering is delivered.
+
+        Raises the driver's connection error when the database is unreachable.
+        """
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        async with self._lock:
+            connection = await self._listening_connection()
+            if not self._queues.get(channel):
+                await connection.add_listener(channel, self._on_notification)
+            self._queues[channel].add(queue)
+
+        async def events() -> AsyncIterator[Event]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield events()
+        finally:
+            await self._unsubscribe(channel, queue)
+
+    async def _unsubscribe(self, channel: str, queue: asyncio.Queue[Event]) -> None:
+        async with self._lock:
+            queues = self._queues.get(channel)
+            if queues is None:
+                return
+            queues.discard(queue)
+            if queues:
+                return
+            del self._queues[channel]
+            connection = self._connection
+            if connection is not None and not connection.is_closed():
+                with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+                    await connection.remove_listener(channel, self._on_notification)
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many subscribers of this process ``channel`` has now."""
+        return len(self._queues.get(channel, ()))
+
+    async def _listening_connection(self) -> asyncpg.Connection:
+        if self._connection is not None and not self._connection.is_closed():
+            return self._connection
+        connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+        for channel in self._queues:
+            await connection.add_listener(channel, self._on_notification)
+        connection.add_termination_listener(self._on_terminated)
+        self._connection = connection
+        if self._keepalive_interval > 0:
+            self._spawn(self._keepalive(connection))
+        return connection
+
+    def _on_notification(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
+        try:
+            event = Event(channel, json.loads(payload))
+        except ValueError:
+            logger.error("dropped a notification with a malformed payload on %s", channel)
+            return
+        for queue in self._queues.get(channel, ()):
+            queue.put_nowait(event)
+
+    def _on_terminated(self, connection: Any) -> None:
+        if self._closed or connection is not self._connection:
+            return
+        self._connection = None
+        logger.warning("lost the LISTEN connection to PostgreSQL; reconnecting")
+        self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = self._reconnect_delay
+        while not self._closed:
+            async with self._lock:
+                if not self._queues or (self._connection is not None and not self._connection.is_closed()):
+                    return  # nobody listens (the next subscribe connects), or already back
+                try:
+                    await self._listening_connection()
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    logger.info("PostgreSQL still unavailable for LISTEN (%s); retrying in %.1fs", error, delay)
+                else:
+                    logger.warning("LISTEN connection to PostgreSQL restored")
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_reconnect_delay)
+
+    async def _keepalive(self, connection: asyncpg.Connection) -> None:
+        # A silently dropped network path is only noticed when something is sent.
+        while not self._closed and not connection.is_closed():
+            await asyncio.sleep(self._keepalive_interval)
+            try:
+                await asyncio.wait_for(connection.execute("SELECT 1"), timeout=self._connect_timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                connection.terminate()  # runs _on_terminated, which reconnects
+                return
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop listening and close the connection."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close(timeout=2)
+            self._connection = None
         self._queues.clear()

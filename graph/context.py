@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from auth.backend import Viewer
@@ -97,8 +97,12 @@ class Context:
         dropped, so the mutation's payload is read fresh.
         """
         self._pending_events.clear()
+        if self.app.broker.transactional:
+            hooks: dict[str, Any] = {"before_commit": self._publish_in_transaction}
+        else:
+            hooks = {"on_commit": self._publish}
         try:
-            async with self.app.db.transaction(self.session, on_commit=self._publish):
+            async with self.app.db.transaction(self.session, **hooks):
                 yield self.session
         finally:
             self._pending_events.clear()
@@ -107,6 +111,10 @@ class Context:
     async def _publish(self) -> None:
         for event in self._pending_events:
             await self.app.broker.publish(event)
+
+    async def _publish_in_transaction(self, connection: AsyncConnection) -> None:
+        for event in self._pending_events:
+            await self.app.broker.publish(event, connection)
 
     async def close(self) -> None:
         """Release the request's session, if one was opened."""

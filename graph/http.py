@@ -9,6 +9,7 @@ GraphQL-shaped body (contract README, Authentication).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,10 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from auth.backend import AuthenticationFailed, authenticate
+from db.engine import is_database_unavailable
+from graph import observability
 from graph.context import AppState, Context
-from graph.schema import ConduitSchema
+from graph.schema import DATABASE_UNAVAILABLE_MESSAGE, ConduitSchema
 
 logger = logging.getLogger("conduit.http")
 
@@ -177,7 +180,8 @@ class GraphQLHTTPHandler:
         self.playground = playground
 
     def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
-        """``body`` as UTF-8 JSON."""
+        """``body`` as UTF-8 JSON; its outcome and error codes go to the metrics and the access log."""
+        observability.record_graphql_response(body, status)
         return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
     async def handle(self, request: Request) -> Response:
@@ -192,13 +196,23 @@ class GraphQLHTTPHandler:
                 status_code=406,
                 media_type="text/plain",
             )
-        context = Context(app=self.state, request=request)
+        context = Context(app=self.state, request=request, request_id=observability.begin_graphql_request())
         try:
             return await self._handle(request, context, media_type)
         except RequestError as error:
             return self.respond(error_body(error.message, "BAD_USER_INPUT"), error.status, media_type, error.headers)
+        except Exception as error:
+            # Only reached before execution (signing in the viewer); execution errors are in the result.
+            if not is_database_unavailable(error):
+                raise
+            logger.error("database unavailable (request %s): %s", context.request_id, error)
+            body = error_body(DATABASE_UNAVAILABLE_MESSAGE, "INTERNAL_SERVER_ERROR")
+            body["errors"][0]["extensions"]["requestId"] = context.request_id
+            return self.respond(body, 503, media_type, {"Retry-After": "1"})
         finally:
-            await context.close()
+            observability.record_viewer(context.viewer_id)
+            with contextlib.suppress(Exception):  # a dead connection must not turn the answer into a 500
+                await context.close()
 
     async def _handle(self, request: Request, context: Context, media_type: str) -> Response:
         params = await read_params(request, self.state.settings.max_body_bytes)

@@ -23,6 +23,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from db.engine import is_database_unavailable
 from graph.errors import AppError
 from graph.limits import TOKEN_LIMIT_MESSAGE, CostLimit, limit_rule
 from graph.mutations.articles import ArticleMutations
@@ -43,6 +44,7 @@ Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ArticleMutatio
 
 VARIABLE = re.compile(r"^Variable ['\"]\$(\w+)['\"]")
 INTERNAL_MESSAGE = "Internal server error."
+DATABASE_UNAVAILABLE_MESSAGE = "database unavailable"
 DOCUMENT_CACHE_SIZE = 1024
 
 
@@ -80,6 +82,16 @@ def classify_error(error: GraphQLError, request_id: str | None) -> None:
             fields = {"fields": {variable.group(1): [error.message]}} if variable else {}
             error.extensions = {"code": "BAD_USER_INPUT", **fields}
         return
+    if is_database_unavailable(original):
+        logger.error(
+            "database unavailable in %s (request %s): %s",
+            ".".join(str(p) for p in error.path or ()) or "operation",
+            request_id,
+            _one_line(original),
+        )
+        error.message = DATABASE_UNAVAILABLE_MESSAGE
+        error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+        return
     logger.error(
         "unexpected error in %s (request %s)",
         ".".join(str(p) for p in error.path or ()) or "operation",
@@ -88,6 +100,11 @@ def classify_error(error: GraphQLError, request_id: str | None) -> None:
     )
     error.message = INTERNAL_MESSAGE
     error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 def _unexpected(original: BaseException | None) -> bool:

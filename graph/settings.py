@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     env: Literal["development", "production", "test"] = "development"
     database_url: str = "sqlite:///./conduit.db"
     db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    # A request waits at most this long for a pooled connection before failing.
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    # PostgreSQL's statement_timeout for every statement the server sends.
+    db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path = Path(".conduit-secret")

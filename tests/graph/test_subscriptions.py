@@ -69,7 +69,11 @@ class Client:
                 return dict(message)
 
     async def next_payload(self) -> dict[str, Any]:
-        message = await self.receive()
+        return await self.next_payload_within(5)
+
+    async def next_payload_within(self, wait: float) -> dict[str, Any]:
+        """The next data message; raises TimeoutError when none comes within ``wait`` seconds."""
+        message = await self.receive(wait)
         assert message["type"] == ("data" if self.legacy else "next"), message
         return dict(message["payload"])
 

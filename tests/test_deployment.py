@@ -1,0 +1,318 @@
+"""The PostgreSQL deployment: several real ``conduit serve`` processes on one database.
+
+These tests are about PostgreSQL itself (LISTEN/NOTIFY across processes, workers, shutdown,
+the database going away), so they use the PostgreSQL cluster directly rather than running
+once per engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from db.migrate import upgrade
+from tests.conftest import SECRET
+from tests.graph.test_subscriptions import Client, post, register, ws_url
+from tests.live import free_port
+from tests.postgres import Cluster
+
+CONDUIT = Path(sys.executable).with_name("conduit")
+COMMENT_ADDED = "subscription($slug: String!) { commentAdded(slug: $slug) { id body } }"
+ADD_COMMENT = "mutation($s: String!, $b: String!) { addComment(slug: $s, body: $b) { id body } }"
+
+
+@pytest.fixture
+def pg_database(pg_cluster: Cluster, pg_template: str) -> Iterator[str]:
+    """A fresh migrated database on the session's cluster, for servers in other processes."""
+    name = f"deploy_{uuid.uuid4().hex[:10]}"
+    pg_cluster.sql(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    yield pg_cluster.url(name)
+    pg_cluster.sql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@dataclass
+class Server:
+    """A ``conduit serve`` process and its base URL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def conduit_serve(database_url: str, log_dir: Path, *args: str, name: str = "server") -> Iterator[Server]:
+    """Run ``conduit serve`` on a free port until the block ends (SIGTERM, then wait)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CONDUIT_DATABASE_URL": database_url,
+        "CONDUIT_JWT_SECRET": SECRET,
+        "CONDUIT_JWT_SECRET_FILE": str(log_dir / "unused-secret"),
+        "CONDUIT_ENV": "test",
+    }
+    log = log_dir / f"{name}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(CONDUIT), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited with {process.returncode}:\n{server.output()}")
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not become ready:\n{server.output()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def add_comment(url: str, slug: str, body: str, token: str) -> dict[str, Any]:
+    data = await post(url, ADD_COMMENT, {"s": slug, "b": body}, token)
+    return dict(data["addComment"])
+
+
+async def create_article(url: str, token: str, title: str = "Live") -> str:
+    data = await post(
+        url,
+        'mutation($t: String!) { createArticle(input: {title: $t, description: "d", body: "b"}) { slug } }',
+        {"t": title},
+        token,
+    )
+    return str(data["createArticle"]["slug"])
+
+
+@asynccontextmanager
+async def comment_subscription(url: str, slug: str, token: str) -> AsyncIterator[Client]:
+    async with websockets.connect(ws_url(url), subprotocols=["graphql-transport-ws"]) as ws:
+        client = Client(ws, "graphql-transport-ws")
+        assert (await client.init({"Authorization": f"Bearer {token}"}))["type"] == "connection_ack"
+        await client.subscribe(COMMENT_ADDED, {"slug": slug})
+        yield client
+
+
+async def until_listening(client: Client, publish: Any) -> None:
+    """Publish probes until one arrives: the subscriber's LISTEN is then in place.
+
+    A probe committed before LISTEN is never delivered, so probes are never mistaken for
+    the events under test (their bodies start with "probe").
+    """
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        await publish()
+        try:
+            payload = await client.next_payload_within(0.3)
+        except TimeoutError:
+            continue
+        assert payload["data"]["commentAdded"]["body"].startswith("probe"), payload
+        return
+    raise AssertionError("the subscription never started receiving")
+
+
+async def receive_bodies(client: Client, count: int, quiet: float = 0.5) -> list[dict[str, Any]]:
+    """The next ``count`` non-probe comments, then checks nothing more arrives for ``quiet`` seconds."""
+    received: list[dict[str, Any]] = []
+    while len(received) < count:
+        comment = (await client.next_payload())["data"]["commentAdded"]
+        if not comment["body"].startswith("probe"):
+            received.append(comment)
+    with pytest.raises(TimeoutError):
+        extra = await client.next_payload_within(quiet)
+        if extra["data"]["commentAdded"]["body"].startswith("probe"):
+            raise TimeoutError  # a late probe is not a duplicate
+        raise AssertionError(f"an extra event arrived: {extra}")
+    return received
+
+
+async def test_subscriber_on_one_process_sees_comments_added_through_another(pg_database: str, tmp_path: Path) -> None:
+    with (
+        conduit_serve(pg_database, tmp_path, name="first") as first,
+        conduit_serve(pg_database, tmp_path, name="second") as second,
+    ):
+        author = await register(second.url, "author")
+        reader = await register(first.url, "reader")
+        slug = await create_article(second.url, author)
+        async with comment_subscription(first.url, slug, reader) as client:
+            await until_listening(client, lambda: add_comment(second.url, slug, "probe", author))
+            # one at a time, so the order of the responses is the commit order
+            sequential = [
+                await add_comment((second if i % 2 == 0 else first).url, slug, f"in order {i}", author)
+                for i in range(6)
+            ]
+            arrived = await receive_bodies(client, len(sequential))
+            assert arrived == sequential
+
+            # racing writers on both processes: each committed comment arrives exactly once
+            racing = await asyncio.gather(
+                *(add_comment((second if i % 2 else first).url, slug, f"racing {i}", author) for i in range(10))
+            )
+            arrived = await receive_bodies(client, len(racing))
+            assert sorted(c["id"] for c in arrived) == sorted(c["id"] for c in racing)
+            assert len({c["id"] for c in arrived}) == len(racing)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+async def test_workers_share_the_database_and_the_event_channel(pg_database: str, tmp_path: Path) -> None:
+    with conduit_serve(pg_database, tmp_path, "--workers", "2", name="workers") as server:
+        workers = [p for p in _children(server.process.pid) if "spawn_main" in _cmdline(p)]
+        assert len(workers) == 2, (workers, server.output())
+        author = await register(server.url, "author")
+        reader = await register(server.url, "reader")
+        slug = await create_article(server.url, author)
+        # every connection may land on either worker; all of them must see every comment
+        async with (
+            comment_subscription(server.url, slug, reader) as one,
+            comment_subscription(server.url, slug, reader) as two,
+            comment_subscription(server.url, slug, reader) as three,
+        ):
+            for client in (one, two, three):
+                await until_listening(client, lambda: add_comment(server.url, slug, "probe", author))
+            sent = [await add_comment(server.url, slug, f"comment {i}", author) for i in range(4)]
+            for client in (one, two, three):
+                assert await receive_bodies(client, len(sent)) == sent
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+async def test_sigterm_finishes_in_flight_requests_and_closes_websockets(pg_database: str, tmp_path: Path) -> None:
+    with conduit_serve(pg_database, tmp_path, name="graceful") as server:
+        author = await register(server.url, "author")
+        slug = await create_article(server.url, author)
+        async with comment_subscription(server.url, slug, author) as client:
+            await until_listening(client, lambda: add_comment(server.url, slug, "probe", author))
+            # hold the comment table so that the next addComment is in flight when SIGTERM comes
+            blocker = await asyncpg.connect(pg_database)
+            try:
+                await blocker.execute("BEGIN; LOCK TABLE comment IN EXCLUSIVE MODE")
+                in_flight = asyncio.create_task(add_comment(server.url, slug, "in flight", author))
+                await asyncio.sleep(0.5)
+                assert not in_flight.done()
+                server.process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.5)
+                await blocker.execute("COMMIT")
+                comment = await asyncio.wait_for(in_flight, 10)
+                assert comment["body"] == "in flight"
+                stored = await blocker.fetchval("SELECT count(*) FROM comment WHERE body = 'in flight'")
+                assert stored == 1
+            finally:
+                await blocker.close()
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await client.receive(wait=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code in (1001, 1012), closed.value
+        # uvicorn re-raises the signal once it has shut down cleanly
+        assert server.process.wait(timeout=15) in (0, -signal.SIGTERM), server.output()
+        assert "Application shutdown complete" in server.output()
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster of this test's own, which it may stop and start."""
+    cluster = Cluster()
+    try:
+        cluster.start()
+        cluster.sql("CREATE DATABASE conduit")
+        upgrade(cluster.url("conduit"))
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+async def test_database_restart_fails_fast_and_recovers_without_a_restart(own_cluster: Cluster, tmp_path: Path) -> None:
+    with conduit_serve(own_cluster.url("conduit"), tmp_path, name="faults") as server:
+        author = await register(server.url, "author")
+        slug = await create_article(server.url, author)
+        acknowledged = [await add_comment(server.url, slug, f"before {i}", author) for i in range(5)]
+        async with comment_subscription(server.url, slug, author) as client:
+            await until_listening(client, lambda: add_comment(server.url, slug, "probe", author))
+
+            own_cluster.stop()
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                started = time.monotonic()
+                ready = await http.get("/readyz")
+                assert ready.status_code == 503
+                assert time.monotonic() - started < 1.0
+
+                for query, token in (
+                    ("{ articles(first: 5) { edges { node { slug } } } }", None),
+                    (f'mutation {{ addComment(slug: "{slug}", body: "lost") {{ id }} }}', author),
+                ):
+                    started = time.monotonic()
+                    headers = {"Authorization": f"Bearer {token}"} if token else {}
+                    response = await http.post("/graphql", json={"query": query}, headers=headers)
+                    assert time.monotonic() - started < 5
+                    assert response.status_code in (200, 503)
+                    error = response.json()["errors"][0]
+                    assert error["message"] == "database unavailable"
+                    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+                    assert error["extensions"]["requestId"] in server.output()
+
+                own_cluster.start()
+                deadline = time.monotonic() + 10
+                while (await http.get("/readyz")).status_code != 200:
+                    assert time.monotonic() < deadline, "never ready again"
+                    await asyncio.sleep(0.1)
+                comments = await post(
+                    server.url,
+                    "query($s: String!) { article(slug: $s) { comments(first: 50) { edges { node { id body } } } } }",
+                    {"s": slug},
+                )
+            bodies = [edge["node"]["body"] for edge in comments["article"]["comments"]["edges"]]
+            assert [c["body"] for c in acknowledged] == [b for b in bodies if b.startswith("before")]
+            assert "lost" not in bodies
+
+            # the subscription survived: the server listens again by itself
+            await until_listening(client, lambda: add_comment(server.url, slug, "probe again", author))
+            after = await add_comment(server.url, slug, "after the restart", author)
+            assert await receive_bodies(client, 1) == [after]
