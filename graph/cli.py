@@ -96,6 +96,33 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def _copy(args: argparse.Namespace, _settings: Settings) -> int:
+    from db.copy import CopyError, copy_database, display_url
+
+    started = time.monotonic()
+    try:
+        counts = asyncio.run(copy_database(args.source, args.target, batch_size=args.batch_size))
+    except CopyError as error:
+        print(f"conduit: copy refused: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # one line, not a traceback: the transaction was rolled back
+        print(f"conduit: copy failed, no rows were written: {_one_line(error)}", file=sys.stderr)
+        return 1
+    print(f"copied {display_url(args.source)} -> {display_url(args.target)}")
+    width = max(map(len, counts))
+    for table, rows in counts.items():
+        print(f"  {table:<{width}}  {rows:>10,}")
+    print(f"copied {sum(counts.values()):,} rows in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of a (database) error's message, with its type."""
+    cause = getattr(error, "orig", None) or error  # the driver's error behind a SQLAlchemy wrapper
+    message = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {message}" if message else type(cause).__name__
+
+
 def _set_role(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         db = Database(settings.database_url)
@@ -151,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         db_seed.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     db_seed.add_argument("--if-empty", action="store_true", help="succeed without seeding a non-empty database")
     db_seed.set_defaults(handler=_seed)
+    db_copy = db.add_parser(
+        "copy", help="copy every row into an empty database (SQLite <-> PostgreSQL), all or nothing"
+    )
+    db_copy.add_argument("--from", dest="source", required=True, metavar="URL", help="database to read")
+    db_copy.add_argument("--to", dest="target", required=True, metavar="URL", help="empty database to fill")
+    db_copy.add_argument("--batch-size", type=int, default=1000, help="rows read and written at a time")
+    db_copy.set_defaults(handler=_copy)
 
     schema = commands.add_parser("schema", help="schema commands").add_subparsers(dest="schema_command", required=True)
     export = schema.add_parser("export", help="write the schema as SDL")
