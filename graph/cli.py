@@ -24,7 +24,18 @@ logger = logging.getLogger("conduit")
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from graph.observability import configure_logging, logging_config
+
+    configure_logging(args.log_level, json=args.log_format == "json")
     if is_sqlite_url(settings.database_url):
+        if args.workers > 1:
+            # each process would have its own subscription broker: events would reach only some subscribers
+            print(
+                "conduit: --workers > 1 needs PostgreSQL (its LISTEN/NOTIFY carries subscription events "
+                "between processes); set CONDUIT_DATABASE_URL to a postgresql:// URL or run one worker",
+                file=sys.stderr,
+            )
+            return 2
         upgrade(settings.database_url)  # an embedded database is ours to keep current
         if args.demo:
             _seed_if_empty(settings, SeedPlan())
@@ -41,6 +52,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         reload=args.reload,
         workers=None if args.reload else args.workers,
         log_level=args.log_level,
+        # applied again in every worker process; conduit.access replaces uvicorn's access log
+        log_config=logging_config(args.log_level, json=args.log_format == "json"),
+        access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
@@ -166,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true")
     serve.add_argument("--demo", action="store_true", help="seed demo data into an empty SQLite database")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines as JSON or text")
     serve.set_defaults(handler=_serve)
 
     db = commands.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
