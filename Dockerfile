@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
-# Conduit GraphQL: uvicorn serving the Starlette app; migrations run before the server starts.
+# Conduit GraphQL: `conduit serve` (uvicorn) on SQLite in /data by default, or on PostgreSQL
+# (CONDUIT_DATABASE_URL); migrations run before the server starts. docker-compose.yml runs
+# two replicas on PostgreSQL behind nginx.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -22,4 +24,5 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
-CMD ["sh", "-c", "conduit db upgrade && exec uvicorn graph.app:create_app --factory --host 0.0.0.0 --port 8000 --proxy-headers --timeout-graceful-shutdown 10"]
+# JSON logs, graceful shutdown (10 s for in-flight requests); add --workers N on PostgreSQL
+CMD ["sh", "-c", "conduit db upgrade && exec conduit serve --host 0.0.0.0 --port 8000"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +41,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         upgrade(settings.database_url)  # an embedded database is ours to keep current
         if args.demo:
             _seed_if_empty(settings, SeedPlan())
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker writes its metrics there, so /metrics adds up all workers whichever answers
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="conduit-metrics-")
     settings.resolve_jwt_secret()  # fail before binding when production has no secret
     url = f"http://{args.host}:{args.port}/graphql"
     print(f"Conduit GraphQL on {settings.database_url}", flush=True)

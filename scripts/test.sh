@@ -2,7 +2,9 @@
 # The whole test suite from a fresh clone: installs everything it needs, then runs it.
 #   bash scripts/test.sh [pytest args...]
 # Needs python3 (3.11+), node 20+ and npm; ../shared beside the repository (the API contract,
-# its checker and the real clients). CI runs exactly this (.ci/run).
+# its checker and the real clients); PostgreSQL's server binaries (installed with apt-get when
+# missing and run as root). The tests start their own throwaway cluster on 127.0.0.1.
+# CI runs exactly this (.ci/run).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -21,6 +23,20 @@ mkdir -p .cache/clients
 (cd "$SHARED/clients" && tar --exclude=node_modules --exclude=.venv -cf - .) | (cd .cache/clients && tar -xf -)
 bash .cache/clients/setup.sh
 export CONDUIT_CLIENTS_DIR="$ROOT/.cache/clients"
+
+step "PostgreSQL server and nginx (every database test runs on SQLite and on PostgreSQL; nginx balances the deployment test)"
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "${CONDUIT_PG_BIN:-}" ] || missing+=(postgresql)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "test.sh: missing ${missing[*]}; install with apt-get (PostgreSQL binaries may also be given as CONDUIT_PG_BIN)" >&2
+    exit 1
+  fi
+fi
 
 step "lint (ruff)"
 .venv/bin/ruff check .

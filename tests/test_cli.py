@@ -47,3 +47,9 @@ def test_production_refuses_to_start_without_a_secret(
     monkeypatch.setenv("CONDUIT_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     assert main(["serve", "--port", "1"]) == 2
     assert "CONDUIT_JWT_SECRET is required" in capsys.readouterr().err
+
+
+def test_several_workers_on_sqlite_are_refused(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "needs PostgreSQL" in capsys.readouterr().err
+    assert not env.exists()  # refused before touching the database

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from tests.live import free_port
 from tests.postgres import Cluster
 
 CONDUIT = Path(sys.executable).with_name("conduit")
+NGINX_CONF = Path(__file__).parents[1] / "deploy" / "nginx.conf"
 COMMENT_ADDED = "subscription($slug: String!) { commentAdded(slug: $slug) { id body } }"
 ADD_COMMENT = "mutation($s: String!, $b: String!) { addComment(slug: $s, body: $b) { id body } }"
 
@@ -216,6 +218,19 @@ async def test_workers_share_the_database_and_the_event_channel(pg_database: str
             sent = [await add_comment(server.url, slug, f"comment {i}", author) for i in range(4)]
             for client in (one, two, three):
                 assert await receive_bodies(client, len(sent)) == sent
+        # /metrics adds up every worker, whichever answers the scrape
+        for _ in range(10):
+            async with httpx.AsyncClient() as http:  # a new connection each time: any worker may take it
+                await http.post(f"{server.url}/graphql", json={"query": "query Counted { tags }"})
+        for _ in range(4):
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"{server.url}/metrics")).text
+            counted = [
+                line
+                for line in text.splitlines()
+                if line.startswith("conduit_graphql_requests_total{") and 'operation_name="Counted"' in line
+            ]
+            assert len(counted) == 1 and float(counted[0].rsplit(" ", 1)[1]) == 10.0, counted
 
 
 def _cmdline(pid: int) -> str:
@@ -316,3 +331,80 @@ async def test_database_restart_fails_fast_and_recovers_without_a_restart(own_cl
             await until_listening(client, lambda: add_comment(server.url, slug, "probe again", author))
             after = await add_comment(server.url, slug, "after the restart", author)
             assert await receive_bodies(client, 1) == [after]
+
+
+@contextmanager
+def load_balancer(upstreams: list[str], work_dir: Path) -> Iterator[str]:
+    """nginx with the docker-compose balancer's configuration (deploy/nginx.conf), in front of ``upstreams``.
+
+    Only the addresses change: the upstream servers and the listening port.
+    """
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise AssertionError("nginx is not installed: apt-get install nginx-light (scripts/test.sh does)")
+    port = free_port()
+    prefix = work_dir / "nginx"
+    (prefix / "temp").mkdir(parents=True)
+    prefix.chmod(0o777)
+    (prefix / "temp").chmod(0o777)
+    template = NGINX_CONF.read_text()
+    servers = "\n".join(f"        server {host} max_fails=2 fail_timeout=5s;" for host in upstreams)
+    conf = template.replace("        server app:8000 max_fails=2 fail_timeout=5s;", servers)
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    temp = prefix / "temp"
+    conf = conf.replace(
+        "http {",
+        f"http {{\n    access_log {prefix}/access.log;\n    client_body_temp_path {temp}/body;\n"
+        f"    proxy_temp_path {temp}/proxy;\n    fastcgi_temp_path {temp}/fastcgi;\n"
+        f"    uwsgi_temp_path {temp}/uwsgi;\n    scgi_temp_path {temp}/scgi;\n",
+        1,
+    )
+    assert conf.count("server 127.0.0.1:") == len(upstreams), "deploy/nginx.conf changed shape"
+    conf = f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n" + conf
+    (prefix / "nginx.conf").write_text(conf)
+    process = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf")], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.TransportError as error:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    stderr = process.stderr.read() if process.stderr else b""
+                    raise AssertionError(f"nginx did not start: {stderr!r}") from error
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _graphql_requests(server: Server) -> int:
+    return server.output().count('"path": "/graphql"')
+
+
+async def test_two_replicas_behind_the_load_balancer(pg_database: str, tmp_path: Path) -> None:
+    """The docker-compose topology as plain processes: nginx, two replicas, one PostgreSQL database."""
+    with (
+        conduit_serve(pg_database, tmp_path, name="replica1") as one,
+        conduit_serve(pg_database, tmp_path, name="replica2") as two,
+        load_balancer([one.url.removeprefix("http://"), two.url.removeprefix("http://")], tmp_path) as url,
+    ):
+        author = await register(url, "author")
+        reader = await register(url, "reader")
+        slug = await create_article(url, author)
+        async with comment_subscription(url, slug, reader) as client:
+            await until_listening(client, lambda: add_comment(url, slug, "probe", author))
+            sent = [await add_comment(url, slug, f"through the balancer {i}", author) for i in range(6)]
+            assert await receive_bodies(client, len(sent)) == sent
+        assert _graphql_requests(one) > 0 and _graphql_requests(two) > 0, "the balancer used one replica only"
+
+        # a replica going away costs no request: the balancer moves on to the other one
+        one.process.send_signal(signal.SIGTERM)
+        one.process.wait(timeout=15)
+        for i in range(6):
+            data = await post(url, "query($s: String!) { article(slug: $s) { slug } }", {"s": slug})
+            assert data["article"]["slug"] == slug
+            await add_comment(url, slug, f"after one replica stopped {i}", reader)
