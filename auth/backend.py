@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth.audit import audit
 from auth.tokens import InvalidToken, TokenService
 from db.models import User
 
@@ -61,20 +62,28 @@ def header_from_params(params: object) -> str | None:
 async def authenticate(header: str | None, tokens: TokenService, session: AsyncSession) -> Viewer | None:
     """The viewer an ``Authorization`` header names, ``None`` when there is no header.
 
-    Raises ``AuthenticationFailed`` for a malformed, expired, forged or foreign-algorithm token
-    and for a token whose user no longer exists.
+    Raises ``AuthenticationFailed`` for a malformed header, a malformed, expired, forged,
+    foreign-algorithm or unknown-key token and for a token whose user no longer exists. Each
+    refusal is audited as ``token_rejected`` with its reason (never the token).
     """
-    token = token_from_header(header)
+    try:
+        token = token_from_header(header)
+    except AuthenticationFailed:
+        audit("token_rejected", reason="bad_header")
+        raise
     if token is None:
         return None
     try:
         user_id = tokens.decode_access_token(token)
     except InvalidToken as error:
+        audit("token_rejected", reason=error.reason, kid=error.kid)
         raise AuthenticationFailed("the access token is invalid or expired") from error
     table = User.__table__  # type: ignore[attr-defined]
     row = (
         await session.execute(sa.select(table.c.id, table.c.username, table.c.role).where(table.c.id == user_id))
     ).first()
     if row is None:
+        # a correctly signed token outliving its user: worth telling apart from forgeries
+        audit("token_rejected", reason="deleted_user", user_id=user_id)
         raise AuthenticationFailed("the access token's user no longer exists")
     return Viewer(id=row.id, username=row.username, role=row.role)

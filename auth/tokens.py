@@ -3,38 +3,99 @@
 Access tokens carry ``sub`` (the user id as a string), ``iat``, ``exp``, ``jti`` and ``role``
 (informational only: permissions read the current role from the database). Refresh tokens are
 random 256-bit strings; only their SHA-256 hex digest is stored.
+
+Verification follows RFC 8725 (JWT Best Current Practices): the algorithm is pinned, never read
+from the token (3.1); ``sub``, ``iat`` and ``exp`` are required and checked (RFC 7519, 4.1);
+keys are long enough for HS256 (RFC 7518, 3.2: at least 256 bits; RFC 8725, 3.5; checked by
+the settings). With a key ring (key rotation), the ``kid`` header (RFC 7515, 4.1.4) only selects
+one of the configured keys: an unknown or missing ``kid`` is refused, and no key is ever taken
+from the token itself (``jwk``, ``jku``, ``x5u`` headers are ignored).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 
+# Why a token was refused, as the audit log reports it (``InvalidToken.reason``).
+MALFORMED = "malformed"
+ALGORITHM = "algorithm"
+BAD_SIGNATURE = "bad_signature"
+EXPIRED = "expired"
+NOT_YET_VALID = "not_yet_valid"
+MISSING_CLAIM = "missing_claim"
+UNKNOWN_KID = "unknown_kid"
+MISSING_KID = "missing_kid"
+
+SANE_KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""What a key id may look like: configured ids must match it (settings), and only such ids are logged."""
+
+# Any other PyJWT error (not a JWS, bad base64 or JSON, a non-integer ``iat``) is ``malformed``.
+_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, EXPIRED),
+    (jwt.ImmatureSignatureError, NOT_YET_VALID),
+    (jwt.MissingRequiredClaimError, MISSING_CLAIM),
+    (jwt.InvalidAlgorithmError, ALGORITHM),
+    (jwt.InvalidSignatureError, BAD_SIGNATURE),
+)
+
 
 class InvalidToken(Exception):
-    """The access token is malformed, expired, badly signed or of another algorithm."""
+    """The access token is malformed, expired, badly signed, of another algorithm or of an unknown key.
+
+    ``reason`` is one of ``malformed``, ``algorithm``, ``bad_signature``, ``expired``,
+    ``not_yet_valid`` (``iat`` in the future), ``missing_claim``, ``unknown_kid`` or
+    ``missing_kid``; ``kid`` is the token's key id when it named an unknown one. Neither
+    ever contains the token.
+    """
+
+    def __init__(self, reason: str, message: str, kid: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.kid = kid
 
 
 @dataclass(frozen=True)
 class TokenService:
     """Signs and verifies access tokens.
 
-    ``secret`` is the HMAC key; ``algorithm`` is pinned (a token naming any other algorithm,
-    ``none`` included, is refused); ``access_ttl`` is the access token's lifetime.
+    ``secret`` is the HMAC signing key; ``algorithm`` is pinned (a token naming any other
+    algorithm, ``none`` included, is refused); ``access_ttl`` is the access token's lifetime;
+    ``leeway`` is the clock skew tolerated on ``iat`` and ``exp`` between servers.
+
+    Key rotation: ``keys`` maps key ids to verification keys and ``active_kid`` names the one
+    that signs (its key must be ``secret``). Tokens then carry ``kid`` in their header and are
+    verified with the key it names; a token without a ``kid``, or with one not in ``keys``, is
+    refused. Without ``keys`` every token is signed and verified with ``secret`` alone.
+    Raises ``ValueError`` when ``keys`` and ``active_kid`` do not agree.
     """
 
     secret: str
     algorithm: str = "HS256"
     access_ttl: dt.timedelta = dt.timedelta(minutes=15)
     refresh_ttl: dt.timedelta = dt.timedelta(days=30)
+    keys: Mapping[str, str] = field(default_factory=dict)
+    active_kid: str | None = None
+    leeway: dt.timedelta = dt.timedelta(seconds=10)
+
+    def __post_init__(self) -> None:
+        if not self.keys and self.active_kid is None:
+            return
+        if self.active_kid is None or self.active_kid not in self.keys:
+            raise ValueError("active_kid must name one of keys")
+        if self.keys[self.active_kid] != self.secret:
+            raise ValueError("secret must be the key active_kid names")
 
     def issue_access_token(self, user_id: int, role: str, now: dt.datetime | None = None) -> str:
-        """A signed JWT for ``user_id``, valid for ``access_ttl`` from ``now``."""
+        """A signed JWT for ``user_id``, valid for ``access_ttl`` from ``now`` (with a ``kid`` under rotation)."""
         issued = now or dt.datetime.now(dt.UTC)
         claims = {
             "sub": str(user_id),
@@ -43,20 +104,49 @@ class TokenService:
             "jti": uuid.uuid4().hex,
             "role": role,
         }
-        return jwt.encode(claims, self.secret, algorithm=self.algorithm)
+        headers = {"kid": self.active_kid} if self.active_kid is not None else None
+        return jwt.encode(claims, self.secret, algorithm=self.algorithm, headers=headers)
 
     def decode_access_token(self, token: str) -> int:
-        """The user id a valid token names; raises ``InvalidToken`` otherwise (RFC 8725, 3.1)."""
+        """The user id a valid token names; raises ``InvalidToken`` (with its ``reason``) otherwise.
+
+        The signature is checked before any claim, so ``expired`` and ``not_yet_valid`` are only
+        reported for tokens this server signed. ``iat`` more than ``leeway`` in the future is
+        refused (RFC 7519, 4.1.6 leaves this to the application; a token from the future was not
+        issued by a server with a sane clock).
+        """
+        key = self._verification_key(token)
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
-                self.secret,
+                key,
                 algorithms=[self.algorithm],
+                leeway=self.leeway,
                 options={"require": ["sub", "iat", "exp"]},
             )
-            return int(claims["sub"])
-        except (jwt.PyJWTError, ValueError, TypeError) as error:
-            raise InvalidToken(str(error)) from error
+        except jwt.PyJWTError as error:
+            reason = next((reason for kind, reason in _REASONS if isinstance(error, kind)), MALFORMED)
+            raise InvalidToken(reason, str(error)) from error
+        sub = claims["sub"]
+        # we only ever sign decimal ids; int() alone would also take " 1", "1_0" or "+1"
+        if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()):
+            raise InvalidToken(MALFORMED, "the sub claim is not a user id")
+        return int(sub)
+
+    def _verification_key(self, token: str) -> str:
+        if not self.keys:
+            return self.secret
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as error:
+            raise InvalidToken(MALFORMED, str(error)) from error
+        if kid is None:
+            raise InvalidToken(MISSING_KID, "the token names no signing key")
+        if not isinstance(kid, str) or kid not in self.keys:
+            # the kid is the client's text: log it only when it cannot forge a log line
+            shown = kid if isinstance(kid, str) and SANE_KID.fullmatch(kid) else None
+            raise InvalidToken(UNKNOWN_KID, "the token names an unknown signing key", kid=shown)
+        return self.keys[kid]
 
 
 def new_refresh_token() -> str:

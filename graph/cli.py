@@ -143,16 +143,22 @@ def _one_line(error: BaseException) -> str:
 
 
 def _set_role(args: argparse.Namespace, settings: Settings) -> int:
+    from auth.audit import audit
+
     async def run() -> int:
         db = Database(settings.database_url)
         try:
+            named = user_table.c.username == args.username
+            # locked, so the audit log's old_role is the role this update replaced
+            current = sa.select(user_table.c.id, user_table.c.role).where(named).with_for_update()
             async with db.engine.begin() as connection:
-                result = await connection.execute(
-                    sa.update(user_table).where(user_table.c.username == args.username).values(role=args.role)
-                )
-            if not result.rowcount:
+                old = (await connection.execute(current)).first()
+                if old is not None:
+                    await connection.execute(sa.update(user_table).where(named).values(role=args.role))
+            if old is None:
                 print(f"no user named {args.username!r}", file=sys.stderr)
                 return 1
+            audit("role_changed", source="cli", target_user_id=old.id, old_role=old.role, new_role=args.role)
             print(f"{args.username} is now {args.role}")
             return 0
         finally:

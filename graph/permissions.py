@@ -15,6 +15,10 @@ database on every request, so a demotion takes effect at once:
 
 A guard that needs a row (the article of ``slug``, the comment of ``id``) lets a missing row
 through, so the resolver answers ``NOT_FOUND`` rather than ``FORBIDDEN``.
+
+Every refusal that reaches the client as an error is audited (``permission_denied``, with the
+permission class, the field path and the viewer id; see ``auth.audit``). ``IsSelfOrAdmin`` is not:
+it fails silently (``User.email`` is ``null``), which is how every other user's profile reads.
 """
 
 from __future__ import annotations
@@ -24,10 +28,27 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
+from auth.audit import audit
 from graph.context import Context
 from graph.ids import from_global_id
 
 STAFF_ROLES = frozenset({"MODERATOR", "ADMIN"})
+
+
+def denied(permission: BasePermission, info: Info[Context, None]) -> bool:
+    """Audit ``permission`` refusing the field being resolved; always ``False``.
+
+    Called from ``has_permission`` rather than ``on_unauthorized``: only the former sees ``info``
+    (the field path and the viewer), and permission instances are shared by concurrent requests.
+    """
+    audit(
+        "permission_denied",
+        request_id=info.context.request_id,
+        viewer_id=info.context.viewer_id,
+        permission=type(permission).__name__,
+        field_path=".".join(str(key) for key in info.path.as_list()),
+    )
+    return False
 
 
 class IsAuthenticated(BasePermission):
@@ -37,7 +58,7 @@ class IsAuthenticated(BasePermission):
     error_extensions = {"code": "UNAUTHENTICATED"}
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
-        return info.context.viewer is not None
+        return info.context.viewer is not None or denied(self, info)
 
 
 class IsAdmin(BasePermission):
@@ -48,7 +69,7 @@ class IsAdmin(BasePermission):
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         viewer = info.context.viewer
-        return viewer is not None and viewer.role == "ADMIN"
+        return (viewer is not None and viewer.role == "ADMIN") or denied(self, info)
 
 
 class IsSelfOrAdmin(BasePermission):
@@ -71,7 +92,7 @@ class IsArticleAuthor(BasePermission):
     async def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         viewer = info.context.viewer
         row = await info.context.loaders.article_by_slug.load(kwargs["slug"])
-        return row is None or (viewer is not None and row.author_id == viewer.id)
+        return row is None or (viewer is not None and row.author_id == viewer.id) or denied(self, info)
 
 
 class CanDeleteArticle(BasePermission):
@@ -85,7 +106,7 @@ class CanDeleteArticle(BasePermission):
         if viewer is not None and viewer.role in STAFF_ROLES:
             return True
         row = await info.context.loaders.article_by_slug.load(kwargs["slug"])
-        return row is None or (viewer is not None and row.author_id == viewer.id)
+        return row is None or (viewer is not None and row.author_id == viewer.id) or denied(self, info)
 
 
 class CanDeleteComment(BasePermission):
@@ -102,4 +123,4 @@ class CanDeleteComment(BasePermission):
         if decoded is None or decoded[0] != "Comment":
             return True  # the resolver reports the bad id
         row = await info.context.loaders.comment_by_id.load(decoded[1])
-        return row is None or (viewer is not None and row.author_id == viewer.id)
+        return row is None or (viewer is not None and row.author_id == viewer.id) or denied(self, info)

@@ -10,11 +10,30 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth.tokens import SANE_KID
+
 MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    """Every setting of the server; each field is the environment variable ``CONDUIT_<NAME>``."""
+    """Every setting of the server; each field is the environment variable ``CONDUIT_<NAME>``.
+
+    Signing keys for access tokens (HS256 needs keys of at least 256 bits, RFC 7518 3.2, so every
+    key must be at least 32 characters, else the server refuses to start):
+
+    - ``CONDUIT_JWT_SECRET``: the single key. Production requires it (unless key rotation is on);
+      development generates one into ``CONDUIT_JWT_SECRET_FILE``.
+    - Key rotation, optional: ``CONDUIT_JWT_KEYS``, a JSON object of key id to key, e.g.
+      ``{"2026-11": "<new key>", "2026-10": "<old key>"}``, and ``CONDUIT_JWT_ACTIVE_KID``, the id
+      of the key that signs. Tokens then carry the id in their ``kid`` header and are verified
+      with the key it names; a token of a removed id, or without one, is refused (HTTP 401). Key
+      ids are 1-64 characters of letters, digits, ``.``, ``_`` and ``-``. Set either
+      ``CONDUIT_JWT_SECRET`` or ``CONDUIT_JWT_KEYS``, not both. To rotate: add the new key, then
+      (on every server) make it active, then remove the old key once the last token it signed
+      has expired (``CONDUIT_ACCESS_TOKEN_TTL_SECONDS`` later). Refresh tokens are not JWTs and
+      survive every rotation; turning rotation on refuses the access tokens signed before (their
+      clients refresh).
+    """
 
     model_config = SettingsConfigDict(env_prefix="CONDUIT_", extra="ignore")
 
@@ -30,6 +49,8 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path = Path(".conduit-secret")
+    jwt_keys: dict[str, SecretStr] | None = None
+    jwt_active_kid: str | None = None
     access_token_ttl_seconds: int = Field(default=900, ge=1)
     refresh_token_ttl_days: int = Field(default=30, ge=1)
     cors_origins: Annotated[list[str], NoDecode] = []
@@ -63,13 +84,43 @@ class Settings(BaseSettings):
         """The GraphiQL page: on unless turned off, and off in production unless turned on."""
         return self.playground if self.playground is not None else not self.is_production
 
+    def resolve_jwt_keys(self) -> dict[str, str]:
+        """The verification keys by key id when key rotation is on, else ``{}`` (class docstring).
+
+        Raises ``ValueError`` when a key is shorter than 32 characters, a key id is malformed,
+        ``CONDUIT_JWT_ACTIVE_KID`` is missing or names no key, or ``CONDUIT_JWT_SECRET`` is set too.
+        The messages name key ids, never keys.
+        """
+        if not self.jwt_keys:
+            if self.jwt_active_kid is not None:
+                raise ValueError("CONDUIT_JWT_ACTIVE_KID needs CONDUIT_JWT_KEYS")
+            return {}
+        if self.jwt_secret is not None:
+            raise ValueError("set CONDUIT_JWT_SECRET or CONDUIT_JWT_KEYS, not both")
+        keys = {kid: key.get_secret_value() for kid, key in self.jwt_keys.items()}
+        for kid, key in keys.items():
+            if not SANE_KID.fullmatch(kid):
+                raise ValueError(f"CONDUIT_JWT_KEYS: key id {kid[:64]!r} must be 1-64 characters of [A-Za-z0-9._-]")
+            if len(key) < MIN_SECRET_LENGTH:
+                raise ValueError(f"CONDUIT_JWT_KEYS: key {kid!r} must be at least {MIN_SECRET_LENGTH} characters")
+        if self.jwt_active_kid is None:
+            raise ValueError("CONDUIT_JWT_ACTIVE_KID is required with CONDUIT_JWT_KEYS")
+        if self.jwt_active_kid not in keys:
+            raise ValueError(f"CONDUIT_JWT_ACTIVE_KID {self.jwt_active_kid[:64]!r} names no key of CONDUIT_JWT_KEYS")
+        return keys
+
     def resolve_jwt_secret(self) -> str:
         """The JWT signing key.
 
-        In production it must come from ``CONDUIT_JWT_SECRET`` and be at least 32 characters
-        (raises ``ValueError`` otherwise). In development a random key is generated once and
-        kept in ``jwt_secret_file`` (mode 0600), so tokens survive restarts.
+        With key rotation (``CONDUIT_JWT_KEYS``) it is the key ``CONDUIT_JWT_ACTIVE_KID`` names,
+        checked by ``resolve_jwt_keys``. Otherwise, in production it must come from
+        ``CONDUIT_JWT_SECRET`` and be at least 32 characters (raises ``ValueError`` otherwise).
+        In development a random key is generated once and kept in ``jwt_secret_file`` (mode
+        0600), so tokens survive restarts.
         """
+        keys = self.resolve_jwt_keys()
+        if keys and self.jwt_active_kid is not None:
+            return keys[self.jwt_active_kid]
         if self.jwt_secret is not None:
             secret = self.jwt_secret.get_secret_value()
             if len(secret) < MIN_SECRET_LENGTH:

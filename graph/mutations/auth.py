@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 import strawberry
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from auth import ratelimit
+from auth.audit import audit, email_hash
 from auth.passwords import hash_password_async, verify_password_async
 from auth.tokens import hash_refresh_token, new_family_id, new_refresh_token
 from db.models import refresh_token_table as rt
@@ -71,10 +73,18 @@ async def issue_tokens(
     return tokens.issue_access_token(user_id, role, now), refresh
 
 
-async def _limited(session: AsyncSession, checks: list[tuple[str, ratelimit.Limit]]) -> None:
-    for bucket, limit in checks:
+async def _limited(
+    session: AsyncSession, checks: list[tuple[str, str, ratelimit.Limit]], event: str, **fields: object
+) -> None:
+    """Raise ``RateLimited`` if any ``(label, bucket, limit)`` of ``checks`` is over its limit.
+
+    The refusal is audited as ``event`` with ``fields``, the check's ``label`` (never the bucket:
+    it may hold an email address) and ``retry_after`` in seconds.
+    """
+    for label, bucket, limit in checks:
         wait = await ratelimit.retry_after(session, bucket, limit)
         if wait is not None:
+            audit(event, limit=label, retry_after=wait, **fields)
             raise RateLimited(retryAfter=wait)
 
 
@@ -88,9 +98,12 @@ class AuthMutations:
         password = check_password(errors, input.password)
         errors.raise_if_any()
         password_hash = await hash_password_async(password)
-        bucket = f"register:addr:{client_address(info)}"
+        address = client_address(info)
+        bucket = f"register:addr:{address}"
         async with info.context.transaction() as session:
-            await _limited(session, [(bucket, ratelimit.REGISTRATIONS_PER_ADDRESS)])
+            await _limited(
+                session, [("address", bucket, ratelimit.REGISTRATIONS_PER_ADDRESS)], "register_limited", client=address
+            )
             await check_unique(session, errors, username=username, email=email)
             errors.raise_if_any()
             now = utcnow()
@@ -116,14 +129,16 @@ class AuthMutations:
     @strawberry.mutation
     async def login(self, info: Info[Context, None], input: LoginInput) -> AuthPayload:
         email = input.email.strip().lower()
+        address = client_address(info)
         email_bucket = f"login:email:{email}"
-        address_bucket = f"login:addr:{client_address(info)}"
+        address_bucket = f"login:addr:{address}"
         checks = [
-            (email_bucket, ratelimit.LOGIN_FAILURES_PER_EMAIL),
-            (address_bucket, ratelimit.LOGIN_FAILURES_PER_ADDRESS),
+            ("email", email_bucket, ratelimit.LOGIN_FAILURES_PER_EMAIL),
+            ("address", address_bucket, ratelimit.LOGIN_FAILURES_PER_ADDRESS),
         ]
+        who = {"email_hash": email_hash(email), "client": address}
         session = info.context.session
-        await _limited(session, checks)
+        await _limited(session, checks, "login_locked", **who)
         row = (
             await session.execute(sa.select(*USER_COLUMNS, u.c.password_hash).where(sa.func.lower(u.c.email) == email))
         ).first()
@@ -131,6 +146,7 @@ class AuthMutations:
         if not ok or row is None:
             async with info.context.transaction() as session:
                 await ratelimit.record(session, email_bucket, address_bucket)
+            audit("login_failed", **who)
             raise Unauthenticated(LOGIN_FAILED)
         async with info.context.transaction() as session:
             token, refresh = await issue_tokens(info, session, row.id, row.role)
@@ -141,10 +157,13 @@ class AuthMutations:
         description="Exchanges a refresh token for a new token pair; the old refresh token stops working."
     )
     async def refresh_token(self, info: Info[Context, None], refresh_token: str) -> AuthPayload:
-        bucket = f"refresh:addr:{client_address(info)}"
-        reused = False
+        address = client_address(info)
+        bucket = f"refresh:addr:{address}"
+        reused: Any = None  # the spent token's row, when one came back
         async with info.context.transaction() as session:
-            await _limited(session, [(bucket, ratelimit.REFRESHES_PER_ADDRESS)])
+            await _limited(
+                session, [("address", bucket, ratelimit.REFRESHES_PER_ADDRESS)], "refresh_limited", client=address
+            )
             await ratelimit.record(session, bucket)
             stored = (
                 await session.execute(sa.select(rt).where(rt.c.token_hash == hash_refresh_token(refresh_token)))
@@ -157,7 +176,7 @@ class AuthMutations:
                     .where(rt.c.family_id == stored.family_id, rt.c.revoked_at.is_(None))
                     .values(revoked_at=now)
                 )
-                reused = True
+                reused = stored
             elif (
                 stored is not None
                 and stored.used_at is None
@@ -169,8 +188,11 @@ class AuthMutations:
                 token, refresh = await issue_tokens(info, session, row.id, row.role, stored.family_id)
                 info.context.sign_in(row)
                 return AuthPayload(token=token, refresh_token=refresh, user=UserType.from_row(row))
-        message = "refresh token was already used; its family is revoked" if reused else None
-        raise Unauthenticated(message or "refresh token is invalid or expired")
+        if reused is not None:
+            # logged after the commit: the revocation it reports has happened
+            audit("refresh_token_reuse_detected", user_id=reused.user_id, family_id=reused.family_id, client=address)
+            raise Unauthenticated("refresh token was already used; its family is revoked")
+        raise Unauthenticated("refresh token is invalid or expired")
 
     @strawberry.mutation(
         description=("Revokes the given refresh token, or every refresh token of the viewer when none is given."),

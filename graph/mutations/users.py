@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
+from auth.audit import audit
 from auth.passwords import hash_password_async
 from db.models import follow_table as fo
 from db.models import refresh_token_table as rt
@@ -34,8 +35,11 @@ class UpdateViewerInput:
     image: str | None = strawberry.UNSET
 
 
-async def _user_by_username(session: AsyncSession, username: str) -> Any:
-    row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.username == username))).first()
+async def _user_by_username(session: AsyncSession, username: str, *, for_update: bool = False) -> Any:
+    statement = sa.select(*USER_COLUMNS).where(u.c.username == username)
+    if for_update:
+        statement = statement.with_for_update()
+    row = (await session.execute(statement)).first()
     if row is None:
         raise NotFound(f"no user named {username!r}")
     return row
@@ -61,6 +65,7 @@ class UserMutations:
         errors.raise_if_any()
         if given(input.password):
             values["password_hash"] = await hash_password_async(input.password)  # type: ignore[arg-type]
+        revoked: int | None = None  # refresh tokens revoked by a password change
         async with info.context.transaction() as session:
             await check_unique(
                 session,
@@ -78,9 +83,12 @@ class UserMutations:
             ).one()
             if "password_hash" in values:
                 # A new password ends every session the old one opened.
-                await session.execute(
+                result = await session.execute(
                     sa.update(rt).where(rt.c.user_id == viewer_id, rt.c.revoked_at.is_(None)).values(revoked_at=now)
                 )
+                revoked = result.rowcount  # type: ignore[attr-defined]
+        if revoked is not None:
+            audit("password_changed", viewer_id=viewer_id, user_id=viewer_id, sessions_revoked=revoked)
         return UserType.from_row(row)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
@@ -108,7 +116,8 @@ class UserMutations:
     @strawberry.mutation(description="Admins only.", permission_classes=[IsAuthenticated, IsAdmin])
     async def set_user_role(self, info: Info[Context, None], username: str, role: Role) -> UserType:
         async with info.context.transaction() as session:
-            await _user_by_username(session, username)
+            # locked, so the audit log's old_role is the role this update replaced
+            old = await _user_by_username(session, username, for_update=True)
             row = (
                 await session.execute(
                     sa.update(u)
@@ -117,4 +126,12 @@ class UserMutations:
                     .returning(*USER_COLUMNS)
                 )
             ).one()
+        audit(
+            "role_changed",
+            viewer_id=info.context.viewer_id,
+            source="api",
+            target_user_id=row.id,
+            old_role=old.role,
+            new_role=row.role,
+        )
         return UserType.from_row(row)
