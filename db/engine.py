@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from db.sqlite_driver import conduit_aiosqlite
+
 # Counts SQL statements for the request that runs in this context (see StatementCounter).
 _statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
     "conduit_statement_counter", default=None
@@ -83,6 +85,8 @@ class Database:
     busy_timeout_ms: int = 5000
     echo: bool = False
     engine: AsyncEngine = field(init=False)
+    # the engine for single read statements (see __post_init__)
+    reads: AsyncEngine = field(init=False)
     is_sqlite: bool = field(init=False)
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
@@ -91,11 +95,15 @@ class Database:
         self.is_sqlite = is_sqlite_url(self.url)
         kwargs: dict[str, Any] = {"echo": self.echo}
         if self.is_sqlite:
+            kwargs["module"] = conduit_aiosqlite()  # one trip to aiosqlite's thread per statement
             if make_url(self.url).database in (None, "", ":memory:"):
                 # One shared connection, or every connection would see its own empty database.
                 kwargs["poolclass"] = StaticPool
             else:
-                kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size * 2)
+                # Connections are in autocommit at the driver and every write transaction ends
+                # with an explicit COMMIT or ROLLBACK, so the pool's reset (a ROLLBACK, one more
+                # trip to aiosqlite's thread per statement) has nothing to undo.
+                kwargs.update(pool_size=self.pool_size, max_overflow=self.pool_size * 2, pool_reset_on_return=None)
         else:
             kwargs.update(
                 pool_size=self.pool_size,
@@ -112,6 +120,9 @@ class Database:
                 },
             )
         self.engine = create_async_engine(self.url, **kwargs)
+        # Reads run one statement per connection; on PostgreSQL autocommit saves the BEGIN and
+        # ROLLBACK round trips around each (every statement still sees a consistent snapshot).
+        self.reads = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         sync_engine = self.engine.sync_engine
         if self.is_sqlite:
             event.listen(sync_engine, "connect", self._sqlite_on_connect)

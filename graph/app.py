@@ -1,4 +1,4 @@
-"""The Starlette application: ``/graphql`` (HTTP, WebSocket, playground), ``/healthz``, ``/readyz``."""
+"""The Starlette application: ``/graphql`` (HTTP, WebSocket, playground), ``/healthz``, ``/readyz``, ``/metrics``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from graphql import DocumentNode
+from sqlalchemy import event
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -17,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -28,8 +31,11 @@ from auth.backend import AuthenticationFailed, authenticate, header_from_params
 from auth.tokens import TokenService
 from db.engine import Database
 from graph.broker import Broker, InProcessBroker, PostgresBroker
+from graph.compiler import CompiledExecutor
 from graph.context import AppState, Context
 from graph.http import GraphQLHTTPHandler
+from graph.limits import operation_cost
+from graph.observability import Metrics, ObservabilityMiddleware, instrument_schema, metrics_endpoint, request_id
 from graph.schema import ConduitSchema, create_schema
 from graph.settings import Settings
 
@@ -82,7 +88,7 @@ class SubscriptionEndpoint(GraphQL[Context, None]):
         self.state = state
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return Context(app=self.state, request=request)
+        return Context(app=self.state, request=request, request_id=request_id())
 
     async def on_ws_connect(self, context: Context) -> None:
         try:
@@ -116,6 +122,37 @@ def readyz_endpoint(db: Database) -> Any:
     return readyz
 
 
+class BenchStats:
+    """``GET /__stats`` for the benchmark harness (``CONDUIT_BENCH_STATS``): SQL statements and POST requests so far."""
+
+    def __init__(self, app: ASGIApp, db: Database) -> None:
+        self.app = app
+        self.sql = 0
+        self.requests = 0
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._count_sql)
+
+    def _count_sql(self, *_args: Any) -> None:
+        self.sql += 1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"] == "/__stats":
+                await JSONResponse({"sql": self.sql, "requests": self.requests})(scope, receive, send)
+                return
+            if scope["method"] == "POST":
+                self.requests += 1
+        await self.app(scope, receive, send)
+
+
+def compiled_executor(schema: ConduitSchema, settings: Settings) -> CompiledExecutor:
+    """The compiled path for ``schema``, refusing (to the ordinary path) what the cost limit refuses."""
+
+    def within_cost(document: DocumentNode, operation_name: str | None, variables: dict[str, Any]) -> bool:
+        return operation_cost(schema._schema, document, operation_name, variables) <= settings.max_cost
+
+    return CompiledExecutor(schema, schema.validation_rules, settings.max_tokens, within_cost)
+
+
 def default_broker(db: Database, settings: Settings) -> Broker:
     """``LISTEN/NOTIFY`` on PostgreSQL, so every process sees every event; in-process on SQLite."""
     if db.is_sqlite:
@@ -141,13 +178,19 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     )
     tokens = TokenService(
         secret=settings.resolve_jwt_secret(),
+        keys=settings.resolve_jwt_keys(),  # key rotation, when configured
+        active_kid=settings.jwt_active_kid,
         access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
     )
     state = AppState(settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings))
     schema = create_schema(settings)
+    metrics = Metrics(db.engine)
+    instrument_schema(schema, metrics)
     playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
-    http = GraphQLHTTPHandler(schema, state, playground)
+    compiled = compiled_executor(schema, settings) if settings.compiled_execution else None
+    state.compiled_stats = compiled.stats if compiled is not None else None
+    http = GraphQLHTTPHandler(schema, state, playground, compiled)
     websocket = SubscriptionEndpoint(schema, state)
 
     @contextlib.asynccontextmanager
@@ -161,20 +204,26 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         WebSocketRoute("/graphql", websocket),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(db)),
+        Route("/metrics", metrics_endpoint(metrics)),
     ]
     if playground is not None:
         routes.append(Mount("/static/graphiql", app=StaticFiles(directory=STATIC / "graphiql"), name="graphiql"))
-    middleware = []
+    # outermost, so every response (CORS preflights and 500s included) carries the request id
+    middleware = [Middleware(ObservabilityMiddleware, metrics=metrics, routes=routes)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "Accept"],
+                allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
                 max_age=600,
             )
         )
+    if settings.bench_stats:
+        middleware.append(Middleware(BenchStats, db=db))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.conduit = state
+    app.state.metrics = metrics
     return app

@@ -31,6 +31,8 @@ class AppState:
     db: Database
     tokens: TokenService
     broker: Broker
+    # counters of the compiled executor (graph/compiler.py), None when it is off
+    compiled_stats: Any = None
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Context:
 
     async def fetch(self, statement: Executable) -> Sequence[Any]:
         """All rows of a read-only statement."""
-        async with self.app.db.engine.connect() as connection:
+        async with self.app.db.reads.connect() as connection:
             result = await connection.execute(statement)
             return result.all()
 

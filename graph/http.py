@@ -27,6 +27,7 @@ from strawberry.types.graphql import OperationType
 from auth.backend import AuthenticationFailed, authenticate
 from db.engine import is_database_unavailable
 from graph import observability
+from graph.compiler import CompiledExecutor
 from graph.context import AppState, Context
 from graph.schema import DATABASE_UNAVAILABLE_MESSAGE, ConduitSchema
 
@@ -174,10 +175,17 @@ def error_body(message: str, code: str) -> dict[str, Any]:
 class GraphQLHTTPHandler:
     """The Starlette endpoint for ``GET`` and ``POST /graphql`` (see the module docstring)."""
 
-    def __init__(self, schema: ConduitSchema, state: AppState, playground: str | None) -> None:
+    def __init__(
+        self,
+        schema: ConduitSchema,
+        state: AppState,
+        playground: str | None,
+        compiled: CompiledExecutor | None = None,
+    ) -> None:
         self.schema = schema
         self.state = state
         self.playground = playground
+        self.compiled = compiled
 
     def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
         """``body`` as UTF-8 JSON; its outcome and error codes go to the metrics and the access log."""
@@ -223,7 +231,17 @@ class GraphQLHTTPHandler:
         except AuthenticationFailed as error:
             body = error_body(str(error), "UNAUTHENTICATED")
             return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        finally:
+            # Give the connection back now: loaders take their own per statement, and a request
+            # holding one while waiting for more would starve the pool under load.
+            await context.close()
         allowed = (OperationType.QUERY,) if request.method == "GET" else (OperationType.QUERY, OperationType.MUTATION)
+        if self.compiled is not None and isinstance(params.query, str) and not params.extensions:
+            compiled = await self.compiled.execute(params.query, params.operation_name, params.variables, context)
+            if compiled is not None:
+                data, operation_name = compiled
+                observability.record_operation("query", operation_name)
+                return self._result_response(ExecutionResult(data=data, errors=None), media_type)
         try:
             result = await self.schema.execute(
                 params.query,

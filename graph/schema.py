@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, OperationDefinitionNode
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -55,7 +55,12 @@ class ConduitSchema(strawberry.Schema):
     before execution (syntax, validation, variable coercion) become ``BAD_USER_INPUT`` (or
     ``QUERY_TOO_COMPLEX`` for the token limit). Anything else is unexpected: the client gets a
     generic message and the request id, the log gets the traceback.
+
+    ``validation_rules`` are every rule a document must pass (graphql-core's and ours), for
+    the compiled executor to validate the same way.
     """
+
+    validation_rules: tuple[Any, ...] = tuple(specified_rules)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
@@ -143,7 +148,7 @@ def create_schema(settings: Settings) -> ConduitSchema:
         RequireOperationName,
         partial(CostLimit, max_cost=settings.max_cost),
     ]
-    return ConduitSchema(
+    schema = ConduitSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -151,6 +156,8 @@ def create_schema(settings: Settings) -> ConduitSchema:
         extensions=extensions,
         scalar_overrides={dt.datetime: DateTime},
     )
+    schema.validation_rules = (*specified_rules, *rules)
+    return schema
 
 
 def export_sdl(settings: Settings | None = None) -> str:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5000, ge=1)
     max_cost: int = Field(default=50_000, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Run known queries from compiled plans (graph/compiler.py); off only to compare or debug.
+    compiled_execution: bool = True
+    # GET /__stats (SQL statements and requests so far) for the benchmark harness in bench/; never in production
+    bench_stats: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The SQLite benchmark: our server against the floor (shared/bench/floor.py) on the same data.
+#
+#   bench/run.sh                 full run (wrk -c 16 -d 10 --warmup 3 --repeat 3, --seq 200)
+#   QUICK=1 bench/run.sh         smoke run (-d 2 --repeat 1 --warmup 1, --seq 30)
+#   OPS="Q1 Q2" AUTH=0 bench/run.sh
+#
+# Env: OPS (subset of "Q1 Q2 Q3 M1"), AUTH (1: also run Q1-Q3 authenticated; default 1),
+#      DURATION, REPEAT, WARMUP, SEQ, CONNS (16), M1_HIGH_CONNS (64), SERVERS ("ours floor"),
+#      DB_POOL_SIZE (our CONDUIT_DB_POOL_SIZE), BENCH_ENV (our CONDUIT_ENV, default production),
+#      SERVER_CPU (0) / LOAD_CPU (1), RESULT (output .md path), USERS/ARTICLES/... (seed scale).
+# Writes bench/results/sqlite-<date>.md (+ .jsonl raw lines); scratch in bench/.data/.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+AUTH=${AUTH:-1}
+SERVERS=${SERVERS:-ours floor}
+STAMP=$(date +%Y%m%d-%H%M%S)
+RUN_DIR=$DATA/runs/sqlite-$STAMP
+mkdir -p "$RUN_DIR" "$RESULTS"
+META=$RUN_DIR/meta.json
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ------------------------------------------------------------------ the database (built once)
+ensure_sqlite_db
+"$PY" "$TOOLS" meta "sqlite:///$PRISTINE" "$META" >/dev/null
+log "meta: $(tr -d '\n' <"$META")"
+M1_UID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["m1_user_id"])' "$META")
+
+# ------------------------------------------------------------------ one server, every operation
+HWM_NOTES=()
+bench_server() {  # KEY
+  local key=$1
+  fresh_copy
+  case $key in
+    ours)
+      start_ours "sqlite:///$WORK" "$RUN_DIR/ours.log" "$SERVER_CPU"
+      AUTH_HEADER="Authorization: Bearer $("$PY" "$TOOLS" login "$SERVER_URL")"
+      ;;
+    floor)
+      FLOOR_COMPAT=$("$PY" "$TOOLS" floor-compat "$WORK")
+      start_floor "sqlite+aiosqlite:///$WORK" "$RUN_DIR/floor.log" "$SERVER_CPU"
+      AUTH_HEADER="X-User-Id: $M1_UID"
+      ;;
+    *) echo "unknown server $key" >&2; exit 2;;
+  esac
+  check_pinned "$SERVER_PID" "$SERVER_CPU"
+  log "$key: pid $SERVER_PID on $SERVER_URL"
+  local op
+  for op in $(ordered_ops); do
+    if [ "$op" = M1 ]; then
+      run_op "$key" M1 auth
+      run_op "$key" M1 auth c64
+    else
+      run_op "$key" "$op" anon
+      if [ "$AUTH" = 1 ]; then run_op "$key" "$op" auth; fi
+    fi
+  done
+  HWM_NOTES+=("$key $(( $(vm_status "$SERVER_PID" VmHWM) / 1024 )) MiB")
+  stop_server
+}
+
+NOTES=$(machine_notes)
+for s in $SERVERS; do bench_server "$s"; done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ------------------------------------------------------------------ the report
+DAY=$(date +%F)
+SUFFIX="" TITLE_SUFFIX=""
+if [ "${QUICK:-0}" = 1 ]; then SUFFIX=-quick TITLE_SUFFIX=" — QUICK smoke run, not for comparison"; fi
+RESULT=${RESULT:-$RESULTS/sqlite-$DAY$SUFFIX.md}
+RAW=${RESULT%.md}.jsonl
+cp "$RUN_DIR/results.jsonl" "$RAW"
+ROWS=()
+for op in $(ordered_ops); do
+  if [ "$op" = M1 ]; then
+    ROWS+=("M1 auth" "M1 auth c64")
+  else
+    ROWS+=("$op anon")
+    if [ "$AUTH" = 1 ]; then ROWS+=("$op auth"); fi
+  fi
+done
+INFO_ROWS=$(printf '%s\n' "${ROWS[@]}") INFO_NOTES=$NOTES INFO_FAILS=$(cat "$RUN_DIR/failures.md" 2>/dev/null || true) \
+INFO_HWM=$(printf "%s; " "${HWM_NOTES[@]}") INFO_LOAD="before $LOAD_BEFORE, after $LOAD_AFTER" \
+INFO_TITLE="SQLite benchmark, $DAY ($STAMP)$TITLE_SUFFIX" \
+INFO_SERVERS=$SERVERS INFO_RAW=$(basename "$RAW") \
+INFO_METHOD="server pinned to CPU $SERVER_CPU (taskset), wrk/load.py on CPU $LOAD_CPU; one uvicorn worker; \
+wrk -c $CONNS -d $DURATION --warmup $WARMUP --repeat $REPEAT (median), --seq $SEQ; \
+each server on a fresh copy of the same seeded file; ours with CONDUIT_ENV=$BENCH_ENV, \
+CONDUIT_DB_POOL_SIZE=${DB_POOL_SIZE:-default}, CONDUIT_BENCH_STATS=true" \
+INFO_COMPAT="floor.py's copy only: ${FLOOR_COMPAT:-not run} (floor.py's M1 INSERT names only body, article_id, author_id, created_at)" \
+INFO_DATA="users $USERS, articles $ARTICLES, comments $COMMENTS, favorites $FAVORITES, follows $FOLLOWS (conduit db seed)" \
+  "$PY" "$TOOLS" info "$RUN_DIR/info.json"
+"$PY" "$TOOLS" report "$RUN_DIR" "$RESULT" >/dev/null
+log "wrote $RESULT (raw: $RAW, scratch: $RUN_DIR)"
+cat "$RESULT"
