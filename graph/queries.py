@@ -15,11 +15,12 @@ from strawberry.types import Info
 from graph.context import Context
 from graph.errors import BadUserInput
 from graph.ids import decode_cursor, encode_cursor, from_global_id
-from graph.loaders import ARTICLE_COLUMNS, a, at, f, fo, t, u
+from graph.loaders import ARTICLE_COLUMNS, a, at, f, fo, t, u, with_author_and_tags
 from graph.permissions import IsAuthenticated
 from graph.types.article import ArticleConnection, ArticleType, article_connection
 from graph.types.comment import CommentType
 from graph.types.node import DEFAULT_FIRST, MAX_FIRST, Node, OrderDirection, check_first
+from graph.types.rate_limit import RateLimitType, rate_limit_of
 from graph.types.user import UserType
 
 WORD = re.compile(r"\w+", re.UNICODE)
@@ -108,9 +109,10 @@ async def list_articles(
         else:
             where.append(sa.or_(key_column > key, sa.and_(key_column == key, a.c.id > pk)))
     ordering = (key_column.desc(), a.c.id.desc()) if descending else (key_column.asc(), a.c.id.asc())
-    statement = sa.select(*ARTICLE_COLUMNS).where(*where).order_by(*ordering).limit(first + 1)
-    rows = list(await info.context.fetch(statement))
     context = info.context
+    statement = with_author_and_tags(sa.select(*ARTICLE_COLUMNS), context.app.db.is_sqlite)
+    rows = list(await context.fetch(statement.where(*where).order_by(*ordering).limit(first + 1)))
+    context.loaders.prime_articles(rows[:first])
 
     async def count() -> int:
         total = await context.fetch(sa.select(sa.func.count()).select_from(a).where(*conditions))

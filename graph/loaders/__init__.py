@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Row
 from strawberry.dataloader import DataLoader
 
@@ -55,6 +56,49 @@ COMMENT_COLUMNS = (c.c.id, c.c.body, c.c.article_id, c.c.author_id, c.c.created_
 Page = tuple[list[Row[Any]], bool]
 """The rows of one page and whether more follow."""
 
+# The author's columns as selected beside an article's (see with_author_and_tags).
+AUTHOR_COLUMNS = tuple(column.label(f"author__{column.name}") for column in USER_COLUMNS)
+
+
+class UserRow(NamedTuple):
+    """A user row built from an article row's ``author__*`` columns (the shape of ``USER_COLUMNS``)."""
+
+    id: int
+    username: str
+    email: str
+    bio: str | None
+    image: str | None
+    role: str
+    created_at: Any
+
+
+def with_author_and_tags(statement: sa.Select[Any], is_sqlite: bool) -> sa.Select[Any]:
+    """``statement`` (over ``article``) with its author's columns and its tag names added.
+
+    A page of articles read this way primes the ``user_by_id`` and ``tags_by_article_id``
+    loaders (``Loaders.prime_articles``), so the home page costs one statement instead of three.
+    The tag names come as a JSON array in the author's order (``article_tag.position``).
+    """
+    if is_sqlite:
+        # SQLite 3.40 has no ORDER BY inside aggregates: aggregate an ordered subquery instead
+        ordered = (
+            sa.select(t.c.name.label("name"))
+            .join_from(at, t, t.c.id == at.c.tag_id)
+            .where(at.c.article_id == a.c.id)
+            .order_by(at.c.position, t.c.name)
+            .correlate(a)
+            .subquery()
+        )
+        tag_names = sa.select(sa.func.json_group_array(ordered.c.name, type_=sa.JSON)).scalar_subquery()
+    else:
+        tag_names = (
+            sa.select(sa.func.json_agg(aggregate_order_by(t.c.name, at.c.position, t.c.name), type_=sa.JSON))
+            .join_from(at, t, t.c.id == at.c.tag_id)
+            .where(at.c.article_id == a.c.id)
+            .scalar_subquery()
+        )
+    return statement.add_columns(*AUTHOR_COLUMNS, tag_names.label("tag_names")).join(u, u.c.id == a.c.author_id)
+
 
 def _by_key(rows: Iterable[Row[Any]], key: str) -> dict[Any, Row[Any]]:
     return {getattr(row, key): row for row in rows}
@@ -69,8 +113,10 @@ class Loaders:
         self.user_by_username = self._rows(
             lambda names: sa.select(*USER_COLUMNS).where(u.c.username.in_(names)), "username"
         )
-        self.article_by_id = self._rows(lambda ids: sa.select(*ARTICLE_COLUMNS).where(a.c.id.in_(ids)), "id")
-        self.article_by_slug = self._rows(lambda slugs: sa.select(*ARTICLE_COLUMNS).where(a.c.slug.in_(slugs)), "slug")
+        is_sqlite = context.app.db.is_sqlite
+        articles = with_author_and_tags(sa.select(*ARTICLE_COLUMNS), is_sqlite)
+        self.article_by_id = self._rows(lambda ids: articles.where(a.c.id.in_(ids)), "id", self.prime_articles)
+        self.article_by_slug = self._rows(lambda slugs: articles.where(a.c.slug.in_(slugs)), "slug", self.prime_articles)
         self.comment_by_id = self._rows(lambda ids: sa.select(*COMMENT_COLUMNS).where(c.c.id.in_(ids)), "id")
         self.tags_by_article_id: DataLoader[int, list[str]] = DataLoader(self._tags)
         self.favorited_by_article_id: DataLoader[int, bool] = DataLoader(self._favorited)
@@ -84,11 +130,43 @@ class Loaders:
         self.article_page_by_author_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(self._article_pages)
         self.favorite_page_by_user_id: DataLoader[tuple[int, int, Any], Page] = DataLoader(self._favorite_pages)
 
+    def prime_authors(self, rows: Iterable[Any]) -> None:
+        """Cache the authors of rows that carry ``AUTHOR_COLUMNS`` (articles, comments)."""
+        for row in rows:
+            self.user_by_id.prime(
+                row.author_id,
+                UserRow(
+                    row.author__id,
+                    row.author__username,
+                    row.author__email,
+                    row.author__bio,
+                    row.author__image,
+                    row.author__role,
+                    row.author__created_at,
+                ),
+            )
+
+    def prime_articles(self, rows: Iterable[Any]) -> None:
+        """Cache the authors and tag names of article rows read ``with_author_and_tags``."""
+        rows = list(rows)
+        self.prime_authors(rows)
+        for row in rows:
+            self.tags_by_article_id.prime(row.id, list(row.tag_names or ()))
+
     # -- generic shapes -------------------------------------------------------------------
 
-    def _rows(self, statement: Callable[[list[Any]], sa.Select[Any]], key: str) -> DataLoader[Any, Row[Any] | None]:
+    # values are rows of the statement, or UserRows primed from article rows: both read by attribute
+    def _rows(
+        self,
+        statement: Callable[[list[Any]], sa.Select[Any]],
+        key: str,
+        prime: Callable[[Iterable[Any]], None] | None = None,
+    ) -> DataLoader[Any, Any]:
         async def load(keys: list[Any]) -> list[Row[Any] | None]:
-            found = _by_key(await self._context.fetch(statement(keys)), key)
+            rows = await self._context.fetch(statement(keys))
+            if prime is not None:
+                prime(rows)
+            found = _by_key(rows, key)
             return [found.get(k) for k in keys]
 
         return DataLoader(load)
@@ -142,6 +220,7 @@ class Loaders:
         keys: list[tuple[int, int, Any]],
         build: Callable[[list[int], int, Any], sa.Select[Any]],
         parent: str,
+        prime: Callable[[Iterable[Any]], None] | None = None,
     ) -> list[Page]:
         """Answer ``(parent id, first, after)`` keys with one windowed query per ``(first, after)``."""
         groups: dict[tuple[int, Any], list[int]] = defaultdict(list)
@@ -150,6 +229,8 @@ class Loaders:
         pages: dict[tuple[int, int, Any], Page] = {}
         for (first, after), parent_ids in groups.items():
             rows = await self._context.fetch(build(parent_ids, first, after))
+            if prime is not None:
+                prime(rows)
             by_parent: dict[int, list[Row[Any]]] = defaultdict(list)
             for row in rows:
                 by_parent[getattr(row, parent)].append(row)
@@ -166,9 +247,14 @@ class Loaders:
             if after is not None:
                 inner = inner.where(c.c.id > after[1])
             sub = inner.subquery()
-            return sa.select(sub).where(sub.c.rank <= first + 1).order_by(sub.c.article_id, sub.c.rank)
+            return (
+                sa.select(sub, *AUTHOR_COLUMNS)
+                .join(u, u.c.id == sub.c.author_id)
+                .where(sub.c.rank <= first + 1)
+                .order_by(sub.c.article_id, sub.c.rank)
+            )
 
-        return await self._paged(keys, build, "article_id")
+        return await self._paged(keys, build, "article_id", self.prime_authors)
 
     async def _article_pages(self, keys: list[tuple[int, int, Any]]) -> list[Page]:
         def build(author_ids: list[int], first: int, after: Any) -> sa.Select[Any]:
