@@ -77,7 +77,12 @@ def article_conditions(
     """The WHERE conditions of the ``articles`` filters, combined with AND by the caller."""
     conditions: list[sa.ColumnElement[bool]] = []
     if tag is not None:
-        conditions.append(a.c.id.in_(sa.select(at.c.article_id).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag)))
+        # EXISTS, not IN: SQLite then walks the newest-first index and stops after one page,
+        # where IN (the tag's whole article list) made it sort every tagged article (38 ms
+        # against 0.04 ms for a tag on 22,000 of 50,000 articles).
+        conditions.append(
+            sa.exists().where(at.c.article_id == a.c.id, at.c.tag_id == t.c.id, t.c.name == tag).correlate(a)
+        )
     if author is not None:
         conditions.append(a.c.author_id == sa.select(u.c.id).where(u.c.username == author).scalar_subquery())
     if favorited_by is not None:
@@ -94,8 +99,13 @@ async def list_articles(
     first: int | None,
     after: str | None,
     order: ArticleOrder | None,
+    count_statement: sa.Select[Any] | None = None,
 ) -> ArticleConnection:
-    """One page of articles matching ``conditions`` in ``order`` (ties broken by id)."""
+    """One page of articles matching ``conditions`` in ``order`` (ties broken by id).
+
+    ``count_statement`` counts the matches more cheaply than counting ``conditions`` over
+    ``article`` (it must count the same rows), e.g. a tag's article count from ``article_tag``.
+    """
     first = check_first(first)
     by_favorites = order is not None and order.field is ArticleOrderField.FAVORITES_COUNT
     descending = order is None or order.direction is OrderDirection.DESC
@@ -115,7 +125,10 @@ async def list_articles(
     context.loaders.prime_articles(rows[:first])
 
     async def count() -> int:
-        total = await context.fetch(sa.select(sa.func.count()).select_from(a).where(*conditions))
+        statement = count_statement
+        if statement is None:
+            statement = sa.select(sa.func.count()).select_from(a).where(*conditions)
+        total = await context.fetch(statement)
         return int(total[0][0])
 
     return article_connection(
@@ -210,7 +223,13 @@ class Query:
             search=search,
             is_sqlite=info.context.app.db.is_sqlite,
         )
-        return await list_articles(info, conditions, first, after, order_by)
+        count_statement = None
+        if tag is not None and author is None and favorited_by is None and search is None:
+            # one article_tag row per tagged article: no need to visit the articles to count them
+            count_statement = (
+                sa.select(sa.func.count()).select_from(at).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag)
+            )
+        return await list_articles(info, conditions, first, after, order_by, count_statement)
 
     @strawberry.field(
         description="Articles by users the viewer follows, newest first. Requires authentication.",
