@@ -1,14 +1,32 @@
-"""Password hashing with argon2id (argon2-cffi's ``PasswordHasher``, RFC 9106 defaults)."""
+"""Password hashing with argon2id (argon2-cffi's ``PasswordHasher``, RFC 9106 low-memory parameters)."""
 
 from __future__ import annotations
 
 import asyncio
 from functools import lru_cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+# Named argon2id parameter sets (argon2-cffi's profiles). "cheapest" is argon2-cffi's profile
+# for test suites: the settings refuse it outside CONDUIT_ENV=test.
+PROFILES = {"rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY, "cheapest": profiles.CHEAPEST}
+DEFAULT_PROFILE = "rfc9106-low-memory"
+
+_hasher = PasswordHasher.from_parameters(PROFILES[DEFAULT_PROFILE])
+
+
+def use_profile(name: str) -> None:
+    """Hash new passwords with the parameter set ``name`` (a key of ``PROFILES``), process-wide.
+
+    Existing hashes keep verifying: an argon2 hash carries its own parameters.
+    Raises ``KeyError`` for an unknown name.
+    """
+    global _hasher
+    parameters = PROFILES[name]
+    if _hasher.time_cost != parameters.time_cost or _hasher.memory_cost != parameters.memory_cost:
+        _hasher = PasswordHasher.from_parameters(parameters)
+        _dummy_hash.cache_clear()
 
 
 def hash_password(password: str) -> str:

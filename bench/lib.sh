@@ -119,7 +119,10 @@ start_ours() {  # DB_URL LOGFILE CPU [extra serve args...]
   local url=$1 logf=$2 cpu=$3; shift 3
   local port; port=$("$PY" "$TOOLS" free-port)
   local envs=(CONDUIT_DATABASE_URL="$url" CONDUIT_JWT_SECRET="$JWT_SECRET" CONDUIT_BENCH_STATS="${OURS_STATS:-true}"
-              CONDUIT_ENV="$BENCH_ENV" CONDUIT_ACCESS_TOKEN_TTL_SECONDS=86400)
+              CONDUIT_ENV="$BENCH_ENV" CONDUIT_ACCESS_TOKEN_TTL_SECONDS=86400
+              # the cost budget stays on (its one write per operation is part of what is measured),
+              # but large enough that one load generator on one address is never refused
+              CONDUIT_RATE_LIMIT_POINTS="${RATE_LIMIT_POINTS:-1000000000}")
   [ -n "${DB_POOL_SIZE:-}" ] && envs+=(CONDUIT_DB_POOL_SIZE="$DB_POOL_SIZE")
   local cmd=()
   [ -n "$cpu" ] && cmd=(taskset -c "$cpu")

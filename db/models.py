@@ -181,3 +181,20 @@ class RateLimitEvent(SQLModel, table=True):
 
 
 rate_limit_event_table: sa.Table = RateLimitEvent.__table__  # type: ignore[attr-defined]
+
+
+class CostBudget(SQLModel, table=True):
+    """Points one bucket (a viewer or a client address) spent in one fixed window of the cost budget.
+
+    One row per bucket and window, updated by an atomic upsert (``graph/budget.py``), so every
+    server process draws on the same budget.
+    """
+
+    __tablename__ = "cost_budget"
+
+    bucket: str = Field(max_length=400, primary_key=True)
+    window_start: dt.datetime = Field(primary_key=True)
+    used: int = Field(nullable=False)
+
+
+cost_budget_table: sa.Table = CostBudget.__table__  # type: ignore[attr-defined]

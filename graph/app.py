@@ -28,15 +28,20 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
 
 from auth.backend import AuthenticationFailed, authenticate, header_from_params
+from auth.passwords import use_profile
 from auth.tokens import TokenService
 from db.engine import Database
+from graph import budget
 from graph.broker import Broker, InProcessBroker, PostgresBroker
 from graph.compiler import CompiledExecutor
 from graph.context import AppState, Context
 from graph.http import GraphQLHTTPHandler
 from graph.limits import operation_cost
+from graph.nul import nul_variables
 from graph.observability import Metrics, ObservabilityMiddleware, instrument_schema, metrics_endpoint, request_id
+from graph.persisted import PersistedQueries
 from graph.schema import ConduitSchema, create_schema
+from graph.security import SecurityHeadersMiddleware
 from graph.settings import Settings
 
 logger = logging.getLogger("conduit")
@@ -145,12 +150,22 @@ class BenchStats:
 
 
 def compiled_executor(schema: ConduitSchema, settings: Settings) -> CompiledExecutor:
-    """The compiled path for ``schema``, refusing (to the ordinary path) what the cost limit refuses."""
+    """The compiled path for ``schema``, refusing (to the ordinary path) what the cost limit refuses.
 
-    def within_cost(document: DocumentNode, operation_name: str | None, variables: dict[str, Any]) -> bool:
-        return operation_cost(schema._schema, document, operation_name, variables) <= settings.max_cost
+    Within the limit, the operation is charged to the cost budget here, before it runs; the
+    ordinary path reuses that charge when it answers instead (graph/budget.py).
+    """
 
-    return CompiledExecutor(schema, schema.validation_rules, settings.max_tokens, within_cost)
+    async def within_limits(
+        document: DocumentNode, operation_name: str | None, variables: dict[str, Any], context: Context
+    ) -> bool:
+        if nul_variables(variables):
+            return False
+        if operation_cost(schema._schema, document, operation_name, variables) > settings.max_cost:
+            return False
+        return await budget.compiled_check(context, schema._schema, document, operation_name, variables)
+
+    return CompiledExecutor(schema, schema.validation_rules, settings.max_tokens, within_limits)
 
 
 def default_broker(db: Database, settings: Settings) -> Broker:
@@ -176,6 +191,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         statement_timeout_ms=settings.db_statement_timeout_ms,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
+    use_profile(settings.password_hash_profile)  # argon2 parameters for new password hashes
     tokens = TokenService(
         secret=settings.resolve_jwt_secret(),
         keys=settings.resolve_jwt_keys(),  # key rotation, when configured
@@ -184,13 +200,20 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
     )
     state = AppState(settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings))
+    if settings.rate_limit_points > 0:
+        state.budget = budget.CostBudget(db, settings.rate_limit_points, settings.rate_limit_window_seconds)
     schema = create_schema(settings)
     metrics = Metrics(db.engine)
     instrument_schema(schema, metrics)
     playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
     compiled = compiled_executor(schema, settings) if settings.compiled_execution else None
     state.compiled_stats = compiled.stats if compiled is not None else None
-    http = GraphQLHTTPHandler(schema, state, playground, compiled)
+    persisted = PersistedQueries(
+        trusted=schema.trusted_documents,
+        only_trusted=settings.persisted_documents_only,
+        cache_size=settings.apq_cache_size,
+    )
+    http = GraphQLHTTPHandler(schema, state, playground, compiled, persisted)
     websocket = SubscriptionEndpoint(schema, state)
 
     @contextlib.asynccontextmanager
@@ -208,8 +231,12 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     ]
     if playground is not None:
         routes.append(Mount("/static/graphiql", app=StaticFiles(directory=STATIC / "graphiql"), name="graphiql"))
-    # outermost, so every response (CORS preflights and 500s included) carries the request id
-    middleware = [Middleware(ObservabilityMiddleware, metrics=metrics, routes=routes)]
+    # outermost, so every response (CORS preflights and 500s included) carries the security
+    # headers and the request id
+    middleware = [
+        Middleware(SecurityHeadersMiddleware, production=settings.is_production),
+        Middleware(ObservabilityMiddleware, metrics=metrics, routes=routes),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(

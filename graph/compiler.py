@@ -28,7 +28,7 @@ import asyncio
 import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -547,9 +547,10 @@ class CompiledExecutor:
     """Answers queries from compiled plans; ``None`` means "use the ordinary executor".
 
     ``validation_rules`` and ``max_tokens`` are the ordinary pipeline's, so a document the
-    ordinary executor would refuse is never compiled; ``check`` runs before every compiled
-    execution with ``(document, operation name, variables)`` and returns False to hand the
-    request to the ordinary executor (the cost limit), which then produces the error.
+    ordinary executor would refuse is never compiled; ``check`` is awaited before every
+    compiled execution with ``(document, operation name, variables, context)`` and returns False
+    to hand the request to the ordinary executor (the cost limit, the cost budget), which then
+    produces the error.
     """
 
     def __init__(
@@ -557,7 +558,7 @@ class CompiledExecutor:
         strawberry_schema: Any,
         validation_rules: Sequence[Any],
         max_tokens: int,
-        check: Callable[[DocumentNode, str | None, dict[str, Any]], bool],
+        check: Callable[[DocumentNode, str | None, dict[str, Any], Any], Awaitable[bool]],
         cache_size: int = 1024,
     ) -> None:
         self.schema = strawberry_schema
@@ -599,7 +600,7 @@ class CompiledExecutor:
         if found is None:
             return None
         document, plan = found
-        if not self.check(document, operation_name, variables or {}):
+        if not await self.check(document, operation_name, variables or {}, context):
             self.stats.bailouts += 1
             return None
         try:

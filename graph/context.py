@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.websockets import WebSocket
 
+    from graph.budget import CostBudget, RateLimitStatus
+
 
 @dataclass
 class AppState:
@@ -33,6 +35,8 @@ class AppState:
     broker: Broker
     # counters of the compiled executor (graph/compiler.py), None when it is off
     compiled_stats: Any = None
+    # the cost budget (graph/budget.py), None when it is off
+    budget: CostBudget | None = None
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Context:
     viewer: Viewer | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     connection_params: Any = None
+    # the current operation's charge to the cost budget (graph/budget.py), read by the rateLimit field
+    rate_limit: RateLimitStatus | None = None
     loaders: Loaders = field(init=False)
     _session: AsyncSession | None = field(default=None, init=False)
     _pending_events: list[Event] = field(default_factory=list, init=False)

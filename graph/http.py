@@ -5,6 +5,13 @@ when the client accepts it, with 4xx for request errors (a response with no ``da
 ``application/json`` otherwise, with 200 for every well-formed request. Mutations over GET are
 refused with 405 before anything runs. A bad ``Authorization`` header is a 401 with a
 GraphQL-shaped body (contract README, Authentication).
+
+CSRF: a POST body is read only as ``application/json`` or ``application/graphql-response+json``,
+types a browser sends cross-origin only after a CORS preflight; the "simple request" types a
+hostile page can send without one (``text/plain``, ``application/x-www-form-urlencoded``,
+``multipart/form-data``) are refused with 415 before the body is read. A document named by hash
+(automatic persisted queries, ``documentId``) is resolved, and checked against the trusted
+documents when only those may run, before either executor sees it (``graph/persisted.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from db.engine import is_database_unavailable
 from graph import observability
 from graph.compiler import CompiledExecutor
 from graph.context import AppState, Context
+from graph.persisted import PersistedQueries, PersistedQueryError
 from graph.schema import DATABASE_UNAVAILABLE_MESSAGE, ConduitSchema
+from graph.security import PLAYGROUND_CSP
 
 logger = logging.getLogger("conduit.http")
 
@@ -49,12 +58,17 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class GraphQLParams:
-    """The four parameters of a GraphQL-over-HTTP request."""
+    """The parameters of a GraphQL-over-HTTP request.
 
-    query: str
+    ``query`` is ``None`` when the request names a persisted document instead, by ``document_id``
+    or the ``persistedQuery`` extension (``graph/persisted.py`` resolves it).
+    """
+
+    query: str | None
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    document_id: str | None = None
 
 
 def response_media_type(accept: str | None) -> str | None:
@@ -98,10 +112,11 @@ def parse_params(data: Any, *, from_url: bool) -> GraphQLParams:
     if not isinstance(data, dict):
         raise RequestError(400, "The request body must be a JSON object.")
     query = data.get("query")
-    if query is None:
-        raise RequestError(400, "The 'query' parameter is required.")
-    if not isinstance(query, str):
+    if query is not None and not isinstance(query, str):
         raise RequestError(400, "The 'query' parameter must be a string.")
+    document_id = data.get("documentId")
+    if document_id is not None and not isinstance(document_id, str):
+        raise RequestError(400, "The 'documentId' parameter must be a string.")
     operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, "The 'operationName' parameter must be a string.")
@@ -116,6 +131,7 @@ def parse_params(data: Any, *, from_url: bool) -> GraphQLParams:
         variables=_json_object(variables, "variables"),
         operation_name=operation_name or None,
         extensions=_json_object(extensions, "extensions"),
+        document_id=document_id,
     )
 
 
@@ -181,11 +197,13 @@ class GraphQLHTTPHandler:
         state: AppState,
         playground: str | None,
         compiled: CompiledExecutor | None = None,
+        persisted: PersistedQueries | None = None,
     ) -> None:
         self.schema = schema
         self.state = state
         self.playground = playground
         self.compiled = compiled
+        self.persisted = persisted or PersistedQueries()
 
     def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
         """``body`` as UTF-8 JSON; its outcome and error codes go to the metrics and the access log."""
@@ -196,7 +214,11 @@ class GraphQLHTTPHandler:
         if request.method not in ("GET", "POST"):
             return Response(status_code=405, headers={"Allow": "GET, POST"})
         if self.playground is not None and wants_playground(request):
-            return FileResponse(self.playground, media_type="text/html; charset=utf-8")
+            return FileResponse(
+                self.playground,
+                media_type="text/html; charset=utf-8",
+                headers={"Content-Security-Policy": PLAYGROUND_CSP},
+            )
         media_type = response_media_type(request.headers.get("accept"))
         if media_type is None:
             return Response(
@@ -209,6 +231,10 @@ class GraphQLHTTPHandler:
             return await self._handle(request, context, media_type)
         except RequestError as error:
             return self.respond(error_body(error.message, "BAD_USER_INPUT"), error.status, media_type, error.headers)
+        except PersistedQueryError as error:
+            # a request error like a parse error: 400 only under graphql-response+json, unless malformed
+            status = 400 if error.malformed or media_type == GRAPHQL_RESPONSE else 200
+            return self.respond(error_body(error.message, error.code), status, media_type)
         except Exception as error:
             # Only reached before execution (signing in the viewer); execution errors are in the result.
             if not is_database_unavailable(error):
@@ -224,6 +250,8 @@ class GraphQLHTTPHandler:
 
     async def _handle(self, request: Request, context: Context, media_type: str) -> Response:
         params = await read_params(request, self.state.settings.max_body_bytes)
+        # Before anything else: both executors below must see the full text, already allowed.
+        document = self.persisted.resolve(params.query, params.document_id, params.extensions)
         try:
             context.viewer = await authenticate(
                 request.headers.get("authorization"), self.state.tokens, context.session
@@ -236,20 +264,20 @@ class GraphQLHTTPHandler:
             # holding one while waiting for more would starve the pool under load.
             await context.close()
         allowed = (OperationType.QUERY,) if request.method == "GET" else (OperationType.QUERY, OperationType.MUTATION)
-        if self.compiled is not None and isinstance(params.query, str) and not params.extensions:
-            compiled = await self.compiled.execute(params.query, params.operation_name, params.variables, context)
+        if self.compiled is not None and not document.extensions:
+            compiled = await self.compiled.execute(document.query, params.operation_name, params.variables, context)
             if compiled is not None:
                 data, operation_name = compiled
                 observability.record_operation("query", operation_name)
                 return self._result_response(ExecutionResult(data=data, errors=None), media_type)
         try:
             result = await self.schema.execute(
-                params.query,
+                document.query,
                 variable_values=params.variables,
                 context_value=context,
                 operation_name=params.operation_name,
                 allowed_operation_types=allowed,
-                operation_extensions=params.extensions,
+                operation_extensions=document.extensions,
             )
         except InvalidOperationTypeError as error:
             if request.method == "GET" and error.operation_type is OperationType.MUTATION:

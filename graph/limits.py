@@ -1,15 +1,17 @@
-"""Operation limits checked before execution: depth, aliases, tokens and cost.
+"""Operation limits checked before execution: depth, aliases, directives, tokens and cost.
 
-Defaults and rules are the contract README's (Limits). Depth and aliases depend on the
-document alone, so they are validation rules (cached with the document); cost depends on
-variables, so it is computed per request once validation has passed. An operation over a
-limit runs no resolver.
+Defaults and rules are the contract README's (Limits). Depth, aliases and directives depend
+on the document alone, so they are a validation rule (cached with the document) that runs
+before graphql-core's own rules and stops validation when a limit is exceeded: a hostile
+document gets one error, not the work (and the hundred errors) of every other rule. Cost
+depends on variables, so it is computed per request once validation has passed. An
+operation over a limit runs no resolver.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from graphql import (
     ASTValidationRule,
@@ -29,8 +31,10 @@ from graphql import (
     get_named_type,
     value_from_ast,
 )
-from graphql.language import ListValueNode, VariableNode
+from graphql.language import ListValueNode, Node, VariableNode
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 TOKEN_LIMIT_MESSAGE = "Document contains more than"
@@ -50,24 +54,33 @@ def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
 def selection_depth(
     selection_set: SelectionSetNode | None,
     fragments: Mapping[str, FragmentDefinitionNode],
-    seen: frozenset[str] = frozenset(),
+    memo: dict[str, int] | None = None,
 ) -> int:
-    """Levels of fields below ``selection_set``, fragments expanded, introspection not counted."""
+    """Levels of fields below ``selection_set``, fragments expanded, introspection not counted.
+
+    Each fragment's depth is computed once (``memo``): a document spreading every fragment twice
+    into the next would otherwise take time exponential in its length. A spread closing a cycle
+    adds nothing (cycles are refused by graphql-core's rules).
+    """
     if selection_set is None:
         return 0
+    if memo is None:
+        memo = {}
     deepest = 0
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
             if selection.name.value in INTROSPECTION_ROOTS:
                 continue
-            deepest = max(deepest, 1 + selection_depth(selection.selection_set, fragments, seen))
+            deepest = max(deepest, 1 + selection_depth(selection.selection_set, fragments, memo))
         elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, selection_depth(selection.selection_set, fragments, seen))
+            deepest = max(deepest, selection_depth(selection.selection_set, fragments, memo))
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
-            if fragment is not None and name not in seen:
-                deepest = max(deepest, selection_depth(fragment.selection_set, fragments, seen | {name}))
+            if fragment is not None and name not in memo:
+                memo[name] = 0  # while in progress: a cycle back to it adds nothing
+                memo[name] = selection_depth(fragment.selection_set, fragments, memo)
+            deepest = max(deepest, memo.get(name, 0))
     return deepest
 
 
@@ -81,14 +94,46 @@ def _aliases(node: Any) -> Iterator[FieldNode]:
         yield from _aliases(selection)
 
 
-def limit_rule(max_depth: int, max_aliases: int) -> type[ASTValidationRule]:
-    """A validation rule that rejects documents deeper than ``max_depth`` or with too many aliases."""
+def directive_counts(document: DocumentNode) -> Iterator[int]:
+    """The number of directives on every node of ``document`` that may carry some.
+
+    Fields, fragment spreads, inline fragments, operations, fragment definitions and variable
+    definitions; walked without recursion, so no document can exhaust the stack here.
+    """
+    stack: list[Node] = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        directives = getattr(node, "directives", None)
+        if directives:
+            yield len(directives)
+        stack.extend(getattr(node, "variable_definitions", None) or ())
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+
+
+def limit_rule(
+    max_depth: int,
+    max_aliases: int,
+    max_directives: int = 50,
+    max_directives_per_field: int = 5,
+) -> type[ASTValidationRule]:
+    """A validation rule refusing documents over the depth, alias or directive limits.
+
+    ``max_directives`` counts every directive of the document (graphql-armor's max-directives),
+    ``max_directives_per_field`` the directives on any one field, fragment spread or other
+    node. Unknown and repeated directives count too: they cost validation work before they are
+    refused. Each error is ``QUERY_TOO_COMPLEX`` with ``limit`` (``depth``, ``aliases``,
+    ``totalDirectives`` or ``directives``), ``value`` and ``maximum``. The rule runs on entering
+    the document, before any other rule visits a node, and stops validation when it reports.
+    """
 
     class OperationLimitsRule(ASTValidationRule):
         def enter_document(self, node: DocumentNode, *_args: Any) -> None:
+            errors: list[GraphQLError] = []
             aliases = sum(1 for definition in node.definitions for _ in _aliases(definition))
             if aliases > max_aliases:
-                self.report_error(
+                errors.append(
                     too_complex(
                         f"Operation has {aliases} aliases; the limit is {max_aliases}.",
                         "aliases",
@@ -96,12 +141,34 @@ def limit_rule(max_depth: int, max_aliases: int) -> type[ASTValidationRule]:
                         max_aliases,
                     )
                 )
+            total = most = 0
+            for count in directive_counts(node):
+                total += count
+                most = max(most, count)
+            if total > max_directives:
+                errors.append(
+                    too_complex(
+                        f"Document has {total} directives; the limit is {max_directives}.",
+                        "totalDirectives",
+                        total,
+                        max_directives,
+                    )
+                )
+            if most > max_directives_per_field:
+                errors.append(
+                    too_complex(
+                        f"A field has {most} directives; the limit is {max_directives_per_field}.",
+                        "directives",
+                        most,
+                        max_directives_per_field,
+                    )
+                )
             fragments = _fragments(node)
             for definition in node.definitions:
                 if isinstance(definition, OperationDefinitionNode):
                     depth = selection_depth(definition.selection_set, fragments)
                     if depth > max_depth:
-                        self.report_error(
+                        errors.append(
                             too_complex(
                                 f"Operation has depth {depth}; the limit is {max_depth}.",
                                 "depth",
@@ -109,6 +176,15 @@ def limit_rule(max_depth: int, max_aliases: int) -> type[ASTValidationRule]:
                                 max_depth,
                             )
                         )
+            if errors:
+                self.stop(errors)
+
+        def stop(self, errors: list[GraphQLError]) -> NoReturn:
+            for error in errors[:-1]:
+                self.report_error(error)
+            # graphql-core ends the whole validation on this error and returns it with the others
+            last = errors[-1]
+            raise ValidationAbortedError(last.message, extensions=last.extensions)
 
     return OperationLimitsRule
 
@@ -118,13 +194,15 @@ def operation_cost(
     document: DocumentNode,
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
+    max_first: int | None = None,
 ) -> int:
     """Nodes the operation may request, counted as GitHub's GraphQL API counts them.
 
     Every field with a ``first`` argument requests ``first`` items (its default when omitted),
     ``nodes(ids:)`` requests ``len(ids)``, each multiplied by what its enclosing connections
     request; the cost is the sum over all such fields (GitHub GraphQL API, "Rate limits and
-    node limits"). Fragments and variables are resolved.
+    node limits"). Fragments and variables are resolved. With ``max_first``, no field counts
+    for more than that many items (what resolvers accept; the cost budget prices so).
     """
     fragments = _fragments(document)
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -136,10 +214,17 @@ def operation_cost(
     root = schema.get_root_type(operation.operation)
     if root is None:
         return 0
-    return _cost(schema, operation.selection_set, root, 1, fragments, dict(variables or {}), frozenset())
+    return _CostCounter(schema, fragments, dict(variables or {}), max_first).count(operation.selection_set, root)
 
 
-def _requested(field: FieldNode, definition: Any, variables: dict[str, Any]) -> int | None:
+def _requested(field: FieldNode, definition: Any, variables: dict[str, Any], max_first: int | None) -> int | None:
+    requested = _requested_items(field, definition, variables)
+    if requested is None or max_first is None:
+        return requested
+    return min(requested, max_first)
+
+
+def _requested_items(field: FieldNode, definition: Any, variables: dict[str, Any]) -> int | None:
     for name in ("first", "ids"):
         argument = definition.args.get(name)
         if argument is None:
@@ -159,47 +244,69 @@ def _requested(field: FieldNode, definition: Any, variables: dict[str, Any]) -> 
     return None
 
 
-def _cost(
-    schema: GraphQLSchema,
-    selection_set: SelectionSetNode | None,
-    parent: GraphQLNamedType,
-    multiplier: int,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    variables: dict[str, Any],
-    seen: frozenset[str],
-) -> int:
-    if selection_set is None or not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            definition = parent.fields.get(selection.name.value)
-            if definition is None:
-                continue
-            requested = _requested(selection, definition, variables)
-            inner = multiplier
-            if requested is not None:
-                inner = multiplier * requested
-                total += inner
-            total += _cost(
-                schema,
-                selection.selection_set,
-                get_named_type(definition.type),
-                inner,
-                fragments,
-                variables,
-                seen,
-            )
-        elif isinstance(selection, InlineFragmentNode):
-            target = schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
-            total += _cost(schema, selection.selection_set, target or parent, multiplier, fragments, variables, seen)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is not None and name not in seen:
-                target = schema.get_type(fragment.type_condition.name.value) or parent
-                total += _cost(schema, fragment.selection_set, target, multiplier, fragments, variables, seen | {name})
-    return total
+class _CostCounter:
+    """``operation_cost`` of one request: every fragment counted once per type, then scaled.
+
+    The count is linear in the multiplier its enclosing connections give it, so a fragment's
+    count at multiplier 1 is kept and multiplied wherever it is spread, and a document that
+    spreads every fragment twice into the next takes linear time, not exponential.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+        max_first: int | None,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.max_first = max_first
+        self.memo: dict[tuple[str, str], int] = {}
+        self.in_progress: set[str] = set()
+
+    def count(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType) -> int:
+        """Nodes ``selection_set`` on ``parent`` requests when its enclosing connections request one item."""
+        if selection_set is None or not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+            return 0
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                definition = parent.fields.get(selection.name.value)
+                if definition is None:
+                    continue
+                requested = _requested(selection, definition, self.variables, self.max_first)
+                inner = self.count(selection.selection_set, get_named_type(definition.type))
+                total += inner if requested is None else requested * (1 + inner)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = self.schema.get_type(condition.name.value) if condition is not None else parent
+                total += self.count(selection.selection_set, target or parent)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in self.in_progress:  # a cycle: refused by validation
+                    continue
+                target = self.schema.get_type(fragment.type_condition.name.value) or parent
+                key = (name, target.name)
+                if key not in self.memo:
+                    self.in_progress.add(name)
+                    self.memo[key] = self.count(fragment.selection_set, target)
+                    self.in_progress.discard(name)
+                total += self.memo[key]
+        return total
+
+
+def refuse(context: Any, error: GraphQLError) -> None:
+    """End ``context`` (Strawberry's execution context, in ``on_execute``) with ``error`` before execution.
+
+    Queries and mutations skip execution when the hook sets a result; a subscription ignores
+    it, so there the error is raised, and Strawberry answers the subscribe with it.
+    """
+    if context.operation_type is OperationType.SUBSCRIPTION:
+        raise error
+    context.result = ExecutionResult(data=None, errors=[error])
 
 
 class CostLimit(SchemaExtension):
@@ -214,15 +321,13 @@ class CostLimit(SchemaExtension):
         if document is not None and context.result is None:
             cost = operation_cost(context.schema._schema, document, context.operation_name, context.variables)
             if cost > self.max_cost:
-                context.result = ExecutionResult(
-                    data=None,
-                    errors=[
-                        too_complex(
-                            f"Operation may request {cost} nodes; the limit is {self.max_cost}.",
-                            "cost",
-                            cost,
-                            self.max_cost,
-                        )
-                    ],
+                refuse(
+                    context,
+                    too_complex(
+                        f"Operation may request {cost} nodes; the limit is {self.max_cost}.",
+                        "cost",
+                        cost,
+                        self.max_cost,
+                    ),
                 )
         yield

@@ -248,3 +248,11 @@ class Query:
     @strawberry.field(description="Tags with their article counts, most used first.")
     async def popular_tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[TagCount]:
         return [TagCount(name=name, articles_count=n) for name, n in await tag_counts(info, first)]
+
+    @strawberry.field(
+        description="The viewer's cost budget (GitHub's rateLimit). Selecting only this costs nothing; "
+        "dryRun prices the operation without charging or executing it (only rateLimit is answered)."
+    )
+    def rate_limit(self, info: Info[Context, None], dry_run: bool | None = False) -> RateLimitType | None:
+        # dryRun is acted on before execution (graph/budget.py), for the whole operation
+        return rate_limit_of(info.context)

@@ -24,16 +24,20 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from db.engine import is_database_unavailable
+from graph.budget import CostBudgetExtension
 from graph.errors import AppError
 from graph.limits import TOKEN_LIMIT_MESSAGE, CostLimit, limit_rule
 from graph.mutations.articles import ArticleMutations
 from graph.mutations.auth import AuthMutations
 from graph.mutations.comments import CommentMutations
 from graph.mutations.users import UserMutations
+from graph.nul import NulFreeVariables, NulStringRule
+from graph.persisted import TrustedDocuments, load_trusted_documents, trusted_documents_rule
 from graph.queries import Query
 from graph.scalars import DateTime
 from graph.settings import Settings
 from graph.subscriptions import Subscription
+from graph.suggestions import SuggestionFreeExecutionContext, SuggestionFreeValidation
 from graph.types.article import ArticleType
 from graph.types.comment import CommentType
 from graph.types.user import UserType
@@ -57,10 +61,12 @@ class ConduitSchema(strawberry.Schema):
     generic message and the request id, the log gets the traceback.
 
     ``validation_rules`` are every rule a document must pass (graphql-core's and ours), for
-    the compiled executor to validate the same way.
+    the compiled executor to validate the same way. ``trusted_documents`` are those of
+    ``CONDUIT_PERSISTED_DOCUMENTS``, for the HTTP handler (``graph/persisted.py``).
     """
 
     validation_rules: tuple[Any, ...] = tuple(specified_rules)
+    trusted_documents: TrustedDocuments | None = None
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
@@ -136,17 +142,32 @@ class RequireOperationName(SchemaExtension):
 
 
 def create_schema(settings: Settings) -> ConduitSchema:
-    """The schema with the limits and caches of ``settings``."""
-    rules: list[Any] = [limit_rule(settings.max_depth, settings.max_aliases)]
+    """The schema with the limits and caches of ``settings``.
+
+    Raises ``ValueError`` when ``CONDUIT_PERSISTED_DOCUMENTS`` is set but unusable.
+    """
+    rules: list[Any] = [
+        limit_rule(
+            settings.max_depth, settings.max_aliases, settings.max_directives, settings.max_directives_per_field
+        ),
+        NulStringRule,
+    ]
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
+    trusted = load_trusted_documents(settings.persisted_documents, settings.persisted_documents_only)
+    if trusted is not None and settings.persisted_documents_only:
+        # the HTTP handler refuses other documents first; this also covers WebSocket subscriptions
+        rules.append(trusted_documents_rule(trusted))
+    hide_suggestions = settings.field_suggestions_hidden
     extensions: list[Any] = [
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
         partial(AddValidationRules, rules),
-        partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
+        partial(SuggestionFreeValidation if hide_suggestions else ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
         RequireOperationName,
+        NulFreeVariables,
         partial(CostLimit, max_cost=settings.max_cost),
+        CostBudgetExtension,  # after the cost limit: what it refuses is not charged
     ]
     schema = ConduitSchema(
         query=Query,
@@ -155,8 +176,10 @@ def create_schema(settings: Settings) -> ConduitSchema:
         types=[ArticleType, UserType, CommentType],
         extensions=extensions,
         scalar_overrides={dt.datetime: DateTime},
+        execution_context_class=SuggestionFreeExecutionContext if hide_suggestions else None,
     )
     schema.validation_rules = (*specified_rules, *rules)
+    schema.trusted_documents = trusted
     return schema
 
 

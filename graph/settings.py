@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth.tokens import SANE_KID
@@ -60,11 +60,32 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=0)
     max_tokens: int = Field(default=5000, ge=1)
     max_cost: int = Field(default=50_000, ge=1)
+    max_directives: int = Field(default=50, ge=0)
+    max_directives_per_field: int = Field(default=5, ge=0)
+    # The cost budget (graph/budget.py): points per viewer (or client address) per fixed window; 0 turns it off.
+    rate_limit_points: int = Field(default=5000, ge=0)
+    rate_limit_window_seconds: int = Field(default=3600, ge=1, le=31 * 24 * 3600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Run known queries from compiled plans (graph/compiler.py); off only to compare or debug.
     compiled_execution: bool = True
     # GET /__stats (SQL statements and requests so far) for the benchmark harness in bench/; never in production
     bench_stats: bool = False
+    # Automatic persisted queries (graph/persisted.py): documents remembered per process; 0 turns APQ off.
+    apq_cache_size: int = Field(default=1000, ge=0)
+    # Trusted documents: a JSON object of id (sha256 hex) to document text, as GraphQL Code
+    # Generator's client preset writes it; with persisted_documents_only, nothing else runs.
+    persisted_documents: Path | None = None
+    persisted_documents_only: bool = False
+
+    # argon2id parameters (auth/passwords.py PROFILES); "cheapest" only for test suites
+    password_hash_profile: Literal["rfc9106-low-memory", "cheapest"] = "rfc9106-low-memory"
+
+    @field_validator("password_hash_profile")
+    @classmethod
+    def _hashing_for_real_use(cls, value: str, info: ValidationInfo) -> str:
+        if value == "cheapest" and info.data.get("env") != "test":
+            raise ValueError("the 'cheapest' password hash profile is for CONDUIT_ENV=test only")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -87,6 +108,11 @@ class Settings(BaseSettings):
     def playground_enabled(self) -> bool:
         """The GraphiQL page: on unless turned off, and off in production unless turned on."""
         return self.playground if self.playground is not None else not self.is_production
+
+    @property
+    def field_suggestions_hidden(self) -> bool:
+        """No "Did you mean ...?" in errors: in production, and wherever introspection is off (contract README)."""
+        return self.is_production or not self.introspection_enabled
 
     def resolve_jwt_keys(self) -> dict[str, str]:
         """The verification keys by key id when key rotation is on, else ``{}`` (class docstring).

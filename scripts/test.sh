@@ -45,5 +45,5 @@ step "lint (ruff)"
 step "type check (mypy)"
 .venv/bin/mypy graph db auth
 
-step "tests (pytest)"
-.venv/bin/pytest "$@"
+step "tests (pytest, 3 workers: much of the suite waits on servers, browsers and databases)"
+.venv/bin/pytest -n 3 "$@"

@@ -89,6 +89,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         jwt_secret=SECRET,
         jwt_secret_file=tmp_path / "secret",
+        # argon2-cffi's profile for test suites: sign-ups cost microseconds, not 50 ms
+        password_hash_profile="cheapest",
     )
 
 

@@ -70,6 +70,7 @@ def conduit_serve(database_url: str, log_dir: Path, *args: str, name: str = "ser
         "CONDUIT_JWT_SECRET": SECRET,
         "CONDUIT_JWT_SECRET_FILE": str(log_dir / "unused-secret"),
         "CONDUIT_ENV": "test",
+        "CONDUIT_PASSWORD_HASH_PROFILE": "cheapest",
     }
     log = log_dir / f"{name}.log"
     with open(log, "wb") as out:

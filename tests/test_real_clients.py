@@ -102,6 +102,17 @@ def test_playground_works_offline_in_a_browser(clients_dir: Path, server: str, t
     result = run(clients_dir, "node", "browser_graphiql.mjs", server, str(tmp_path / "graphiql.png"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == "browser_graphiql: 5 passed, 0 failed"
+    assert "browser console errors" not in result.stdout, result.stdout  # e.g. a Content-Security-Policy violation
+
+
+def test_playground_runs_under_its_content_security_policy(clients_dir: Path, server: str) -> None:
+    """Queries, a subscription, every panel and dialog: no violation of the playground's CSP."""
+    script = clients_dir / "playground_csp.mjs"
+    script.write_text((ROOT / "tests" / "browser" / "playground_csp.mjs").read_text())
+    result = run(clients_dir, "node", str(script), server)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "opened: /settings/i" in result.stdout, result.stdout  # a dialog, where GraphiQL injects a <style>
+    assert result.stdout.strip().splitlines()[-1] == "playground_csp: 0 violations", result.stdout
 
 
 def test_first_session_in_the_playground(clients_dir: Path, server: str, tmp_path: Path) -> None:

@@ -116,7 +116,9 @@ class Loaders:
         is_sqlite = context.app.db.is_sqlite
         articles = with_author_and_tags(sa.select(*ARTICLE_COLUMNS), is_sqlite)
         self.article_by_id = self._rows(lambda ids: articles.where(a.c.id.in_(ids)), "id", self.prime_articles)
-        self.article_by_slug = self._rows(lambda slugs: articles.where(a.c.slug.in_(slugs)), "slug", self.prime_articles)
+        self.article_by_slug = self._rows(
+            lambda slugs: articles.where(a.c.slug.in_(slugs)), "slug", self.prime_articles
+        )
         self.comment_by_id = self._rows(lambda ids: sa.select(*COMMENT_COLUMNS).where(c.c.id.in_(ids)), "id")
         self.tags_by_article_id: DataLoader[int, list[str]] = DataLoader(self._tags)
         self.favorited_by_article_id: DataLoader[int, bool] = DataLoader(self._favorited)

@@ -453,3 +453,15 @@ async def test_expired_rate_limit_events_are_pruned(app) -> None:
     async with db.engine.connect() as connection:
         buckets = [row[0] for row in await connection.execute(sa.select(events.c.bucket))]
     assert buckets == ["login:addr:new"]
+
+
+def test_the_cheapest_hash_profile_is_refused_outside_tests() -> None:
+    import pydantic
+
+    from graph.settings import Settings
+
+    with pytest.raises(pydantic.ValidationError, match="test only"):
+        Settings(env="production", jwt_secret="x" * 40, password_hash_profile="cheapest")
+    with pytest.raises(pydantic.ValidationError, match="test only"):
+        Settings(env="development", password_hash_profile="cheapest")
+    assert Settings(env="test", password_hash_profile="cheapest").password_hash_profile == "cheapest"

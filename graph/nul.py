@@ -1,0 +1,68 @@
+"""String inputs containing NUL (U+0000) are refused before execution with ``BAD_USER_INPUT``.
+
+PostgreSQL's text types cannot hold NUL, so such a value reaching a statement fails there (an
+``INTERNAL_SERVER_ERROR``), and SQLite would store it; no field of the API has a use for it.
+Literals are checked by a validation rule (cached with the document), variables per request by
+a schema extension and by the compiled executor's check. ``extensions.fields`` names the input
+field (or argument, or variable) holding the value, with RealWorld's "is invalid".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import ArgumentNode, GraphQLError, ObjectFieldNode, StringValueNode, ValidationRule
+from strawberry.extensions import SchemaExtension
+
+from graph.errors import BadUserInput
+from graph.limits import refuse
+from graph.validation import INVALID
+
+NUL = "\x00"
+
+
+def _error(names: list[str]) -> GraphQLError:
+    error = BadUserInput({name: [INVALID] for name in dict.fromkeys(names)})
+    return GraphQLError(error.message, extensions=error.extensions)
+
+
+class NulStringRule(ValidationRule):
+    """Refuses string literals containing NUL, naming the innermost input field or argument."""
+
+    def enter_string_value(self, node: StringValueNode, _key: Any, parent: Any, _path: Any, ancestors: Any) -> None:
+        if NUL not in node.value:
+            return
+        lineage = [*ancestors, parent]  # graphql-core's ancestors stop short of the parent
+        name = next((a.name.value for a in reversed(lineage) if isinstance(a, ObjectFieldNode | ArgumentNode)), "value")
+        error = _error([name])
+        self.report_error(GraphQLError(error.message, node, extensions=error.extensions))
+
+
+def _nul_fields(value: Any, name: str) -> Iterator[str]:
+    if isinstance(value, str):
+        if NUL in value:
+            yield name
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _nul_fields(item, str(key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _nul_fields(item, name)
+
+
+def nul_variables(variables: Mapping[str, Any] | None) -> list[str]:
+    """The innermost input field (or variable) names of ``variables`` whose strings contain NUL."""
+    return [field for name, value in (variables or {}).items() for field in _nul_fields(value, name)]
+
+
+class NulFreeVariables(SchemaExtension):
+    """Refuses, before execution, an operation whose variables hold a string containing NUL."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.result is None:
+            fields = nul_variables(context.variables)
+            if fields:
+                refuse(context, _error(fields))
+        yield
