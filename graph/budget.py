@@ -151,7 +151,7 @@ class CostBudget:
             where=added <= self.points,
         ).returning(budget_rows.c.used)
         # autocommit (``reads``): the statement is its own transaction, committed at once
-        async with self.db.reads.connect() as connection:
+        async with self.db.serialized_write(), self.db.reads.connect() as connection:
             used = (await connection.execute(statement)).scalar_one_or_none()
             self._charges += 1
             if self._charges % PRUNE_EVERY == 0:
