@@ -15,7 +15,7 @@ from strawberry.types import Info
 from graph.context import Context
 from graph.errors import BadUserInput
 from graph.ids import decode_cursor, encode_cursor, from_global_id
-from graph.loaders import ARTICLE_COLUMNS, a, at, f, fo, t, u, with_author_and_tags
+from graph.loaders import a, article_rows, at, f, fo, t, u
 from graph.permissions import IsAuthenticated
 from graph.types.article import ArticleConnection, ArticleType, article_connection
 from graph.types.comment import CommentType
@@ -120,7 +120,7 @@ async def list_articles(
             where.append(sa.or_(key_column > key, sa.and_(key_column == key, a.c.id > pk)))
     ordering = (key_column.desc(), a.c.id.desc()) if descending else (key_column.asc(), a.c.id.asc())
     context = info.context
-    statement = with_author_and_tags(sa.select(*ARTICLE_COLUMNS), context.app.db.is_sqlite)
+    statement = article_rows(context.app.db.is_sqlite)
     rows = list(await context.fetch(statement.where(*where).order_by(*ordering).limit(first + 1)))
     context.loaders.prime_articles(rows[:first])
 
