@@ -60,6 +60,12 @@ class Broker(Protocol):
         ...
 
 
+async def _drain(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
+    """A subscriber's events, as they are queued for it."""
+    while True:
+        yield await queue.get()
+
+
 class InProcessBroker:
     """A broker for one server process: an unbounded queue per subscriber."""
 
@@ -79,12 +85,8 @@ class InProcessBroker:
         queue: asyncio.Queue[Event] = asyncio.Queue()
         self._queues[channel].add(queue)
 
-        async def events() -> AsyncIterator[Event]:
-            while True:
-                yield await queue.get()
-
         try:
-            yield events()
+            yield _drain(queue)
         finally:
             self._queues[channel].discard(queue)
             if not self._queues[channel]:
@@ -164,12 +166,8 @@ class PostgresBroker:
                 await connection.add_listener(channel, self._on_notification)
             self._queues[channel].add(queue)
 
-        async def events() -> AsyncIterator[Event]:
-            while True:
-                yield await queue.get()
-
         try:
-            yield events()
+            yield _drain(queue)
         finally:
             await self._unsubscribe(channel, queue)
 

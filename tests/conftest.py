@@ -9,9 +9,11 @@ TEMPLATE`` on a throwaway PostgreSQL cluster that the session starts on 127.0.0.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,9 +222,9 @@ async def create_article(gql: GQL, user: User, title: str = "Hello World", **fie
     return data["createArticle"]
 
 
-@pytest.fixture
-def statements(app: Any) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine sends while the test runs."""
+@contextmanager
+def sql_of(app: Any) -> Iterator[list[str]]:
+    """The SQL statements ``app`` sends inside the block."""
     seen: list[str] = []
     engine = app.state.conduit.db.engine.sync_engine
 
@@ -230,8 +232,24 @@ def statements(app: Any) -> Iterator[list[str]]:
         seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def statements(app: Any) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine sends while the test runs."""
+    with sql_of(app) as seen:
+        yield seen
+
+
+def pk_of(global_id: str) -> int:
+    """The integer primary key inside a ``base64("User:<pk>")`` global id."""
+    type_name, _, pk = base64.b64decode(global_id).decode().partition(":")
+    assert type_name == "User"
+    return int(pk)
 
 
 async def set_role(app: Any, username: str, role: str) -> None:

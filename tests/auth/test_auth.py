@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from db.models import user_table
-from tests.conftest import GQL, REGISTER, User
+from tests.conftest import GQL, REGISTER, User, pk_of
 
 LOGIN = """
 mutation Login($input: LoginInput!) {
@@ -38,13 +38,6 @@ mutation Update($input: UpdateViewerInput!) { updateViewer(input: $input) { user
 USER_BY_NAME = "query U($username: String!) { user(username: $username) { id username } }"
 
 LOGIN_FAILED = "email or password is invalid"
-
-
-def pk_of(global_id: str) -> int:
-    """The integer primary key inside a ``base64("User:<pk>")`` global id."""
-    type_name, _, pk = base64.b64decode(global_id).decode().partition(":")
-    assert type_name == "User"
-    return int(pk)
 
 
 def b64url(part: dict[str, Any]) -> str:

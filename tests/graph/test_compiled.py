@@ -9,12 +9,10 @@ error may differ). The compiled app's counters prove the compiled path really ra
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +25,8 @@ from db.engine import Database
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
 from graph.app import create_app
 from graph.settings import Settings
+from tests.conftest import sql_of
+from tests.loop_thread import LoopThread
 
 SCHEMA = (Path(__file__).parents[2] / "schema.graphql").read_text()
 EXAMPLES = Path(__file__).parents[2] / "examples" / "operations"
@@ -46,24 +46,6 @@ Q2 = (
     "author { username image } comments(first: 50) { edges { node { id body createdAt "
     "author { username image } } } } } }"
 )
-T = TypeVar("T")
-
-
-class LoopThread:
-    """An event loop in a thread, so hypothesis' synchronous ``@given`` can drive the async apps."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 class Pair:
@@ -199,20 +181,9 @@ def test_errors_fall_back_and_match(pair: tuple[LoopThread, Pair]) -> None:
 def test_statement_count_is_the_same_on_both_paths(pair: tuple[LoopThread, Pair]) -> None:
     thread, apps = pair
     counts = []
-    for app in apps.apps:
-        seen: list[str] = []
-        engine = app.state.conduit.db.engine.sync_engine
-        from sqlalchemy import event
-
-        def record(_c: Any, _cur: Any, statement: str, *_args: Any, seen: list[str] = seen) -> None:
-            seen.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            client = apps.clients[apps.apps.index(app)]
+    for app, client in zip(apps.apps, apps.clients, strict=True):
+        with sql_of(app) as seen:
             thread.run(client.post("/graphql", json={"query": Q1, "variables": {"first": 20}}))
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
         counts.append(len(seen))
     assert counts[0] == counts[1], counts
 

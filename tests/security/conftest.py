@@ -22,13 +22,6 @@ UPDATE_BIO = "mutation Update($bio: String) { updateViewer(input: {bio: $bio}) {
 VIEWER = "{ viewer { id username } }"
 
 
-def pk_of(global_id: str) -> int:
-    """The integer primary key inside a ``base64("User:<pk>")`` global id."""
-    type_name, _, pk = base64.b64decode(global_id).decode().partition(":")
-    assert type_name == "User"
-    return int(pk)
-
-
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

@@ -18,8 +18,8 @@ from db.engine import Database
 from db.models import rate_limit_event_table, refresh_token_table, user_table
 from graph.cli import main
 from graph.observability import json_formatter
-from tests.conftest import GQL, REGISTER, SECRET, User, create_article, set_role
-from tests.security.conftest import VIEWER, AuditLog, assert_request_of, pk_of, snapshot
+from tests.conftest import GQL, REGISTER, SECRET, User, create_article, pk_of, set_role
+from tests.security.conftest import VIEWER, AuditLog, assert_request_of, snapshot
 
 LOGIN = "mutation L($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token refreshToken } }"
 REFRESH = "mutation R($t: String!) { refreshToken(refreshToken: $t) { token refreshToken } }"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -20,7 +20,6 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
-from sqlalchemy import event
 
 from auth.passwords import hash_password
 from db.engine import Database
@@ -30,11 +29,12 @@ from graph import budget
 from graph.app import create_app
 from graph.scalars import parse_datetime
 from graph.settings import Settings
-from tests.conftest import GQL, REGISTER, Response
+from tests.conftest import GQL, REGISTER, Response, sql_of
 from tests.graph.test_subscriptions import ARTICLE_PUBLISHED, Client, ws_url
 from tests.live import live_server
+from tests.loop_thread import LoopThread
 from tests.security.conftest import snapshot
-from tests.security.test_fuzz import SCHEMA, LoopThread
+from tests.security.test_fuzz import SCHEMA
 
 PAGE = "{ articles(first: 100) { nodes { comments(first: 5) { totalCount } } } }"  # 100 + 500 nodes: 6 points
 RATE = "rateLimit { cost limit remaining resetAt used }"
@@ -58,22 +58,6 @@ async def client_of(app: Any, address: str = "127.0.0.1") -> AsyncIterator[GQL]:
     transport = httpx.ASGITransport(app=app, client=(address, 123))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield GQL(http)
-
-
-@contextmanager
-def sql_of(app: Any) -> Iterator[list[str]]:
-    """The SQL statements ``app`` sends inside the block."""
-    seen: list[str] = []
-    engine = app.state.conduit.db.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def rate(gql: GQL, token: str | None = None) -> dict[str, Any]:

@@ -12,11 +12,9 @@ Examples are fixed (``derandomize``), so a failure reproduces; hypothesis prints
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -30,28 +28,11 @@ from db.engine import Database
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
 from graph.app import create_app
 from graph.settings import Settings
+from tests.loop_thread import LoopThread
 
 SCHEMA = (Path(__file__).parents[2] / "schema.graphql").read_text()
 CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "QUERY_TOO_COMPLEX", "RATE_LIMITED"})
 EXAMPLES = 50
-T = TypeVar("T")
-
-
-class LoopThread:
-    """An event loop in a thread, so hypothesis' synchronous ``@given`` can drive the async app."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 class Target:

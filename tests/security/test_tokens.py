@@ -24,7 +24,7 @@ from auth.tokens import TokenService
 from db.models import refresh_token_table, user_table
 from graph.cli import main
 from graph.settings import Settings
-from tests.conftest import GQL, SECRET, User, Users
+from tests.conftest import GQL, SECRET, User, Users, pk_of
 from tests.security.conftest import (
     VIEWER,
     AuditLog,
@@ -32,7 +32,6 @@ from tests.security.conftest import (
     attack,
     b64url,
     b64url_json,
-    pk_of,
     serving,
     snapshot,
     unpadded_json,
