@@ -225,3 +225,29 @@ print(json.dumps({
 }))
 EOF
 }
+
+begin_report() {  # KIND (sqlite|postgres): set DAY, RESULT, RAW, TITLE_SUFFIX and ROWS; keep the raw JSON lines
+  DAY=$(date +%F)
+  local suffix=""
+  TITLE_SUFFIX=""
+  if [ "${QUICK:-0}" = 1 ]; then suffix=-quick TITLE_SUFFIX=" — QUICK smoke run, not for comparison"; fi
+  RESULT=${RESULT:-$RESULTS/$1-$DAY$suffix.md}
+  RAW=${RESULT%.md}.jsonl
+  cp "$RUN_DIR/results.jsonl" "$RAW"
+  ROWS=()
+  local op
+  for op in $(ordered_ops); do
+    if [ "$op" = M1 ]; then
+      ROWS+=("M1 auth" "M1 auth c64")
+    else
+      ROWS+=("$op anon")
+      if [ "$AUTH" = 1 ]; then ROWS+=("$op auth"); fi
+    fi
+  done
+}
+
+finish_report() {  # after tools.py info: write $RESULT from $RUN_DIR and show it
+  "$PY" "$TOOLS" report "$RUN_DIR" "$RESULT" >/dev/null
+  log "wrote $RESULT (raw: $RAW, scratch: $RUN_DIR)"
+  cat "$RESULT"
+}

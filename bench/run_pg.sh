@@ -178,21 +178,7 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------ the report
-DAY=$(date +%F)
-SUFFIX="" TITLE_SUFFIX=""
-if [ "${QUICK:-0}" = 1 ]; then SUFFIX=-quick TITLE_SUFFIX=" — QUICK smoke run, not for comparison"; fi
-RESULT=${RESULT:-$RESULTS/postgres-$DAY$SUFFIX.md}
-RAW=${RESULT%.md}.jsonl
-cp "$RUN_DIR/results.jsonl" "$RAW"
-ROWS=()
-for op in $(ordered_ops); do
-  if [ "$op" = M1 ]; then
-    ROWS+=("M1 auth" "M1 auth c64")
-  else
-    ROWS+=("$op anon")
-    if [ "$AUTH" = 1 ]; then ROWS+=("$op auth"); fi
-  fi
-done
+begin_report postgres
 INFO_ROWS=$(printf '%s\n' "${ROWS[@]}") INFO_NOTES=$NOTES INFO_FAILS=$(cat "$RUN_DIR/failures.md" 2>/dev/null || true) \
 INFO_HWM=$(printf "%s; " "${HWM_NOTES[@]}") INFO_LOAD="before $LOAD_BEFORE, after $LOAD_AFTER" \
 INFO_TITLE="PostgreSQL benchmark, $DAY ($STAMP)$TITLE_SUFFIX" \
@@ -205,6 +191,4 @@ floor 10, PostGraphile 10; ours with CONDUIT_ENV=$BENCH_ENV, CONDUIT_BENCH_STATS
 PostGraphile ${NODE_VERSION:+on Node $NODE_VERSION }answers anonymous requests only" \
 INFO_DATA="users $USERS, articles $ARTICLES, comments $COMMENTS, favorites $FAVORITES, follows $FOLLOWS (conduit db seed)" \
   "$PY" "$TOOLS" info "$RUN_DIR/info.json"
-"$PY" "$TOOLS" report "$RUN_DIR" "$RESULT" >/dev/null
-log "wrote $RESULT (raw: $RAW, scratch: $RUN_DIR)"
-cat "$RESULT"
+finish_report
