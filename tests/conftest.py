@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import logging
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,23 @@ from graph.settings import Settings
 from tests.postgres import Cluster
 
 SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Undo what a test's ``conduit serve`` did to logging (``dictConfig``: stderr handlers, levels).
+
+    Otherwise the root logger keeps a handler on the stream pytest captured for that test,
+    and a later log line (aiosqlite's thread, say) fails with "I/O operation on closed file".
+    """
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    saved = [(logger, list(logger.handlers), logger.level, logger.propagate, logger.disabled) for logger in loggers]
+    yield
+    for logger, handlers, level, propagate, disabled in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.disabled = disabled
 
 
 @pytest.fixture(scope="session")
