@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from db.sqlite_driver import conduit_aiosqlite
+from db.sqlite_driver import conduit_aiosqlite, run_many
 
 # Counts SQL statements for the request that runs in this context (see StatementCounter).
 _statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
@@ -194,6 +194,29 @@ class Database:
             return
         async with self._write_lock:
             yield
+
+    async def fetch_raw(self, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
+        """The rows of each ``(sql, parameters)``, run in order, in autocommit, on one pooled connection.
+
+        For hot paths (planned queries in ``graph/planner.py``, the cost budget's charge):
+        ``sql`` is already in the driver's dialect (``?`` placeholders on SQLite, ``$n`` on
+        PostgreSQL), so SQLAlchemy's statement compilation and result processing are skipped;
+        on SQLite all statements take one trip to the connection's thread. Each statement is
+        still counted and announced to ``before_cursor_execute`` listeners (the request's
+        statement counter, tests' SQL capture). Rows are the driver's (tuples,
+        ``asyncpg.Record``), values undecoded (SQLite timestamps are text). Raises the driver's
+        own errors. A write on SQLite must hold ``serialized_write``.
+        """
+        dispatch = self.engine.sync_engine.dispatch.before_cursor_execute
+        async with self.reads.connect() as connection:
+            for sql, parameters in statements:
+                dispatch(connection.sync_connection, None, sql, parameters, None, False)
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            if self.is_sqlite:
+                # the connection is ours until it goes back to the pool: no other user to wait for
+                return await driver._execute(run_many, driver._conn, statements)  # type: ignore[no-any-return]
+            return [await driver.fetch(sql, *parameters) for sql, parameters in statements]
 
     async def ping(self) -> None:
         """Run a trivial query; raises the driver's error when the database is unreachable."""

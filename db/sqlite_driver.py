@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["OneTripCursor", "conduit_aiosqlite"]
+__all__ = ["OneTripCursor", "conduit_aiosqlite", "run_many"]
 
 # (description, rows, rowcount, lastrowid) of one statement
 _Outcome = tuple[Any, list[Any], int, int | None]
@@ -42,6 +42,18 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         return cursor.description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def run_many(connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
+    """On the SQLite thread: every statement's rows, in order; a whole read plan in one trip."""
+    out = []
+    for operation, parameters in statements:
+        cursor = connection.execute(operation, parameters)
+        try:
+            out.append(cursor.fetchall())
+        finally:
+            cursor.close()
+    return out
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):

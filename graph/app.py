@@ -30,7 +30,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMe
 from auth.backend import AuthenticationFailed, authenticate, header_from_params
 from auth.passwords import use_profile
 from auth.tokens import TokenService
-from db.engine import Database
+from db.engine import Database, is_sqlite_url
 from graph import budget
 from graph.broker import Broker, InProcessBroker, PostgresBroker
 from graph.compiler import CompiledExecutor
@@ -165,7 +165,8 @@ def compiled_executor(schema: ConduitSchema, settings: Settings) -> CompiledExec
             return False
         return await budget.compiled_check(context, schema._schema, document, operation_name, variables)
 
-    return CompiledExecutor(schema, schema.validation_rules, settings.max_tokens, within_limits)
+    is_sqlite = is_sqlite_url(settings.database_url) if settings.planned_execution else None
+    return CompiledExecutor(schema, schema.validation_rules, settings.max_tokens, within_limits, is_sqlite=is_sqlite)
 
 
 def default_broker(db: Database, settings: Settings) -> Broker:

@@ -202,3 +202,93 @@ def test_generated_queries_get_identical_responses(pair: tuple[LoopThread, Pair]
     # the comparison proves nothing unless both paths were taken
     assert apps.stats.compiled > before[0], apps.stats
     assert apps.stats.bailouts + apps.stats.not_compilable > before[1], apps.stats
+
+
+def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
+    """Selections, arguments and viewers the SQL planner covers, and some it hands back."""
+    thread, apps = pair
+    listing = thread.run(apps.both("{ articles(first: 40) { edges { cursor node { slug author { username } } } } }"))
+    edges = listing[1][1]["data"]["articles"]["edges"]
+    slugs = [edge["node"]["slug"] for edge in edges]
+    # the viewer favorites one article and follows its author, so both flags are true somewhere
+    favorite = "mutation($s: String!) { favoriteArticle(slug: $s) { favorited } }"
+    follow = "mutation($u: String!) { followUser(username: $u) { following } }"
+    thread.run(apps.both(favorite, {"s": slugs[1]}, apps.token))
+    thread.run(apps.both(follow, {"u": edges[2]["node"]["author"]["username"]}, apps.token))
+    commented = thread.run(
+        apps.both("{ articles(first: 40) { edges { node { slug comments(first: 0) { totalCount } } } } }")
+    )
+    by_comments = sorted(
+        commented[1][1]["data"]["articles"]["edges"], key=lambda e: -e["node"]["comments"]["totalCount"]
+    )
+    busy = by_comments[0]["node"]["slug"]
+    everything = (
+        "__typename id slug title description body createdAt updatedAt tagList favoritesCount favorited "
+        "author { __typename id username bio image following createdAt }"
+    )
+    page = "pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }"
+    planned: list[tuple[str, dict[str, Any]]] = [
+        (
+            f"{{ articles {{ __typename edges {{ __typename cursor node {{ {everything} }} }} {page} totalCount }} }}",
+            {},
+        ),
+        (
+            "query($a: String) { articles(first: 5, after: $a) { edges { cursor node { slug } } totalCount } }",
+            {"a": edges[4]["cursor"]},
+        ),
+        (
+            '{ x: articles(first: 3, tag: "programming") { totalCount n: edges { node { t: title tagList } } } '
+            "y: articles(first: 0) { totalCount pageInfo { hasNextPage endCursor } } __typename }",
+            {},
+        ),
+        (
+            "query($u: String!) { articles(author: $u, first: 2) { totalCount edges { node { author { username } } } } }",
+            {"u": edges[2]["node"]["author"]["username"]},
+        ),
+        (
+            'query($u: String!) { articles(author: $u, tag: "programming") { totalCount edges { node { slug } } } }',
+            {"u": edges[2]["node"]["author"]["username"]},
+        ),
+        ('{ articles(tag: "no-such-tag") { totalCount edges { cursor } pageInfo { startCursor endCursor } } }', {}),
+        (
+            "fragment A on Article { slug author { username } } "
+            "query { articles(first: 4) { edges { node { ...A ... on Article { title author { bio } } } } } }",
+            {},
+        ),
+        (
+            f"query($s: String!) {{ article(slug: $s) {{ {everything} comments {{ totalCount {page} "
+            "edges { cursor node { __typename id body createdAt updatedAt author { id username image createdAt } } } } "
+            "c2: comments(first: 2) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } } }",
+            {"s": busy},
+        ),
+        ('{ article(slug: "no-such-article") { title comments { totalCount } } }', {}),
+        (Q2, {"slug": slugs[1]}),
+    ]
+    before = apps.stats.planned
+    for query, variables in planned:
+        for token in (None, apps.token):
+            _assert_same(thread.run(apps.both(query, variables, token)), query)
+    assert apps.stats.planned - before == len(planned) * 2, apps.stats
+    # a comments cursor, then arguments and selections outside the plan: answered the other ways
+    first_comments = thread.run(
+        apps.both(
+            "query($s: String!) { article(slug: $s) { comments(first: 2) { pageInfo { endCursor } } } }", {"s": busy}
+        )
+    )
+    after = first_comments[1][1]["data"]["article"]["comments"]["pageInfo"]["endCursor"]
+    others: list[tuple[str, dict[str, Any]]] = [
+        (
+            "query($s: String!, $a: String) { article(slug: $s) { comments(first: 3, after: $a) { "
+            "edges { cursor node { id } } pageInfo { hasPreviousPage hasNextPage } } } }",
+            {"s": busy, "a": after},
+        ),
+        ("{ articles(orderBy: {field: FAVORITES_COUNT}) { edges { node { slug favoritesCount } } } }", {}),
+        ('{ articles(search: "the", first: 3) { totalCount edges { node { slug } } } }', {}),
+        ("{ articles(first: 101) { totalCount } }", {}),
+        ('{ articles(after: "bm9wZQ==") { totalCount } }', {}),
+        ("{ articles(first: 2) { nodes { slug } } }", {}),
+        ("{ articles(first: 2) { edges { node { comments { totalCount } author { email } } } } }", {}),
+    ]
+    for query, variables in others:
+        for token in (None, apps.token):
+            _assert_same(thread.run(apps.both(query, variables, token)), query)
