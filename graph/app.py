@@ -98,11 +98,7 @@ class SubscriptionEndpoint(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> None:
         try:
             header = header_from_params(context.connection_params)
-            session = context.app.db.session()
-            try:
-                context.viewer = await authenticate(header, context.app.tokens, session)
-            finally:
-                await session.close()
+            context.viewer = await authenticate(header, context.app.tokens, context.app.db)
         except AuthenticationFailed as error:
             raise ConnectionRejectionError({"message": str(error), "extensions": {"code": "UNAUTHENTICATED"}}) from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from auth.tokens import TokenService
 from db.engine import Database
 from graph.broker import Broker, Event
 from graph.loaders import Loaders
+from graph.observability import new_request_id
 from graph.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,16 +51,20 @@ class Context:
     app: AppState
     request: Request | WebSocket | None = None
     viewer: Viewer | None = None
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_request_id)
     connection_params: Any = None
     # the current operation's charge to the cost budget (graph/budget.py), read by the rateLimit field
     rate_limit: RateLimitStatus | None = None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False)
     _session: AsyncSession | None = field(default=None, init=False)
     _pending_events: list[Event] = field(default_factory=list, init=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self)
+    @property
+    def loaders(self) -> Loaders:
+        """This request's DataLoaders, built on first use (a planned query needs none)."""
+        if self._loaders is None:
+            self._loaders = Loaders(self)
+        return self._loaders
 
     @property
     def viewer_id(self) -> int | None:
@@ -91,7 +95,7 @@ class Context:
 
     def refresh(self) -> None:
         """Forget every cached load (after a write, or before a subscription event)."""
-        self.loaders = Loaders(self)
+        self._loaders = None
 
     def publish_after_commit(self, event: Event) -> None:
         """Queue ``event`` for the broker; sent only if the current transaction commits."""

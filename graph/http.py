@@ -253,16 +253,10 @@ class GraphQLHTTPHandler:
         # Before anything else: both executors below must see the full text, already allowed.
         document = self.persisted.resolve(params.query, params.document_id, params.extensions)
         try:
-            context.viewer = await authenticate(
-                request.headers.get("authorization"), self.state.tokens, context.session
-            )
+            context.viewer = await authenticate(request.headers.get("authorization"), self.state.tokens, self.state.db)
         except AuthenticationFailed as error:
             body = error_body(str(error), "UNAUTHENTICATED")
             return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        finally:
-            # Give the connection back now: loaders take their own per statement, and a request
-            # holding one while waiting for more would starve the pool under load.
-            await context.close()
         allowed = (OperationType.QUERY,) if request.method == "GET" else (OperationType.QUERY, OperationType.MUTATION)
         if self.compiled is not None and not document.extensions:
             compiled = await self.compiled.execute(document.query, params.operation_name, params.variables, context)

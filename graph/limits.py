@@ -10,9 +10,11 @@ operation over a limit runs no resolver.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
+import orjson
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -189,6 +191,11 @@ def limit_rule(
     return OperationLimitsRule
 
 
+COST_CACHE_SIZE = 4096
+COST_CACHE_VARIABLES_BYTES = 1024
+_costs: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+
+
 def operation_cost(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -203,7 +210,38 @@ def operation_cost(
     request; the cost is the sum over all such fields (GitHub GraphQL API, "Rate limits and
     node limits"). Fragments and variables are resolved. With ``max_first``, no field counts
     for more than that many items (what resolvers accept; the cost budget prices so).
+
+    Remembered per document text, operation, variables and ``max_first`` (up to
+    ``COST_CACHE_SIZE`` of them, first in first out; only variables of at most
+    ``COST_CACHE_VARIABLES_BYTES`` as JSON, so the memory it takes stays small): every request
+    needs it twice (the limit, the budget's price), and counting walks the whole document.
     """
+    key = None
+    if document.loc is not None:
+        try:
+            encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+        except TypeError:  # not JSON (a caller's own values): count without remembering
+            encoded = None
+        if encoded is not None and len(encoded) <= COST_CACHE_VARIABLES_BYTES:
+            key = (id(schema), document.loc.source.body, operation_name, encoded, max_first)
+            found = _costs.get(key)
+            if found is not None:
+                return found
+    cost = _operation_cost(schema, document, operation_name, variables, max_first)
+    if key is not None:
+        _costs[key] = cost
+        if len(_costs) > COST_CACHE_SIZE:
+            _costs.popitem(last=False)
+    return cost
+
+
+def _operation_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    max_first: int | None,
+) -> int:
     fragments = _fragments(document)
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:

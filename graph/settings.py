@@ -39,8 +39,9 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production", "test"] = "development"
     database_url: str = "sqlite:///./conduit.db"
-    db_pool_size: int = Field(default=5, ge=1, le=200)
-    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    # connections per process; unset: 2 + 0 on SQLite, 5 + 5 on PostgreSQL (db/engine.py)
+    db_pool_size: int | None = Field(default=None, ge=1, le=200)
+    db_max_overflow: int | None = Field(default=None, ge=0, le=200)
     # A request waits at most this long for a pooled connection before failing.
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=2.0, gt=0)
