@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from db.sqlite_driver import conduit_aiosqlite, run_many
+from db.sqlite_driver import Decide, Statements, conduit_aiosqlite, run_many, run_transactions
 
 # Counts SQL statements for the request that runs in this context (see StatementCounter).
 _statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
@@ -100,6 +100,9 @@ class Database:
     reads: AsyncEngine = field(init=False)
     is_sqlite: bool = field(init=False)
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    # SQLite group commit (``write``): transactions waiting for the next trip, and its task
+    _queued_writes: list[tuple[Statements, Decide, asyncio.Future[Any]]] = field(init=False, default_factory=list)
+    _writer: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.url = normalize_url(self.url)
@@ -235,6 +238,78 @@ class Database:
             return [await driver.fetch(sql, *parameters) for sql, parameters in statements]
         finally:
             await greenlet_spawn(raw.close)  # the pool's return may run its (async) reset
+
+    async def write(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
+        """Run ``statements`` as one short write transaction; their rows, or ``None`` if rolled back.
+
+        ``decide`` sees the rows and returns more statements to run before the commit (e.g.
+        PostgreSQL's ``pg_notify``), or ``None`` to roll back. SQL is the driver's, as for
+        ``fetch_raw``. Raises the driver's error (after rolling back).
+
+        On SQLite this is a group commit: the transactions that arrive while one trip to the
+        database is under way go together in the next trip, each still its own ``BEGIN
+        IMMEDIATE`` ... ``COMMIT``, under this process's write lock (so they never meet
+        ``transaction()``'s writers in SQLite's busy handler). A process holding its write lock
+        for a whole trip through a busy event loop capped the server at one trip per write; this
+        spends one trip on all the writes waiting. Callers resume in commit order.
+        """
+        dispatch = self.engine.sync_engine.dispatch.before_cursor_execute
+        for sql, parameters in statements:
+            dispatch(None, None, sql, parameters, None, False)
+        if not self.is_sqlite:
+            return await self._write_postgres(statements, decide)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued_writes.append((statements, decide, future))
+        if self._writer is None:
+            # a task of its own: no request waits for others' writes, and a cancelled request
+            # cannot strand the writes queued behind its own
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued())
+        outcome = await future
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
+
+    async def _write_queued(self) -> None:
+        try:
+            while self._queued_writes:
+                batch, self._queued_writes = self._queued_writes, []
+                units = [(statements, decide) for statements, decide, _future in batch]
+                try:
+                    async with self._write_lock:
+                        raw = await self.engine.raw_connection()
+                        try:
+                            driver: Any = raw.driver_connection
+                            outcomes = await driver._execute(run_transactions, driver._conn, units)
+                        finally:
+                            await greenlet_spawn(raw.close)
+                except Exception as error:  # the trip itself failed: every write of it fails alike
+                    outcomes = [error] * len(batch)
+                for (_statements, _decide, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+        finally:
+            self._writer = None
+
+    async def _write_postgres(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
+        raw = await self.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            transaction = driver.transaction()
+            await transaction.start()
+            try:
+                results = [await driver.fetch(sql, *parameters) for sql, parameters in statements]
+                more = decide(results)
+                if more is None:
+                    await transaction.rollback()
+                    return None
+                results.extend([await driver.fetch(sql, *parameters) for sql, parameters in more])
+            except BaseException:
+                await transaction.rollback()
+                raise
+            await transaction.commit()
+            return results
+        finally:
+            await greenlet_spawn(raw.close)
 
     async def ping(self) -> None:
         """Run a trivial query; raises the driver's error when the database is unreachable."""

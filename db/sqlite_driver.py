@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["OneTripCursor", "conduit_aiosqlite", "run_many"]
+__all__ = ["OneTripCursor", "conduit_aiosqlite", "run_many", "run_transactions"]
 
 # (description, rows, rowcount, lastrowid) of one statement
 _Outcome = tuple[Any, list[Any], int, int | None]
@@ -53,6 +54,37 @@ def run_many(connection: sqlite3.Connection, statements: list[tuple[str, list[An
             out.append(cursor.fetchall())
         finally:
             cursor.close()
+    return out
+
+
+Statements = list[tuple[str, list[Any]]]
+Decide = Callable[[list[list[Any]]], Statements | None]
+
+
+def run_transactions(connection: sqlite3.Connection, units: list[tuple[Statements, Decide]]) -> list[Any]:
+    """On the SQLite thread: each unit in its own ``BEGIN IMMEDIATE`` transaction, in order.
+
+    A unit's ``decide`` sees its rows and returns the statements to add before ``COMMIT``, or
+    ``None`` to roll back. Per unit: the rows (committed), ``None`` (rolled back) or the
+    exception that rolled it back; one unit's failure leaves the others alone.
+    """
+    out: list[Any] = []
+    for statements, decide in units:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            results = run_many(connection, statements)
+            more = decide(results)
+            if more is None:
+                connection.execute("ROLLBACK")
+                out.append(None)
+                continue
+            results.extend(run_many(connection, more))
+            connection.execute("COMMIT")
+            out.append(results)
+        except Exception as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            out.append(error)
     return out
 
 

@@ -106,6 +106,14 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def notify_statement(event: Event) -> tuple[str, list[Any]]:
+    """``pg_notify`` of ``event`` in asyncpg's SQL, to run inside the writing transaction.
+
+    The payload is the JSON ``PostgresBroker.publish`` sends (and its listeners decode).
+    """
+    return "SELECT pg_notify($1, $2)", [event.channel, json.dumps(event.payload, separators=(",", ":"))]
+
+
 class PostgresBroker:
     """A broker for several server processes on one PostgreSQL database (``LISTEN/NOTIFY``).
 
@@ -142,14 +150,14 @@ class PostgresBroker:
 
     async def publish(self, event: Event, connection: AsyncConnection | None = None) -> None:
         """Notify ``event.channel`` with the JSON payload; in ``connection``'s transaction if given."""
-        statement = sa.text("SELECT pg_notify(:channel, :payload)")
-        params = {"channel": event.channel, "payload": json.dumps(event.payload, separators=(",", ":"))}
+        sql, (channel, payload) = notify_statement(event)
         if connection is not None:
-            await connection.execute(statement, params)
+            statement = sa.text("SELECT pg_notify(:channel, :payload)")
+            await connection.execute(statement, {"channel": channel, "payload": payload})
             return
         listener = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
         try:
-            await listener.execute("SELECT pg_notify($1, $2)", params["channel"], params["payload"])
+            await listener.execute(sql, channel, payload)
         finally:
             await listener.close()
 

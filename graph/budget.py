@@ -31,16 +31,16 @@ DO UPDATE ... WHERE ... RETURNING used``; SQLite 3.35+ and PostgreSQL), in autoc
 concurrent processes can never overspend. Every ``PRUNE_EVERY``-th charge of a process also
 deletes past windows.
 
-On SQLite, where a process's writes queue behind one lock, charges are group-committed: the
-charges that arrive while one trip to the database is under way go together in the next, each
-still its own upsert and its own transaction. Before this, every request held the write lock
-for a whole trip through a busy event loop, and that lock, not SQLite, capped the whole
-server's throughput (Q1: 669 rps with the budget on against 982 with it off).
+On SQLite, where a process's writes queue behind one lock, charges are group-committed
+(``Database.write``): the charges and other writes that arrive while one trip to the database
+is under way go together in the next, each still its own transaction. Before this, every
+request held the write lock for a whole trip through a busy event loop, and that lock, not
+SQLite, capped the whole server's throughput (Q1: 669 rps with the budget on against 982 with
+it off).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import math
@@ -136,9 +136,6 @@ class CostBudget:
         self.points = points
         self.window_seconds = window_seconds
         self._charges = 0
-        # SQLite group commit: charges waiting for the next trip, and whether one is under way
-        self._queued: list[tuple[list[Any], asyncio.Future[int | None]]] = []
-        self._drainer: asyncio.Task[None] | None = None
 
     def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """Start and end (UTC) of the window holding ``now``."""
@@ -153,12 +150,15 @@ class CostBudget:
         if cost > self.points:  # can never fit: the insert below would store it anyway
             return RateLimitStatus(cost, self.points, None, reset_at, allowed=False)
         if self.db.is_sqlite:
-            # the window as SQLAlchemy stores it on SQLite, so its own reads of the table match
-            used = await self._group_commit([bucket, start.strftime("%Y-%m-%d %H:%M:%S.%f"), cost, self.points])
+            # group-committed with the process's other writes (Database.write); the window as
+            # SQLAlchemy stores it on SQLite, so its own reads of the table match
+            window = start.strftime("%Y-%m-%d %H:%M:%S.%f")
+            results = await self.db.write([(_charge_sql(True), [bucket, window, cost, self.points])], _commit)
+            rows = results[0] if results is not None else []
         else:
             # autocommit: the statement is its own transaction, committed at once
             (rows,) = await self.db.fetch_raw([(_charge_sql(False), [bucket, start, cost, self.points])])
-            used = rows[0][0] if rows else None
+        used = rows[0][0] if rows else None
         self._charges += 1
         if self._charges % PRUNE_EVERY == 0:
             async with self.db.serialized_write(), self.db.reads.connect() as connection:
@@ -166,34 +166,6 @@ class CostBudget:
         if used is None:
             return RateLimitStatus(cost, self.points, None, reset_at, allowed=False)
         return RateLimitStatus(cost, self.points, int(used), reset_at)
-
-    async def _group_commit(self, parameters: list[Any]) -> int | None:
-        """Run one charge's upsert with whatever others are waiting (module docstring); its ``used``."""
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._queued.append((parameters, future))
-        if self._drainer is None:
-            # a task of its own: no request waits for others' charges, and a request that is
-            # cancelled cannot strand the charges queued behind its own
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._queued:
-                batch, self._queued = self._queued, []
-                try:
-                    async with self.db.serialized_write():
-                        results = await self.db.fetch_raw([(_charge_sql(True), p) for p, _f in batch])
-                except Exception as error:  # every charge of the trip fails alike
-                    for _p, waiting in batch:
-                        if not waiting.done():
-                            waiting.set_exception(error)
-                    continue
-                for (_p, waiting), rows in zip(batch, results, strict=True):
-                    if not waiting.done():
-                        waiting.set_result(rows[0][0] if rows else None)
-        finally:
-            self._drainer = None
 
     async def peek(self, bucket: str, cost: int, *, dry_run: bool) -> RateLimitStatus:
         """What ``bucket`` has spent in the current window, charging nothing (one read)."""
@@ -207,6 +179,10 @@ class CostBudget:
                 )
             ).scalar_one_or_none()
         return RateLimitStatus(cost, self.points, int(used or 0), reset_at, dry_run=dry_run)
+
+
+def _commit(_results: list[list[Any]]) -> list[tuple[str, list[Any]]]:
+    return []  # a charge that does not fit changes nothing: committing it is harmless
 
 
 @functools.cache

@@ -62,7 +62,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from graph.planner import NotPlannable, NotPlanned, OperationSql, plan_operation
+from graph.planner import NotPlannable, NotPlanned, OperationSql, WriteCommitted, plan_operation
 
 logger = logging.getLogger("conduit.compiler")
 
@@ -145,9 +145,11 @@ class OperationPlan:
             raise Bailout("variables do not coerce")
         if self.sql is not None:
             try:
-                data = await self.sql.execute(context.app.db, coerced, context.viewer_id)
-            except NotPlanned:
-                pass  # arguments outside the plan: resolve field by field
+                data = await self.sql.execute(context, coerced)
+            except NotPlanned as refusal:
+                if self.sql.writes:  # nothing was written: the ordinary executor runs the mutation
+                    raise Bailout(str(refusal)) from refusal
+                # arguments outside the plan: resolve field by field
             else:
                 self.stats.planned += 1
                 return data
@@ -373,11 +375,20 @@ def compile_operation(
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         raise NotCompilable("no such operation, or several and no name")
-    if operation.operation is not OperationType.QUERY:
+    if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
         raise NotCompilable(f"{operation.operation.value} operations are not compiled")
     if _uses_directives(document):
         raise NotCompilable("directives are not compiled")
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    if operation.operation is OperationType.MUTATION:
+        # only planned mutations: a field-by-field run could not hand back a half-done write
+        if is_sqlite is None:
+            raise NotCompilable("mutations are compiled only when planned")
+        try:
+            sql = plan_operation(schema, operation, fragments, is_sqlite, _collect)
+        except NotPlannable as refusal:
+            raise NotCompilable(str(refusal)) from refusal
+        return OperationPlan(schema, strawberry_schema, operation, [], stats or CompiledStats(), sql)
     assert schema.query_type is not None
     fields = _plan_selection(strawberry_schema, schema, schema.query_type, [operation.selection_set], fragments)
     plan = OperationPlan(schema, strawberry_schema, operation, fields, stats or CompiledStats())
@@ -626,9 +637,19 @@ class CompiledExecutor:
             return NOT_COMPILABLE
 
     async def execute(
-        self, query: str, operation_name: str | None, variables: dict[str, Any] | None, context: Any
-    ) -> tuple[dict[str, Any], str | None] | None:
-        """The response's ``data`` and the operation's name, or ``None`` when the ordinary executor must answer."""
+        self,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        context: Any,
+        *,
+        mutations: bool = False,
+    ) -> tuple[dict[str, Any], str, str | None] | None:
+        """The response's ``data``, the operation's type and name; ``None`` when the ordinary executor must answer.
+
+        ``mutations``: whether a mutation may run (POST only); a mutation runs at most once, on
+        whichever path: after its commit nothing falls back (``WriteCommitted`` propagates).
+        """
         found = self.plan_for(query, operation_name)
         if found is None:
             return None
@@ -636,8 +657,12 @@ class CompiledExecutor:
         if not await self.check(document, operation_name, variables or {}, context):
             self.stats.bailouts += 1
             return None
+        if plan.operation.operation is OperationType.MUTATION and not mutations:
+            return None  # e.g. over GET: the ordinary executor refuses it
         try:
             data = await plan.execute(context, variables)
+        except WriteCommitted:
+            raise  # the mutation happened: running it again would do it twice
         except Exception as error:  # Bailout or a resolver's error: the ordinary executor reports it
             logger.debug("compiled execution handed back: %s: %s", type(error).__name__, error)
             self.stats.bailouts += 1
@@ -645,4 +670,4 @@ class CompiledExecutor:
             return None
         self.stats.compiled += 1
         name = plan.operation.name
-        return data, name.value if name is not None else None
+        return data, plan.operation.operation.value, name.value if name is not None else None

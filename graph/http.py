@@ -259,10 +259,16 @@ class GraphQLHTTPHandler:
             return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         allowed = (OperationType.QUERY,) if request.method == "GET" else (OperationType.QUERY, OperationType.MUTATION)
         if self.compiled is not None and not document.extensions:
-            compiled = await self.compiled.execute(document.query, params.operation_name, params.variables, context)
+            compiled = await self.compiled.execute(
+                document.query,
+                params.operation_name,
+                params.variables,
+                context,
+                mutations=OperationType.MUTATION in allowed,
+            )
             if compiled is not None:
-                data, operation_name = compiled
-                observability.record_operation("query", operation_name)
+                data, operation_type, operation_name = compiled
+                observability.record_operation(operation_type, operation_name)
                 return self._result_response(ExecutionResult(data=data, errors=None), media_type)
         try:
             result = await self.schema.execute(

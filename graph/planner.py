@@ -39,19 +39,32 @@ import base64
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLObjectType, OperationDefinitionNode
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLObjectType,
+    OperationDefinitionNode,
+    OperationType,
+)
 from graphql.execution.values import VariableValues, get_argument_values
 
-from db.engine import Database
-from graph.errors import BadUserInput
+from db.models import utcnow
+from graph.broker import Broker, Event, notify_statement
+from graph.errors import BadUserInput, FieldErrors
 from graph.ids import decode_cursor
+from graph.mutations.comments import comment_channel
 from graph.scalars import serialize_datetime
 from graph.types.node import check_first
+from graph.validation import COMMENT_MAX, check_text
 
-__all__ = ["NotPlannable", "NotPlanned", "OperationSql", "plan_operation"]
+if TYPE_CHECKING:
+    from graph.context import Context
+
+__all__ = ["NotPlannable", "NotPlanned", "OperationSql", "WriteCommitted", "plan_operation"]
 
 
 class NotPlannable(Exception):
@@ -415,6 +428,27 @@ class Planner:
         shape = self.source.function("_rows, _first, _has_previous, _total", body)
         return CommentsPlan(node, self.flavour, columns, shape, counts)
 
+    def add_comment(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
+        """``addComment``: the new comment from the insert's ``RETURNING``, its author (the viewer) read after."""
+        author = Columns()
+        out = []
+        for key, name, _node, sub in self.fields("Comment", merged):
+            if name == "__typename":
+                value = "'Comment'"
+            elif name == "id":
+                value = "_comment_id(r[0])"
+            elif name == "body":
+                value = "r[2]"
+            elif name in ("createdAt", "updatedAt"):
+                value = f"_datetime(r[{3 if name == 'createdAt' else 4}])"
+            elif name == "author":
+                value = self.user(sub, author, "cu", "u")
+            else:
+                raise NotPlannable(f"Comment.{name}")
+            out.append(f"{key!r}: {value}")
+        shape = self.source.function("r, u", [f"return {_literal(out)}"])
+        return AddCommentPlan(node, self.flavour, author, shape)
+
     def article_root(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
         columns = Columns()
         comments: list[CommentsPlan] = []
@@ -633,13 +667,105 @@ class ArticlePlan(RootPlan):
 
 
 @dataclass(eq=False)
+class PreparedWrite:
+    """A mutation field's transaction: statements, what to add before commit, and the response.
+
+    ``decide`` gets the rows and returns the statements to run before the commit (PostgreSQL's
+    ``pg_notify``), or ``None`` when nothing matched and the transaction must roll back;
+    ``finish`` shapes the committed rows; ``events`` are published after the commit by a
+    broker that does not publish inside transactions.
+    """
+
+    statements: list[tuple[str, list[Any]]]
+    decide: Callable[[list[list[Any]]], list[tuple[str, list[Any]]] | None]
+    finish: Callable[[list[list[Any]]], Any]
+    events: Callable[[list[list[Any]]], list[Event]]
+
+
+@dataclass(eq=False)
+class AddCommentPlan(RootPlan):
+    """``addComment(slug, body)`` (``graph/mutations/comments.py``) as one short transaction.
+
+    Covers the signed-in, valid case only: no viewer, a blank or too long body, or no article
+    with that slug (the insert matches nothing and rolls back) raise ``NotPlanned`` before
+    anything is written, and the ordinary executor reports the error.
+    """
+
+    statement: Statement = field(init=False)
+    author: Statement = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.statement = Statement(self._insert_sql)
+        self.author = Statement(self._author_sql)
+
+    def _insert_sql(self, _variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+        sql = (
+            "INSERT INTO comment (body, article_id, author_id, created_at, updated_at) "
+            "SELECT :body, a.id, :viewer, :now, :now FROM article a WHERE a.slug = :slug "
+            "RETURNING id, article_id, body, created_at, updated_at"
+        )
+        return render(sql, ("body", "viewer", "now", "slug"), self.flavour)
+
+    def _author_sql(self, _variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+        columns = self.columns.render(self.flavour, False) or "cu.id"
+        return render(f'SELECT {columns} FROM "user" cu WHERE cu.id = :viewer', ("viewer",), self.flavour)
+
+    def prepare_write(
+        self, definition: Any, variables: VariableValues, viewer_id: int | None, broker: Broker
+    ) -> PreparedWrite:
+        if viewer_id is None:
+            raise NotPlanned("addComment needs a viewer")
+        args = self.arguments(definition, variables)
+        body, slug = args["body"], args["slug"]
+        errors = FieldErrors()
+        check_text(errors, "body", body, COMMENT_MAX)
+        if errors:
+            raise NotPlanned("the body is invalid")
+        values = {"body": body, "viewer": viewer_id, "slug": slug, "now": self.flavour.bind_time(utcnow())}
+        statements = [_bind(self.statement.get(()), values), _bind(self.author.get(()), values)]
+        transactional = broker.transactional
+
+        def events(results: list[list[Any]]) -> list[Event]:
+            comment = results[0][0]
+            return [Event(comment_channel(comment[1]), {"id": comment[0]})]
+
+        def decide(results: list[list[Any]]) -> list[tuple[str, list[Any]]] | None:
+            if not results[0]:
+                return None  # no such article
+            return [notify_statement(event) for event in events(results)] if transactional else []
+
+        shape = self.shape
+
+        def finish(results: list[list[Any]]) -> Any:
+            return shape(results[0][0], results[1][0] if results[1] else None)
+
+        return PreparedWrite(statements, decide, finish, events)
+
+
+class WriteCommitted(Exception):
+    """A planned mutation committed and then failed: it must not run again by falling back."""
+
+
+@dataclass(eq=False)
 class OperationSql:
-    """A planned query: its root fields in response order (``None`` for ``__typename``)."""
+    """A planned operation: its root fields in response order (``None`` for ``__typename``).
+
+    A mutation has exactly one root field besides ``__typename`` (``writes``).
+    """
 
     roots: list[tuple[str, Any, RootPlan | None]]
+    root_type: str = "Query"
+    writes: bool = False
 
-    async def execute(self, db: Database, variables: VariableValues, viewer_id: int | None) -> dict[str, Any]:
-        """The response's ``data``; raises NotPlanned when the arguments are outside the plan."""
+    async def execute(self, context: Context, variables: VariableValues) -> dict[str, Any]:
+        """The response's ``data``; raises NotPlanned when the arguments are outside the plan.
+
+        A mutation raises NotPlanned only before anything is written, and ``WriteCommitted``
+        for a failure after its commit.
+        """
+        if self.writes:
+            return await self._write(context, variables)
+        db, viewer_id = context.app.db, context.viewer_id
         prepared = [
             (key, root.prepare(definition, variables, viewer_id) if root is not None else None)
             for key, definition, root in self.roots
@@ -650,11 +776,28 @@ class OperationSql:
         start = 0
         for key, p in prepared:
             if p is None:
-                data[key] = "Query"
+                data[key] = self.root_type
                 continue
             data[key] = p.finish(results[start : start + len(p.statements)])
             start += len(p.statements)
         return data
+
+    async def _write(self, context: Context, variables: VariableValues) -> dict[str, Any]:
+        broker = context.app.broker
+        ((key, definition, root),) = [r for r in self.roots if r[2] is not None]
+        assert isinstance(root, AddCommentPlan)
+        prepared = root.prepare_write(definition, variables, context.viewer_id, broker)
+        results = await context.app.db.write(prepared.statements, prepared.decide)
+        if results is None:
+            raise NotPlanned("nothing to write: the ordinary executor reports why")
+        try:
+            if not broker.transactional:
+                for event in prepared.events(results):
+                    await broker.publish(event)
+            value = prepared.finish(results)
+        except Exception as error:
+            raise WriteCommitted("a committed mutation failed afterwards") from error
+        return {k: value if k == key else self.root_type for k, _d, _r in self.roots}
 
 
 def plan_operation(
@@ -664,18 +807,25 @@ def plan_operation(
     is_sqlite: bool,
     collect: Callable[[GraphQLObjectType, list[Any], dict[str, FragmentDefinitionNode]], dict[str, list[FieldNode]]],
 ) -> OperationSql:
-    """Plan the query ``operation`` (already validated and compiled); raises NotPlannable."""
+    """Plan the query or mutation ``operation`` (already validated); raises NotPlannable."""
     planner = Planner(schema, Flavour(is_sqlite), lambda t, sets: collect(t, sets, fragments))
-    query = schema.query_type
+    writes = operation.operation is OperationType.MUTATION
+    if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
+        raise NotPlannable(f"{operation.operation.value} operations are not planned")
+    root_type = schema.get_root_type(operation.operation)
     roots: list[tuple[str, Any, RootPlan | None]] = []
-    for key, nodes in collect(query, [operation.selection_set], fragments).items():
+    for key, nodes in collect(root_type, [operation.selection_set], fragments).items():
         name = nodes[0].name.value
         if name == "__typename":
             roots.append((key, None, None))
             continue
-        definition = query.fields[name]
+        definition = root_type.fields[name]
         root: RootPlan
-        if name == "articles":
+        if writes:
+            if name != "addComment" or any(r is not None for _k, _d, r in roots):
+                raise NotPlannable(f"Mutation.{name}, or more than one mutation")
+            root = planner.add_comment(nodes[0], nodes)
+        elif name == "articles":
             root = planner.articles(nodes[0], nodes)
         elif name == "article":
             root = planner.article_root(nodes[0], nodes)
@@ -690,4 +840,4 @@ def plan_operation(
     namespace = planner.source.compile()
     for plan in planned:
         plan.bind(namespace)
-    return OperationSql(roots)
+    return OperationSql(roots, root_type.name, writes)

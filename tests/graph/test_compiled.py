@@ -292,3 +292,50 @@ def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
     for query, variables in others:
         for token in (None, apps.token):
             _assert_same(thread.run(apps.both(query, variables, token)), query)
+
+
+ADD_COMMENT = (
+    "mutation($s: String!, $b: String!) { __typename addComment(slug: $s, body: $b) { __typename id body "
+    "createdAt updatedAt c: createdAt author { __typename id username bio image createdAt } } }"
+)
+COMMENT_BY_ID = (
+    "query($id: ID!) { node(id: $id) { ... on Comment { __typename id body createdAt updatedAt c: createdAt "
+    "author { __typename id username bio image createdAt } } } }"
+)
+
+
+def test_planned_add_comment_writes_once_and_answers_as_the_ordinary_executor(pair: tuple[LoopThread, Pair]) -> None:
+    thread, apps = pair
+    listing = thread.run(apps.both("{ articles(first: 1) { edges { node { slug comments { totalCount } } } } }"))
+    node = listing[1][1]["data"]["articles"]["edges"][0]["node"]
+    slug, comments_before = node["slug"], node["comments"]["totalCount"]
+    count = "query($s: String!) { article(slug: $s) { comments { totalCount } } }"
+    before = apps.stats.planned
+    answers = thread.run(apps.both(ADD_COMMENT, {"s": slug, "b": "planned or not"}, apps.token))
+    assert apps.stats.planned == before + 1, apps.stats
+    # each app added its own comment: same shape, and each reads back as the ordinary executor shows it
+    for status, body in answers:
+        assert status == 200 and "errors" not in body, body
+        added = body["data"]["addComment"]
+        assert body["data"]["__typename"] == "Mutation" and added["body"] == "planned or not"
+        read = thread.run(apps.both(COMMENT_BY_ID, {"id": added["id"]}))[1][1]
+        assert read["data"]["node"] == added
+    total = thread.run(apps.both(count, {"s": slug}))[1][1]["data"]["article"]["comments"]["totalCount"]
+    assert total == comments_before + 2
+    # refused before anything is written, on both paths alike
+    bailouts = apps.stats.bailouts
+    refused = [
+        ({"s": slug, "b": "anonymous"}, None),
+        ({"s": slug, "b": "   "}, apps.token),
+        ({"s": slug, "b": "x" * 100_000}, apps.token),
+        ({"s": "no-such-article", "b": "lost"}, apps.token),
+    ]
+    for variables, token in refused:
+        _assert_same(thread.run(apps.both(ADD_COMMENT, variables, token)), str(variables)[:80])
+    assert apps.stats.bailouts - bailouts == len(refused)
+    assert thread.run(apps.both(count, {"s": slug}))[1][1]["data"]["article"]["comments"]["totalCount"] == total
+    # a selection the planner does not cover runs the ordinary way (once)
+    other = 'mutation($s: String!) { addComment(slug: $s, body: "x") { article { slug } } }'
+    compiled, ordinary = thread.run(apps.both(other, {"s": slug}, apps.token))
+    assert compiled == ordinary
+    assert thread.run(apps.both(count, {"s": slug}))[1][1]["data"]["article"]["comments"]["totalCount"] == total + 2
