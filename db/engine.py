@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiosqlite
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -103,6 +104,10 @@ class Database:
     # SQLite group commit (``write``): transactions waiting for the next trip, and its task
     _queued_writes: list[tuple[Statements, Decide, asyncio.Future[Any]]] = field(init=False, default_factory=list)
     _writer: asyncio.Task[None] | None = field(init=False, default=None)
+    # SQLite: the file of the connections that run driver SQL (None for an in-memory database)
+    _sqlite_path: str | None = field(init=False, default=None)
+    _sqlite_idle: asyncio.Queue[aiosqlite.Connection] = field(init=False, default_factory=asyncio.Queue)
+    _sqlite_opened: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.url = normalize_url(self.url)
@@ -113,7 +118,8 @@ class Database:
         kwargs: dict[str, Any] = {"echo": self.echo}
         if self.is_sqlite:
             kwargs["module"] = conduit_aiosqlite()  # one trip to aiosqlite's thread per statement
-            if make_url(self.url).database in (None, "", ":memory:"):
+            database = make_url(self.url).database
+            if database in (None, "", ":memory:"):
                 # One shared connection, or every connection would see its own empty database.
                 kwargs["poolclass"] = StaticPool
             else:
@@ -121,6 +127,7 @@ class Database:
                 # with an explicit COMMIT or ROLLBACK, so the pool's reset (a ROLLBACK, one more
                 # trip to aiosqlite's thread per statement) has nothing to undo.
                 kwargs.update(pool_size=self.pool_size, max_overflow=self.max_overflow, pool_reset_on_return=None)
+                self._sqlite_path = database
         else:
             kwargs.update(
                 pool_size=self.pool_size,
@@ -227,6 +234,12 @@ class Database:
         dispatch = self.engine.sync_engine.dispatch.before_cursor_execute
         for sql, parameters in statements:
             dispatch(None, None, sql, parameters, None, False)
+        if self._sqlite_path is not None:
+            connection = await self._sqlite_checkout()
+            try:
+                return await connection._execute(run_many, connection._conn, statements)  # type: ignore[no-untyped-call,no-any-return]
+            finally:
+                self._sqlite_idle.put_nowait(connection)
         # a pooled DBAPI connection without SQLAlchemy's Connection around it (about half the
         # cost of this method); used bare, asyncpg runs each statement in autocommit
         raw = await self.engine.raw_connection()
@@ -276,12 +289,7 @@ class Database:
                 units = [(statements, decide) for statements, decide, _future in batch]
                 try:
                     async with self._write_lock:
-                        raw = await self.engine.raw_connection()
-                        try:
-                            driver: Any = raw.driver_connection
-                            outcomes = await driver._execute(run_transactions, driver._conn, units)
-                        finally:
-                            await greenlet_spawn(raw.close)
+                        outcomes = await self._run_transactions(units)
                 except Exception as error:  # the trip itself failed: every write of it fails alike
                     outcomes = [error] * len(batch)
                 for (_statements, _decide, future), outcome in zip(batch, outcomes, strict=True):
@@ -289,6 +297,38 @@ class Database:
                         future.set_result(outcome)
         finally:
             self._writer = None
+
+    async def _run_transactions(self, units: list[tuple[Statements, Decide]]) -> list[Any]:
+        if self._sqlite_path is not None:
+            connection = await self._sqlite_checkout()
+            try:
+                return await connection._execute(run_transactions, connection._conn, units)  # type: ignore[no-untyped-call,no-any-return]
+            finally:
+                self._sqlite_idle.put_nowait(connection)
+        raw = await self.engine.raw_connection()  # an in-memory database: its one shared connection
+        try:
+            driver: Any = raw.driver_connection
+            return await driver._execute(run_transactions, driver._conn, units)  # type: ignore[no-any-return]
+        finally:
+            await greenlet_spawn(raw.close)
+
+    async def _sqlite_checkout(self) -> aiosqlite.Connection:
+        """A connection of the driver-SQL pool (``fetch_raw``, ``write``), opening one while fewer than ``pool_size``.
+
+        Not SQLAlchemy's pool: its checkout and return cost about 45 µs of the 66 µs a
+        one-statement trip took (``SELECT 1``), against 22 µs with this queue.
+        """
+        if self._sqlite_idle.empty() and self._sqlite_opened < (self.pool_size or 1):
+            assert self._sqlite_path is not None
+            self._sqlite_opened += 1
+            try:
+                connection = await aiosqlite.connect(self._sqlite_path, isolation_level=None)
+                await connection._execute(self._sqlite_on_connect, connection._conn, None)  # type: ignore[no-untyped-call]
+            except BaseException:
+                self._sqlite_opened -= 1
+                raise
+            return connection
+        return await self._sqlite_idle.get()
 
     async def _write_postgres(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
         raw = await self.engine.raw_connection()
@@ -318,6 +358,9 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        while not self._sqlite_idle.empty():
+            await self._sqlite_idle.get_nowait().close()
+            self._sqlite_opened -= 1
         await self.engine.dispose()
 
 
