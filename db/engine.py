@@ -108,6 +108,9 @@ class Database:
     _sqlite_path: str | None = field(init=False, default=None)
     _sqlite_idle: asyncio.Queue[aiosqlite.Connection] = field(init=False, default_factory=asyncio.Queue)
     _sqlite_opened: int = field(init=False, default=0)
+    # PostgreSQL: the asyncpg pool of driver SQL (``_postgres_pool``)
+    _pg_pool: asyncpg.Pool | None = field(init=False, default=None)
+    _pg_pool_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.url = normalize_url(self.url)
@@ -135,13 +138,7 @@ class Database:
                 pool_timeout=self.pool_timeout,
                 # A connection the server dropped (restart, failover) is replaced on checkout.
                 pool_pre_ping=True,
-                connect_args={
-                    "timeout": self.connect_timeout,
-                    "server_settings": {
-                        "application_name": "conduit",
-                        "statement_timeout": str(self.statement_timeout_ms),
-                    },
-                },
+                connect_args={"timeout": self.connect_timeout, "server_settings": self._server_settings()},
             )
         self.engine = create_async_engine(self.url, **kwargs)
         # Reads run one statement per connection; on PostgreSQL autocommit saves the BEGIN and
@@ -240,17 +237,22 @@ class Database:
                 return await connection._execute(run_many, connection._conn, statements)  # type: ignore[no-untyped-call,no-any-return]
             finally:
                 self._sqlite_idle.put_nowait(connection)
-        # a pooled DBAPI connection without SQLAlchemy's Connection around it (about half the
-        # cost of this method); used bare, asyncpg runs each statement in autocommit
-        raw = await self.engine.raw_connection()
+        if not self.is_sqlite:
+            # one retry: after a restart every pooled connection is dead, and reads are safe to repeat
+            for attempt in (1, 2):
+                try:
+                    async with self._postgres_connection() as connection:
+                        return [await connection.fetch(sql, *parameters) for sql, parameters in statements]
+                except _STALE_CONNECTION_ERRORS:
+                    if attempt == 2:
+                        raise
+                    await (await self._postgres_pool()).expire_connections()
+        raw = await self.engine.raw_connection()  # an in-memory SQLite database: its one shared connection
         try:
             driver: Any = raw.driver_connection
-            if self.is_sqlite:
-                # the connection is ours until it goes back to the pool: no other user to wait for
-                return await driver._execute(run_many, driver._conn, statements)  # type: ignore[no-any-return]
-            return [await driver.fetch(sql, *parameters) for sql, parameters in statements]
+            return await driver._execute(run_many, driver._conn, statements)  # type: ignore[no-any-return]
         finally:
-            await greenlet_spawn(raw.close)  # the pool's return may run its (async) reset
+            await greenlet_spawn(raw.close)
 
     async def write(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
         """Run ``statements`` as one short write transaction; their rows, or ``None`` if rolled back.
@@ -331,25 +333,60 @@ class Database:
         return await self._sqlite_idle.get()
 
     async def _write_postgres(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
-        raw = await self.engine.raw_connection()
-        try:
-            driver: Any = raw.driver_connection
-            transaction = driver.transaction()
+        async with self._postgres_connection() as connection:
+            transaction = connection.transaction()
             await transaction.start()
             try:
-                results = [await driver.fetch(sql, *parameters) for sql, parameters in statements]
+                results = [await connection.fetch(sql, *parameters) for sql, parameters in statements]
                 more = decide(results)
                 if more is None:
                     await transaction.rollback()
                     return None
-                results.extend([await driver.fetch(sql, *parameters) for sql, parameters in more])
+                results.extend([await connection.fetch(sql, *parameters) for sql, parameters in more])
             except BaseException:
-                await transaction.rollback()
+                if not connection.is_closed():
+                    await transaction.rollback()
                 raise
-            await transaction.commit()
+            try:
+                await transaction.commit()
+            except Exception as error:  # the COMMIT may or may not have reached the server
+                raise CommitOutcomeUnknown(str(error)) from error
             return results
+
+    async def _postgres_pool(self) -> asyncpg.Pool:
+        """The asyncpg pool of driver SQL (``fetch_raw``, ``write``), made on first use.
+
+        Not SQLAlchemy's pool: its checkout pinged the server first (``pool_pre_ping``), one
+        round trip more per use; here a dead connection shows on use, and ``fetch_raw``
+        retries a read once after expiring the pool. Up to ``pool_size`` connections, the same
+        timeouts and server settings as the engine's, and no reset query on release (the
+        connections only ever run whole statements and whole transactions).
+        """
+        if self._pg_pool is None:
+            async with self._pg_pool_lock:
+                if self._pg_pool is None:
+                    dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+                    self._pg_pool = await asyncpg.create_pool(
+                        dsn,
+                        min_size=0,
+                        max_size=self.pool_size or 1,
+                        timeout=self.connect_timeout,
+                        server_settings=self._server_settings(),
+                        reset=_keep_session,
+                    )
+        return self._pg_pool
+
+    @asynccontextmanager
+    async def _postgres_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self._postgres_pool()
+        connection = await pool.acquire(timeout=self.pool_timeout)
+        try:
+            yield connection
         finally:
-            await greenlet_spawn(raw.close)
+            await pool.release(connection)
+
+    def _server_settings(self) -> dict[str, str]:
+        return {"application_name": "conduit", "statement_timeout": str(self.statement_timeout_ms)}
 
     async def ping(self) -> None:
         """Run a trivial query; raises the driver's error when the database is unreachable."""
@@ -361,8 +398,28 @@ class Database:
         while not self._sqlite_idle.empty():
             await self._sqlite_idle.get_nowait().close()
             self._sqlite_opened -= 1
+        if self._pg_pool is not None:
+            pool, self._pg_pool = self._pg_pool, None
+            await pool.close()
         await self.engine.dispose()
 
+
+class CommitOutcomeUnknown(Exception):
+    """The connection failed during ``COMMIT``: the transaction may or may not have committed."""
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """asyncpg's pool reset, made a no-op (``Database._postgres_pool``)."""
+
+
+# A pooled connection the server closed (a restart): worth one retry of a read on a fresh one.
+_STALE_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    ConnectionResetError,
+    BrokenPipeError,
+)
 
 # Errors that mean "cannot reach the database", as opposed to a bad statement or a conflict.
 _UNAVAILABLE_DRIVER_ERRORS: tuple[type[BaseException], ...] = (

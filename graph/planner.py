@@ -52,6 +52,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from db.engine import CommitOutcomeUnknown
 from db.models import utcnow
 from graph.broker import Broker, Event, notify_statement
 from graph.errors import BadUserInput, FieldErrors
@@ -743,7 +744,7 @@ class AddCommentPlan(RootPlan):
 
 
 class WriteCommitted(Exception):
-    """A planned mutation committed and then failed: it must not run again by falling back."""
+    """A planned mutation committed (or may have) and then failed: it must not run again by falling back."""
 
 
 @dataclass(eq=False)
@@ -787,7 +788,10 @@ class OperationSql:
         ((key, definition, root),) = [r for r in self.roots if r[2] is not None]
         assert isinstance(root, AddCommentPlan)
         prepared = root.prepare_write(definition, variables, context.viewer_id, broker)
-        results = await context.app.db.write(prepared.statements, prepared.decide)
+        try:
+            results = await context.app.db.write(prepared.statements, prepared.decide)
+        except CommitOutcomeUnknown as error:
+            raise WriteCommitted("the commit's outcome is unknown: not run again") from error
         if results is None:
             raise NotPlanned("nothing to write: the ordinary executor reports why")
         try:
