@@ -26,7 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
-from db.sqlite_driver import Decide, Statements, conduit_aiosqlite, run_many, run_transactions
+from db.sqlite_driver import (
+    Decide,
+    InlineSQLite,
+    Offload,
+    Statements,
+    conduit_aiosqlite,
+    run_many,
+    run_transactions,
+)
 
 # Counts SQL statements for the request that runs in this context (see StatementCounter).
 _statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
@@ -67,6 +75,9 @@ def is_sqlite_url(url: str) -> bool:
     return make_url(normalize_url(url)).get_backend_name() == "sqlite"
 
 
+INLINE_BUDGET_SECONDS = 0.002
+"""How long one inline SQLite call may hold the event loop before it moves to a thread (InlineSQLite)."""
+
 SQLITE_POOL = (2, 0)
 """SQLite's default pool: two connections, so two aiosqlite threads. Every connection is a
 thread competing for the GIL, and SQLite's work per statement is short: on the home page (Q1,
@@ -95,6 +106,8 @@ class Database:
     connect_timeout: float = 2.0
     statement_timeout_ms: int = 10_000
     busy_timeout_ms: int = 5000
+    # how long one inline SQLite call may hold the event loop (InlineSQLite); 0 sends all to threads
+    inline_budget_seconds: float = INLINE_BUDGET_SECONDS
     echo: bool = False
     engine: AsyncEngine = field(init=False)
     # the engine for single read statements (see __post_init__)
@@ -108,6 +121,9 @@ class Database:
     _sqlite_path: str | None = field(init=False, default=None)
     _sqlite_idle: asyncio.Queue[aiosqlite.Connection] = field(init=False, default_factory=asyncio.Queue)
     _sqlite_opened: int = field(init=False, default=0)
+    _inline: InlineSQLite | None = field(init=False, default=None)
+    # inline SQLite calls that moved to a thread (too long, or a lock held elsewhere)
+    offloads: int = field(init=False, default=0)
     # PostgreSQL: the asyncpg pool of driver SQL (``_postgres_pool``)
     _pg_pool: asyncpg.Pool | None = field(init=False, default=None)
     _pg_pool_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
@@ -232,6 +248,10 @@ class Database:
         for sql, parameters in statements:
             dispatch(None, None, sql, parameters, None, False)
         if self._sqlite_path is not None:
+            try:
+                return self._inline_sqlite().read(statements)
+            except Offload:  # too long, or a lock: on a thread, where waiting does not hold up the loop
+                self.offloads += 1
             connection = await self._sqlite_checkout()
             try:
                 return await connection._execute(run_many, connection._conn, statements)  # type: ignore[no-untyped-call,no-any-return]
@@ -273,6 +293,16 @@ class Database:
             dispatch(None, None, sql, parameters, None, False)
         if not self.is_sqlite:
             return await self._write_postgres(statements, decide)
+        if self._sqlite_path is not None and not self._write_lock.locked() and self._writer is None:
+            # no writer of this process between its statements: the whole transaction inline
+            try:
+                outcome = self._inline_sqlite().write(statements, decide)
+            except Offload:  # rolled back: queued for a thread below
+                self.offloads += 1
+            else:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                return outcome  # type: ignore[no-any-return]
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued_writes.append((statements, decide, future))
         if self._writer is None:
@@ -313,6 +343,14 @@ class Database:
             return await driver._execute(run_transactions, driver._conn, units)  # type: ignore[no-any-return]
         finally:
             await greenlet_spawn(raw.close)
+
+    def _inline_sqlite(self) -> InlineSQLite:
+        """The connection for inline statements (``InlineSQLite``), opened on first use."""
+        if self._inline is None:
+            assert self._sqlite_path is not None
+            path, budget = self._sqlite_path, self.inline_budget_seconds
+            self._inline = InlineSQLite(path, budget, lambda connection: self._sqlite_on_connect(connection, None))
+        return self._inline
 
     async def _sqlite_checkout(self) -> aiosqlite.Connection:
         """A connection of the driver-SQL pool (``fetch_raw``, ``write``), opening one while fewer than ``pool_size``.
@@ -395,6 +433,9 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._inline is not None:
+            inline, self._inline = self._inline, None
+            inline.close()
         while not self._sqlite_idle.empty():
             await self._sqlite_idle.get_nowait().close()
             self._sqlite_opened -= 1

@@ -62,13 +62,13 @@ from graphql import (
     SelectionSetNode,
     get_operation_ast,
 )
-from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values
 from strawberry.extensions import SchemaExtension
 
 from db.engine import Database
 from db.models import cost_budget_table as budget_rows
 from db.models import utcnow
-from graph.limits import operation_cost, refuse
+from graph.limits import coerced_variables, operation_cost, refuse
 from graph.scalars import serialize_datetime
 from graph.types.node import MAX_FIRST
 
@@ -258,7 +258,7 @@ async def assess(
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return None
-    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
+    coerced = coerced_variables(schema, operation, variables)
     if not isinstance(coerced, VariableValues):
         return None
     roots = list(_root_fields(operation.selection_set, _fragments(document), set()))

@@ -55,13 +55,14 @@ from graphql import (
     parse,
     validate,
 )
-from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values
 from graphql.language import Visitor, visit
 from strawberry.permission import PermissionExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
+from graph.limits import coerced_variables
 from graph.planner import NotPlannable, NotPlanned, OperationSql, WriteCommitted, plan_operation
 
 logger = logging.getLogger("conduit.compiler")
@@ -140,7 +141,7 @@ class OperationPlan:
 
     async def execute(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The response's ``data`` for ``variables``; raises Bailout for the ordinary executor to answer."""
-        coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {})
+        coerced = coerced_variables(self.schema, self.operation, variables)
         if not isinstance(coerced, VariableValues):
             raise Bailout("variables do not coerce")
         if self.sql is not None:

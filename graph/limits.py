@@ -33,6 +33,7 @@ from graphql import (
     get_named_type,
     value_from_ast,
 )
+from graphql.execution.values import VariableValues, get_variable_values
 from graphql.language import ListValueNode, Node, VariableNode
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
@@ -233,6 +234,35 @@ def operation_cost(
         if len(_costs) > COST_CACHE_SIZE:
             _costs.popitem(last=False)
     return cost
+
+
+_coerced: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def coerced_variables(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
+) -> VariableValues | list[GraphQLError]:
+    """graphql-core's ``get_variable_values`` for ``operation``, remembered like ``operation_cost``.
+
+    The cost budget and the compiled executor both coerce every request's variables; the
+    result is remembered only when every value is a scalar (nothing a resolver could change
+    in place) and the variables are small.
+    """
+    key = None
+    if operation.loc is not None and (not variables or all(type(v) in _SCALARS for v in variables.values())):
+        encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+        if len(encoded) <= COST_CACHE_VARIABLES_BYTES:
+            key = (id(schema), operation.loc.source.body, operation.loc.start, encoded)
+            found = _coerced.get(key)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
+    if key is not None:
+        _coerced[key] = coerced
+        if len(_coerced) > COST_CACHE_SIZE:
+            _coerced.popitem(last=False)
+    return coerced
 
 
 def _operation_cost(

@@ -347,6 +347,7 @@ class Planner:
         """
         out: list[str] = []
         counts = False
+        cursors = False  # whether any cursor is selected: encoding them is most of the shaping
         for key, name, _node, merged in self.fields(type_name, nodes):
             if name == "__typename":
                 value = repr(type_name)
@@ -359,11 +360,14 @@ class Planner:
                         edge.append(f"{edge_key!r}: {type_name.replace('Connection', 'Edge')!r}")
                     elif edge_name == "cursor":
                         edge.append(f"{edge_key!r}: c")
+                        cursors = True
                     elif edge_name == "node":
                         edge.append(f"{edge_key!r}: {node_of(edge_nodes)}")
                     else:
                         raise NotPlannable(f"{type_name}.edges.{edge_name}")
                 value = f"[{_literal(edge)} for r, c in zip(_page, _cursors)]"
+                if not cursors:
+                    value = f"[{_literal(edge)} for r in _page]"
             elif name == "pageInfo":
                 info = []
                 for info_key, info_name, _n, _m in self.fields("PageInfo", merged):
@@ -376,16 +380,16 @@ class Planner:
                     }.get(info_name)
                     if info_value is None:
                         raise NotPlannable(f"PageInfo.{info_name}")
+                    cursors = cursors or "_cursors" in info_value
                     info.append(f"{info_key!r}: {info_value}")
                 value = _literal(info)
             else:
                 raise NotPlannable(f"{type_name}.{name}")
             out.append(f"{key!r}: {value}")
-        body = [
-            "_page = _rows[:_first]",
-            f"_cursors = [{cursor_of} for r in _page]",
-            f"return {_literal(out)}",
-        ]
+        body = ["_page = _rows[:_first]"]
+        if cursors:
+            body.append(f"_cursors = [{cursor_of} for r in _page]")
+        body.append(f"return {_literal(out)}")
         return body, counts
 
     # -- root fields ----------------------------------------------------------------------

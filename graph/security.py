@@ -14,7 +14,6 @@ production only, where TLS is expected in front of the server).
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -66,22 +65,26 @@ class SecurityHeadersMiddleware:
         headers = list(COMMON_HEADERS)
         if production:
             headers.append(("Strict-Transport-Security", HSTS))
+        headers.append(("Content-Security-Policy", DEFAULT_CSP))
         self.headers = tuple(headers)
+        # as ASGI sends them (lowercase latin-1 bytes), with and without Cache-Control
+        encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        self._cacheable = tuple(encoded)
+        self._not_cacheable = (*encoded, (b"cache-control", b"no-store"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cacheable = scope["path"].startswith(CACHEABLE_PREFIX)
+        defaults = self._cacheable if scope["path"].startswith(CACHEABLE_PREFIX) else self._not_cacheable
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers:
-                    headers.setdefault(name, value)
-                headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
-                if not cacheable:
-                    headers.setdefault("Cache-Control", "no-store")
+                # each default only where the response has not set that header itself
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _value in headers}
+                headers.extend(header for header in defaults if header[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
