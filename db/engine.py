@@ -5,6 +5,12 @@ driver's autocommit mode (each statement its own snapshot), and a write transact
 with ``BEGIN IMMEDIATE`` under a process-wide lock: SQLite has one writer at a time, and a
 deferred transaction that upgrades to a write fails at once with ``database is locked``
 instead of waiting, so writers queue here instead.
+
+Two ways to the database: SQLAlchemy (the ORM session of mutations, Core statements of
+loaders), and driver SQL for the hot paths (``fetch_raw``, ``write``: planned operations, the
+cost budget, the viewer lookup), which skips statement compilation and SQLAlchemy's pool. On
+SQLite driver SQL runs inline on the event loop within a time budget, else on a small queue of
+aiosqlite connections, and writes are group-committed; on PostgreSQL it uses an asyncpg pool.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ awaited, so DataLoaders batch exactly as they do under the ordinary executor, an
 coroutines are driven directly rather than wrapped in tasks (the cost graphql-core pays
 per awaitable).
 
-The compiled path only answers the happy path of queries. It refuses at compile time what
-it does not cover (mutations, subscriptions, abstract types such as ``Node``, introspection,
+Operations that ``graph/planner.py`` covers are answered from planned SQL instead, and are the
+only mutations compiled (a mutation is never run field by field here: it could not be handed
+back half done). The compiled path only answers the happy path. It refuses at compile time
+what it does not cover (other mutations, subscriptions, abstract types such as ``Node``, introspection,
 ``@skip``/``@include``, fields with extensions other than silent permissions, fragments on
 other types), and it bails out at run time on anything unusual (variables that do not
 coerce, a resolver error, a null in a non-null position, a refused permission). The caller

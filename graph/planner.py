@@ -533,12 +533,16 @@ class PagePlan(RootPlan):
         statements = [_bind(self.page.get(variants[0]), values)]
         if self.counts:
             statements.append(_bind(self.count.get(variants[1]), values))
+        return Prepared(statements, self.finisher(first, has_previous))
+
+    def finisher(self, first: int, has_previous: bool) -> Callable[[list[list[Any]]], Any]:
+        """Shapes ``[page rows, count rows]`` (the count's only when ``totalCount`` is selected)."""
         shape, counts = self.shape, self.counts
 
         def finish(results: list[list[Any]]) -> Any:
             return shape(results[0], first, has_previous, results[1][0][0] if counts else None)
 
-        return Prepared(statements, finish)
+        return finish
 
 
 @dataclass(eq=False)
@@ -617,17 +621,37 @@ class CommentsPlan(PagePlan):
         sql = "SELECT count(*) FROM comment c WHERE c.article_id = (SELECT id FROM article WHERE slug = :slug)"
         return render(sql, ("slug",), self.flavour)
 
-    def prepare_for(self, definition: Any, variables: VariableValues, slug: str) -> Prepared:
+    def page_arguments(self, definition: Any, variables: VariableValues) -> tuple[int, int | None]:
+        """``first`` and the id after which the page starts (``None`` from the beginning)."""
         args = self.arguments(definition, variables)
         first = _first(args.get("first"))
         after = args.get("after")
-        values: dict[str, Any] = {"slug": slug, "limit": first + 1}
-        if after is not None:
-            try:
-                values["pk"] = decode_cursor(after, "i", type(None))[1]
-            except BadUserInput as error:
-                raise NotPlanned("the cursor does not decode") from error
+        if after is None:
+            return first, None
+        try:
+            return first, decode_cursor(after, "i", type(None))[1]
+        except BadUserInput as error:
+            raise NotPlanned("the cursor does not decode") from error
+
+    def prepare_for(self, definition: Any, variables: VariableValues, slug: str) -> Prepared:
+        first, after = self.page_arguments(definition, variables)
+        values: dict[str, Any] = {"slug": slug, "limit": first + 1, "pk": after}
         return self.paged(values, ((after is not None,), ()), first, after is not None)
+
+    def embedded(self, index: int, after: bool) -> list[str]:
+        """Columns of an ``article a`` statement that carry this page (and count) on PostgreSQL.
+
+        The page is an array of anonymous records, which asyncpg decodes into tuples shaped
+        like the rows of the page statement: one round trip for the article and its comments.
+        """
+        where = f" AND c.id > :pk{index}" if after else ""
+        columns = [
+            f"ARRAY(SELECT ROW({self.columns.render(self.flavour, False)}) FROM comment c "
+            f'JOIN "user" cu ON cu.id = c.author_id WHERE c.article_id = a.id{where} ORDER BY c.id LIMIT :limit{index})'
+        ]
+        if self.counts:
+            columns.append("(SELECT count(*) FROM comment c WHERE c.article_id = a.id)")
+        return columns
 
 
 @dataclass(eq=False)
@@ -647,14 +671,20 @@ class ArticlePlan(RootPlan):
             plan.bind(namespace)
 
     def _sql(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
-        (signed_in,) = variant
-        columns = self.columns.render(self.flavour, signed_in)
-        sql = f'SELECT {columns} FROM article a JOIN "user" u ON u.id = a.author_id WHERE a.slug = :slug'
-        return render(sql, ("viewer", "slug"), self.flavour)
+        signed_in, afters = variant
+        columns = [self.columns.render(self.flavour, signed_in)]
+        names = ["viewer", "slug"]
+        for index, (plan, after) in enumerate(zip(self.comments, afters, strict=False)):
+            columns.extend(plan.embedded(index, after))
+            names += [f"pk{index}", f"limit{index}"]
+        sql = f'SELECT {", ".join(columns)} FROM article a JOIN "user" u ON u.id = a.author_id WHERE a.slug = :slug'
+        return render(sql, names, self.flavour)
 
     def prepare(self, definition: Any, variables: VariableValues, viewer_id: int | None) -> Prepared:
         slug = self.arguments(definition, variables)["slug"]
-        statements = [_bind(self.statement.get((viewer_id is not None,)), {"slug": slug, "viewer": viewer_id})]
+        if not self.flavour.is_sqlite:
+            return self._prepare_embedded(slug, variables, viewer_id)
+        statements = [_bind(self.statement.get((viewer_id is not None, ())), {"slug": slug, "viewer": viewer_id})]
         parts: list[tuple[int, Prepared]] = []
         for plan in self.comments:
             prepared = plan.prepare_for(self.comments_definition, variables, slug)
@@ -669,6 +699,34 @@ class ArticlePlan(RootPlan):
             return shape(results[0][0], comments)
 
         return Prepared(statements, finish)
+
+    def _prepare_embedded(self, slug: str, variables: VariableValues, viewer_id: int | None) -> Prepared:
+        """PostgreSQL: the article and its comments pages in one statement (``CommentsPlan.embedded``)."""
+        values: dict[str, Any] = {"slug": slug, "viewer": viewer_id}
+        afters = []
+        finishers = []
+        for index, plan in enumerate(self.comments):
+            first, after = plan.page_arguments(self.comments_definition, variables)
+            values[f"limit{index}"], values[f"pk{index}"] = first + 1, after
+            afters.append(after is not None)
+            finishers.append((plan.counts, plan.finisher(first, after is not None)))
+        statement = _bind(self.statement.get((viewer_id is not None, tuple(afters))), values)
+        shape, width = self.shape, len(self.columns.expressions)
+
+        def finish(results: list[list[Any]]) -> Any:
+            if not results[0]:
+                return None
+            row, column = results[0][0], width
+            comments = []
+            for counts, finisher in finishers:
+                page, column = row[column], column + 1
+                total = None
+                if counts:
+                    total, column = row[column], column + 1
+                comments.append(finisher([page, [(total,)]]))
+            return shape(row, comments)
+
+        return Prepared([statement], finish)
 
 
 @dataclass(eq=False)
