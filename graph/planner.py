@@ -12,8 +12,10 @@ written by hand:
   and the source of one Python function per root field that turns rows into the response's
   dicts, straight-line, with the scalar serializers inlined (``ceiling.md``, variant F);
 - at run time: coerce the arguments, pick the statement variant (filters present, cursor,
-  signed-in viewer), run every statement of the operation on one pooled connection (on
-  SQLite in one trip to its thread), and shape.
+  signed-in viewer), run every statement of the operation at once through
+  ``Database.fetch_raw`` (driver SQL: inline on SQLite, one asyncpg connection on
+  PostgreSQL, where an article's comments pages ride in the article's own statement), and
+  shape.
 
 What is covered (everything else raises ``NotPlannable`` at compile time, and the compiled
 executor keeps its field-by-field plan for it):
@@ -21,6 +23,9 @@ executor keeps its field-by-field plan for it):
 - root fields ``articles`` (``first``, ``after``, ``tag``, ``author``; ``favoritedBy``,
   ``search`` or ``orderBy`` given at run time raise ``NotPlanned``, which hands the request to
   the field-by-field plan) and ``article(slug)``, plus ``__typename``;
+- the mutation ``addComment`` alone (plus ``__typename``): one short transaction through
+  ``Database.write``, refused with ``NotPlanned`` before any write when the ordinary executor
+  must report an error (``AddCommentPlan``);
 - ``ArticleConnection``/``CommentConnection``: ``edges { cursor node }``, ``pageInfo``,
   ``totalCount``; ``Article``: its columns, ``tagList``, ``favorited``, ``author`` and (under
   ``article`` only) ``comments(first, after)``; ``User``: ``id username bio image following
