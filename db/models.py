@@ -29,6 +29,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
+"""How SQLAlchemy stores a (UTC) datetime on SQLite, for driver SQL that compares with stored values."""
+
+
+def sqlite_timestamp(value: dt.datetime) -> str:
+    """``value`` as SQLAlchemy stores it on SQLite: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    return value.astimezone(dt.UTC).strftime(SQLITE_TIMESTAMP)
+
+
 ROLES = ("USER", "MODERATOR", "ADMIN")
 
 

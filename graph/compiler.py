@@ -647,30 +647,37 @@ class CompiledExecutor:
         context: Any,
         *,
         mutations: bool = False,
-    ) -> tuple[dict[str, Any], str, str | None] | None:
-        """The response's ``data``, the operation's type and name; ``None`` when the ordinary executor must answer.
+    ) -> tuple[dict[str, Any] | None, list[GraphQLError] | None, str, str | None] | None:
+        """``data``, ``errors``, the operation's type and name; ``None`` when the ordinary executor must answer.
 
         ``mutations``: whether a mutation may run (POST only); a mutation runs at most once, on
-        whichever path: after its commit nothing falls back (``WriteCommitted`` propagates).
+        whichever path: after its commit nothing falls back, and a failure is answered as the
+        mutation field's error (unclassified: the caller gives it its code, as for any error).
         """
         found = self.plan_for(query, operation_name)
         if found is None:
             return None
         document, plan = found
+        if plan.operation.operation is OperationType.MUTATION and not mutations:
+            return None  # e.g. over GET: the ordinary executor refuses it, before any charge
         if not await self.check(document, operation_name, variables or {}, context):
             self.stats.bailouts += 1
             return None
-        if plan.operation.operation is OperationType.MUTATION and not mutations:
-            return None  # e.g. over GET: the ordinary executor refuses it
+        name = plan.operation.name.value if plan.operation.name is not None else None
         try:
             data = await plan.execute(context, variables)
-        except WriteCommitted:
-            raise  # the mutation happened: running it again would do it twice
+        except WriteCommitted as committed:
+            # The mutation happened (or may have): running it again would do it twice. Its
+            # field's error, as the ordinary executor reports a resolver's (non-null: data null).
+            cause = committed.__cause__ if isinstance(committed.__cause__, Exception) else committed
+            key = committed.node.alias.value if committed.node.alias else committed.node.name.value
+            error = GraphQLError(str(cause), nodes=[committed.node], path=[key], original_error=cause)
+            self.stats.compiled += 1
+            return None, [error], plan.operation.operation.value, name
         except Exception as error:  # Bailout or a resolver's error: the ordinary executor reports it
             logger.debug("compiled execution handed back: %s: %s", type(error).__name__, error)
             self.stats.bailouts += 1
             context.refresh()  # nothing cached by the abandoned run leaks into the ordinary one
             return None
         self.stats.compiled += 1
-        name = plan.operation.name
-        return data, plan.operation.operation.value, name.value if name is not None else None
+        return data, None, plan.operation.operation.value, name

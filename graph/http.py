@@ -37,7 +37,7 @@ from graph import observability
 from graph.compiler import CompiledExecutor
 from graph.context import AppState, Context
 from graph.persisted import PersistedQueries, PersistedQueryError
-from graph.schema import DATABASE_UNAVAILABLE_MESSAGE, ConduitSchema
+from graph.schema import DATABASE_UNAVAILABLE_MESSAGE, ConduitSchema, classify_error
 from graph.security import PLAYGROUND_CSP
 
 logger = logging.getLogger("conduit.http")
@@ -267,9 +267,11 @@ class GraphQLHTTPHandler:
                 mutations=OperationType.MUTATION in allowed,
             )
             if compiled is not None:
-                data, operation_type, operation_name = compiled
+                data, errors, operation_type, operation_name = compiled
                 observability.record_operation(operation_type, operation_name)
-                return self._result_response(ExecutionResult(data=data, errors=None), media_type)
+                for failure in errors or ():
+                    classify_error(failure, context.request_id)
+                return self._result_response(ExecutionResult(data=data, errors=errors), media_type)
         try:
             result = await self.schema.execute(
                 document.query,

@@ -40,8 +40,8 @@ ordinary executor reports them.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,10 +58,10 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from db.engine import CommitOutcomeUnknown
-from db.models import utcnow
+from db.models import sqlite_timestamp, utcnow
 from graph.broker import Broker, Event, notify_statement
 from graph.errors import BadUserInput, FieldErrors
-from graph.ids import decode_cursor
+from graph.ids import decode_cursor, encode_cursor, to_global_id
 from graph.mutations.comments import comment_channel
 from graph.scalars import serialize_datetime
 from graph.types.node import check_first
@@ -94,35 +94,14 @@ def _sqlite_datetime(value: str) -> str:
 
 
 def _sqlite_cursor_key(value: str) -> str:
+    """The text ``encode_cursor`` writes for a SQLite timestamp."""
     if len(value) == 26 and value[10] == " ":
         return value[:10] + "T" + value[11:]
     return dt.datetime.fromisoformat(value).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
-def _cursor(kind: str, key: str, pk: int) -> str:
-    """``encode_cursor`` for a key already in its text form."""
-    return base64.urlsafe_b64encode(f"{kind}|{key}|{pk}".encode()).decode()
-
-
-def _pg_cursor_key(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
-def _global_id(type_name: str) -> Callable[[int], str]:
-    prefix = f"{type_name}:"
-
-    def encode(pk: int) -> str:
-        return base64.b64encode((prefix + str(pk)).encode()).decode()
-
-    return encode
-
-
 def _tags(value: str | None) -> list[str]:
     return orjson.loads(value) if value else []
-
-
-def _bool(value: Any) -> bool:
-    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -154,21 +133,19 @@ class Flavour:
     def bind_time(self, value: Any) -> Any:
         """A cursor's datetime as the engine compares it with stored timestamps."""
         assert isinstance(value, dt.datetime)
-        if self.is_sqlite:
-            return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value
+        return sqlite_timestamp(value) if self.is_sqlite else value
 
     def namespace(self) -> dict[str, Any]:
         """The helpers generated shaping code calls."""
         return {
             "_datetime": _sqlite_datetime if self.is_sqlite else serialize_datetime,
-            "_cursor_key": _sqlite_cursor_key if self.is_sqlite else _pg_cursor_key,
-            "_cursor": _cursor,
+            "_cursor_key": _sqlite_cursor_key,
+            "_cursor": encode_cursor,
             "_tags": _tags,
-            "_bool": _bool,
-            "_article_id": _global_id("Article"),
-            "_user_id": _global_id("User"),
-            "_comment_id": _global_id("Comment"),
+            "_bool": bool,
+            "_article_id": functools.partial(to_global_id, "Article"),
+            "_user_id": functools.partial(to_global_id, "User"),
+            "_comment_id": functools.partial(to_global_id, "Comment"),
         }
 
 
@@ -406,7 +383,10 @@ class Planner:
             "ArticleConnection",
             merged,
             lambda nodes: self.article(nodes, columns, "r", None),
-            f"_cursor('cd', _cursor_key(r[{created}]), r[{pk}])",
+            # encode_cursor formats a datetime itself; SQLite's text needs its own conversion
+            f"_cursor('cd', _cursor_key(r[{created}]), r[{pk}])"
+            if self.flavour.is_sqlite
+            else f"_cursor('cd', r[{created}], r[{pk}])",
         )
         shape = self.source.function("_rows, _first, _has_previous, _total", body)
         return ArticlesPlan(node, self.flavour, columns, shape, counts)
@@ -434,13 +414,14 @@ class Planner:
                 out.append(f"{key!r}: {value}")
             return _literal(out)
 
-        body, counts = self.connection("CommentConnection", merged, comment, f"_cursor('i', '', r[{pk}])")
+        body, counts = self.connection("CommentConnection", merged, comment, f"_cursor('i', None, r[{pk}])")
         shape = self.source.function("_rows, _first, _has_previous, _total", body)
         return CommentsPlan(node, self.flavour, columns, shape, counts)
 
     def add_comment(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
         """``addComment``: the new comment from the insert's ``RETURNING``, its author (the viewer) read after."""
         author = Columns()
+        author.add("cu.id")  # a statement needs a column even when the author is not selected
         out = []
         for key, name, _node, sub in self.fields("Comment", merged):
             if name == "__typename":
@@ -461,10 +442,12 @@ class Planner:
 
     def article_root(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
         columns = Columns()
+        columns.add("a.id")  # a statement needs a column even when only comments are selected
         comments: list[CommentsPlan] = []
         expression = self.article(merged, columns, "_row", comments)
         shape = self.source.function("_row, _comments", [f"return {expression}"])
-        return ArticlePlan(node, self.flavour, columns, shape, comments)
+        comments_definition = self.type_("Article").fields["comments"]
+        return ArticlePlan(node, self.flavour, columns, shape, comments, comments_definition)
 
 
 # -- run time --------------------------------------------------------------------------------
@@ -775,7 +758,7 @@ class AddCommentPlan(RootPlan):
         return render(sql, ("body", "viewer", "now", "slug"), self.flavour)
 
     def _author_sql(self, _variant: tuple[Any, ...]) -> tuple[str, list[str]]:
-        columns = self.columns.render(self.flavour, False) or "cu.id"
+        columns = self.columns.render(self.flavour, False)
         return render(f'SELECT {columns} FROM "user" cu WHERE cu.id = :viewer', ("viewer",), self.flavour)
 
     def prepare_write(
@@ -811,7 +794,14 @@ class AddCommentPlan(RootPlan):
 
 
 class WriteCommitted(Exception):
-    """A planned mutation committed (or may have) and then failed: it must not run again by falling back."""
+    """A planned mutation committed (or may have) and then failed: it must not run again by falling back.
+
+    ``node`` is the mutation's root field, whose error the response reports.
+    """
+
+    def __init__(self, message: str, node: FieldNode) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 @dataclass(eq=False)
@@ -858,7 +848,7 @@ class OperationSql:
         try:
             results = await context.app.db.write(prepared.statements, prepared.decide)
         except CommitOutcomeUnknown as error:
-            raise WriteCommitted("the commit's outcome is unknown: not run again") from error
+            raise WriteCommitted("the commit's outcome is unknown: not run again", root.node) from error
         if results is None:
             raise NotPlanned("nothing to write: the ordinary executor reports why")
         try:
@@ -867,7 +857,7 @@ class OperationSql:
                     await broker.publish(event)
             value = prepared.finish(results)
         except Exception as error:
-            raise WriteCommitted("a committed mutation failed afterwards") from error
+            raise WriteCommitted("a committed mutation failed afterwards", root.node) from error
         return {k: value if k == key else self.root_type for k, _d, _r in self.roots}
 
 
@@ -900,8 +890,6 @@ def plan_operation(
             root = planner.articles(nodes[0], nodes)
         elif name == "article":
             root = planner.article_root(nodes[0], nodes)
-            assert isinstance(root, ArticlePlan)
-            root.comments_definition = planner.type_("Article").fields["comments"]
         else:
             raise NotPlannable(f"Query.{name}")
         roots.append((key, definition, root))
