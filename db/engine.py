@@ -16,7 +16,6 @@ aiosqlite connections, and writes are group-committed; on PostgreSQL it uses an 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,25 +41,6 @@ from db.sqlite_driver import (
     run_transactions,
 )
 
-# Counts SQL statements for the request that runs in this context (see StatementCounter).
-_statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
-    "conduit_statement_counter", default=None
-)
-
-
-@dataclass
-class StatementCounter:
-    """How many SQL statements one request sent to the database."""
-
-    count: int = 0
-
-    def __enter__(self) -> StatementCounter:
-        self._token = _statement_counter.set(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _statement_counter.reset(self._token)
-
 
 def normalize_url(url: str) -> str:
     """Map plain database URLs onto the async drivers.
@@ -85,12 +65,15 @@ INLINE_BUDGET_SECONDS = 0.002
 """How long one inline SQLite call may hold the event loop before it moves to a thread (InlineSQLite)."""
 
 SQLITE_POOL = (2, 0)
-"""SQLite's default pool: two connections, so two aiosqlite threads. Every connection is a
-thread competing for the GIL, and SQLite's work per statement is short: on the home page (Q1,
-16 clients, one core) 2 connections served 1,114 requests/s, 3 960 and 15 about 670. Not one,
-because a write transaction reads its payload on a second connection while holding the first."""
+"""SQLite's default pool: two connections for SQLAlchemy, so two aiosqlite threads. Every
+connection is a thread competing for the GIL, and SQLite's work per statement is short: on the
+home page (Q1, 16 clients, one core) 2 connections served 1,114 requests/s, 3 960 and 15 about
+670. Not one, because a write transaction reads its payload on a second connection while
+holding the first. Driver SQL has up to ``pool_size`` more, opened on demand, plus the event
+loop's inline connection: 5 in all by default, most of them idle."""
 POSTGRES_POOL = (5, 5)
-"""PostgreSQL's default pool: 5 connections plus 5 under load, per process."""
+"""PostgreSQL's default pool: 5 connections plus 5 under load, per process, for SQLAlchemy;
+driver SQL's asyncpg pool holds up to ``pool_size`` more (15 per process in all by default)."""
 
 
 @dataclass
@@ -112,7 +95,8 @@ class Database:
     connect_timeout: float = 2.0
     statement_timeout_ms: int = 10_000
     busy_timeout_ms: int = 5000
-    # how long one inline SQLite call may hold the event loop (InlineSQLite); 0 sends all to threads
+    # how long one inline SQLite call may hold the event loop (InlineSQLite); with 0, whatever
+    # runs long enough to be checked (1,000 SQLite VM steps) moves to a thread
     inline_budget_seconds: float = INLINE_BUDGET_SECONDS
     echo: bool = False
     engine: AsyncEngine = field(init=False)
@@ -128,6 +112,7 @@ class Database:
     _sqlite_idle: asyncio.Queue[aiosqlite.Connection] = field(init=False, default_factory=asyncio.Queue)
     _sqlite_opened: int = field(init=False, default=0)
     _inline: InlineSQLite | None = field(init=False, default=None)
+    _disposed: bool = field(init=False, default=False)
     # inline SQLite calls that moved to a thread (too long, or a lock held elsewhere)
     offloads: int = field(init=False, default=0)
     # PostgreSQL: the asyncpg pool of driver SQL (``_postgres_pool``)
@@ -169,7 +154,6 @@ class Database:
         sync_engine = self.engine.sync_engine
         if self.is_sqlite:
             event.listen(sync_engine, "connect", self._sqlite_on_connect)
-        event.listen(sync_engine, "before_cursor_execute", _count_statement)
 
     def _sqlite_on_connect(self, dbapi_connection: Any, _record: Any) -> None:
         # Autocommit at the driver: reads take a fresh snapshot per statement, and
@@ -238,21 +222,21 @@ class Database:
         async with self._write_lock:
             yield
 
-    async def fetch_raw(self, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
+    async def fetch_raw(self, statements: Statements, *, retry: bool = True) -> list[list[Any]]:
         """The rows of each ``(sql, parameters)``, run in order, in autocommit, on one pooled connection.
 
-        For hot paths (planned queries in ``graph/planner.py``, the cost budget's charge):
-        ``sql`` is already in the driver's dialect (``?`` placeholders on SQLite, ``$n`` on
-        PostgreSQL), so SQLAlchemy's statement compilation and result processing are skipped;
-        on SQLite all statements take one trip to the connection's thread. Each statement is
-        still counted and announced to ``before_cursor_execute`` listeners (the request's
-        statement counter, tests' SQL capture). Rows are the driver's (tuples,
-        ``asyncpg.Record``), values undecoded (SQLite timestamps are text). Raises the driver's
-        own errors. A write on SQLite must hold ``serialized_write``.
+        For hot paths (planned queries in ``graph/planner.py``, the viewer lookup, the cost
+        budget's charge on PostgreSQL): ``sql`` is already in the driver's dialect (``?``
+        placeholders on SQLite, ``$n`` on PostgreSQL), so SQLAlchemy's statement compilation
+        and result processing are skipped; on SQLite the statements run inline or in one trip
+        to a connection's thread. Each statement is announced to ``before_cursor_execute``
+        listeners (BenchStats, tests' SQL capture). Rows are the driver's (tuples,
+        ``asyncpg.Record``), values undecoded (SQLite timestamps are text). Raises the
+        driver's own errors. On PostgreSQL a statement that met a connection the server had
+        closed is run once more on a fresh one; pass ``retry=False`` for a write, which the
+        server may have run before the connection broke.
         """
-        dispatch = self.engine.sync_engine.dispatch.before_cursor_execute
-        for sql, parameters in statements:
-            dispatch(None, None, sql, parameters, None, False)
+        self._announce(statements)
         if self._sqlite_path is not None:
             try:
                 return self._inline_sqlite().read(statements)
@@ -262,15 +246,15 @@ class Database:
             try:
                 return await connection._execute(run_many, connection._conn, statements)  # type: ignore[no-untyped-call,no-any-return]
             finally:
-                self._sqlite_idle.put_nowait(connection)
+                self._sqlite_checkin(connection)
         if not self.is_sqlite:
-            # one retry: after a restart every pooled connection is dead, and reads are safe to repeat
+            # one retry: after a restart every pooled connection is dead
             for attempt in (1, 2):
                 try:
                     async with self._postgres_connection() as connection:
                         return [await connection.fetch(sql, *parameters) for sql, parameters in statements]
                 except _STALE_CONNECTION_ERRORS:
-                    if attempt == 2:
+                    if attempt == 2 or not retry:
                         raise
                     await (await self._postgres_pool()).expire_connections()
         raw = await self.engine.raw_connection()  # an in-memory SQLite database: its one shared connection
@@ -294,9 +278,7 @@ class Database:
         for a whole trip through a busy event loop capped the server at one trip per write; this
         spends one trip on all the writes waiting. Callers resume in commit order.
         """
-        dispatch = self.engine.sync_engine.dispatch.before_cursor_execute
-        for sql, parameters in statements:
-            dispatch(None, None, sql, parameters, None, False)
+        self._announce(statements)
         if not self.is_sqlite:
             return await self._write_postgres(statements, decide)
         if self._sqlite_path is not None and not self._write_lock.locked() and self._writer is None:
@@ -320,6 +302,13 @@ class Database:
             raise outcome
         return outcome  # type: ignore[no-any-return]
 
+    def _announce(self, statements: Statements) -> None:
+        """Tell ``before_cursor_execute`` listeners (BenchStats, tests' SQL capture) of driver SQL."""
+        dispatch = self.engine.sync_engine.dispatch.before_cursor_execute
+        if dispatch:
+            for sql, parameters in statements:
+                dispatch(None, None, sql, parameters, None, False)
+
     async def _write_queued(self) -> None:
         try:
             while self._queued_writes:
@@ -342,7 +331,7 @@ class Database:
             try:
                 return await connection._execute(run_transactions, connection._conn, units)  # type: ignore[no-untyped-call,no-any-return]
             finally:
-                self._sqlite_idle.put_nowait(connection)
+                self._sqlite_checkin(connection)
         raw = await self.engine.raw_connection()  # an in-memory database: its one shared connection
         try:
             driver: Any = raw.driver_connection
@@ -357,6 +346,17 @@ class Database:
             path, budget = self._sqlite_path, self.inline_budget_seconds
             self._inline = InlineSQLite(path, budget, lambda connection: self._sqlite_on_connect(connection, None))
         return self._inline
+
+    def _sqlite_checkin(self, connection: aiosqlite.Connection) -> None:
+        """Give ``connection`` back, or close it when the database was disposed of meanwhile.
+
+        An aiosqlite thread is not a daemon: one left open keeps the process from exiting.
+        """
+        if self._disposed:
+            self._sqlite_opened -= 1
+            asyncio.get_running_loop().create_task(connection.close())
+        else:
+            self._sqlite_idle.put_nowait(connection)
 
     async def _sqlite_checkout(self) -> aiosqlite.Connection:
         """A connection of the driver-SQL pool (``fetch_raw``, ``write``), opening one while fewer than ``pool_size``.
@@ -438,7 +438,10 @@ class Database:
             await connection.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, after the queued writes; a connection in use closes when given back."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        self._disposed = True
         if self._inline is not None:
             inline, self._inline = self._inline, None
             inline.close()
@@ -503,9 +506,3 @@ def is_database_unavailable(error: BaseException) -> bool:
         else:
             current = current.__cause__ or current.__context__
     return False
-
-
-def _count_statement(*_args: Any, **_kwargs: Any) -> None:
-    counter = _statement_counter.get()
-    if counter is not None:
-        counter.count += 1

@@ -12,6 +12,7 @@ takes this module as its DBAPI (``create_async_engine(..., module=conduit_aiosql
 from __future__ import annotations
 
 import collections
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -83,10 +84,20 @@ def run_transactions(connection: sqlite3.Connection, units: list[tuple[Statement
             connection.execute("COMMIT")
             out.append(results)
         except Exception as error:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+            _roll_back(connection)
             out.append(error)
     return out
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """End an open transaction; a failing ROLLBACK must not fail the units beside it.
+
+    If even the ROLLBACK fails, SQLite has already rolled the transaction back or will when
+    the connection closes; nothing of it is committed either way.
+    """
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
 
 
 # SQLite result codes (primary, the low byte) that mean "not now" rather than "wrong"
@@ -136,6 +147,7 @@ class InlineSQLite:
         """One ``run_transactions`` unit inline: its outcome; ``Offload`` (rolled back) when it cannot finish."""
         self._deadline = time.perf_counter() + self.budget
         (outcome,) = run_transactions(self.connection, [(statements, decide)])
+        _roll_back(self.connection)  # never leave the loop's connection holding the write lock
         if isinstance(outcome, sqlite3.OperationalError) and _is_not_now(outcome):
             raise Offload(str(outcome)) from outcome
         return outcome

@@ -67,8 +67,8 @@ from strawberry.extensions import SchemaExtension
 
 from db.engine import Database
 from db.models import cost_budget_table as budget_rows
-from db.models import utcnow
-from graph.limits import coerced_variables, operation_cost, refuse
+from db.models import sqlite_timestamp, utcnow
+from graph.limits import coerced_variables, fragment_definitions, operation_cost, refuse
 from graph.scalars import serialize_datetime
 from graph.types.node import MAX_FIRST
 
@@ -152,12 +152,14 @@ class CostBudget:
         if self.db.is_sqlite:
             # group-committed with the process's other writes (Database.write); the window as
             # SQLAlchemy stores it on SQLite, so its own reads of the table match
-            window = start.strftime("%Y-%m-%d %H:%M:%S.%f")
+            window = sqlite_timestamp(start)
             results = await self.db.write([(_charge_sql(True), [bucket, window, cost, self.points])], _commit)
             rows = results[0] if results is not None else []
         else:
             # autocommit: the statement is its own transaction, committed at once
-            (rows,) = await self.db.fetch_raw([(_charge_sql(False), [bucket, start, cost, self.points])])
+            # not retried on a broken connection: the server may have charged already
+            statement = (_charge_sql(False), [bucket, start, cost, self.points])
+            (rows,) = await self.db.fetch_raw([statement], retry=False)
         used = rows[0][0] if rows else None
         self._charges += 1
         if self._charges % PRUNE_EVERY == 0:
@@ -203,10 +205,6 @@ def bucket_of(context: Context) -> str:
         return f"user:{context.viewer.id}"
     client = getattr(context.request, "client", None)
     return f"address:{client.host if client is not None else 'unknown'}"
-
-
-def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
-    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
 def _root_fields(
@@ -261,7 +259,7 @@ async def assess(
     coerced = coerced_variables(schema, operation, variables)
     if not isinstance(coerced, VariableValues):
         return None
-    roots = list(_root_fields(operation.selection_set, _fragments(document), set()))
+    roots = list(_root_fields(operation.selection_set, fragment_definitions(document), set()))
     free = operation.operation is OperationType.QUERY and all(f.name.value in FREE_ROOT_FIELDS for f in roots)
     dry_run = operation.operation is OperationType.QUERY and any(
         f.name.value == "rateLimit" and _asks_dry_run(schema, f, coerced) for f in roots
@@ -301,7 +299,7 @@ def dry_run_document(document: DocumentNode, operation_name: str | None) -> Docu
     """
     operation = get_operation_ast(document, operation_name)
     assert operation is not None
-    fragments = _fragments(document)
+    fragments = fragment_definitions(document)
     visited: set[str] = set()
 
     def keep(selection_set: SelectionSetNode) -> SelectionSetNode:

@@ -152,6 +152,10 @@ def _set_role(args: argparse.Namespace, settings: Settings) -> int:
             # locked, so the audit log's old_role is the role this update replaced
             current = sa.select(user_table.c.id, user_table.c.role).where(named).with_for_update()
             async with db.engine.begin() as connection:
+                if db.is_sqlite:
+                    # SQLite's driver is in autocommit (db/engine.py), so begin() sends no BEGIN and
+                    # FOR UPDATE is not SQL there: take the write lock first, as Database.transaction does
+                    await connection.exec_driver_sql("BEGIN IMMEDIATE")
                 old = (await connection.execute(current)).first()
                 if old is not None:
                     await connection.execute(sa.update(user_table).where(named).values(role=args.role))

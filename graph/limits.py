@@ -10,6 +10,7 @@ operation over a limit runs no resolver.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
@@ -50,7 +51,8 @@ def too_complex(message: str, limit: str, value: int, maximum: int) -> GraphQLEr
     )
 
 
-def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+def fragment_definitions(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    """The fragment definitions of ``document`` by name."""
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
@@ -166,7 +168,7 @@ def limit_rule(
                         max_directives_per_field,
                     )
                 )
-            fragments = _fragments(node)
+            fragments = fragment_definitions(node)
             for definition in node.definitions:
                 if isinstance(definition, OperationDefinitionNode):
                     depth = selection_depth(definition.selection_set, fragments)
@@ -192,9 +194,46 @@ def limit_rule(
     return OperationLimitsRule
 
 
-COST_CACHE_SIZE = 4096
+COST_CACHE_SIZE = 1024  # as many as the parser's and validation's document caches (graph/schema.py)
 COST_CACHE_VARIABLES_BYTES = 1024
+COST_CACHE_DOCUMENT_CHARS = 16 * 1024
 _costs: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+
+
+def _cache_encoding(body: str, variables: Mapping[str, Any] | None) -> bytes | None:
+    """``variables`` as a cache key's JSON, or None when the request's result is not to be remembered.
+
+    Not remembered: a document over ``COST_CACHE_DOCUMENT_CHARS`` characters (every key holds
+    its text), variables that are not JSON (a caller's own values, integers over 64 bits) or
+    over ``COST_CACHE_VARIABLES_BYTES`` as JSON, and variables holding a float that is not
+    finite (orjson writes NaN and the infinities as ``null``, so they would share ``null``'s key).
+    """
+    if len(body) > COST_CACHE_DOCUMENT_CHARS:
+        return None
+    if not variables:
+        return b""
+    try:
+        encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    if len(encoded) > COST_CACHE_VARIABLES_BYTES or not _all_finite(variables):
+        return None
+    return encoded
+
+
+def _all_finite(value: Any) -> bool:
+    """Whether no float in ``value`` (a JSON value: mappings, lists, scalars) is NaN or infinite."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return True
 
 
 def operation_cost(
@@ -213,18 +252,18 @@ def operation_cost(
     for more than that many items (what resolvers accept; the cost budget prices so).
 
     Remembered per document text, operation, variables and ``max_first`` (up to
-    ``COST_CACHE_SIZE`` of them, first in first out; only variables of at most
-    ``COST_CACHE_VARIABLES_BYTES`` as JSON, so the memory it takes stays small): every request
-    needs it twice (the limit, the budget's price), and counting walks the whole document.
+    ``COST_CACHE_SIZE`` of them, first in first out; only documents of at most
+    ``COST_CACHE_DOCUMENT_CHARS`` characters and variables of at most
+    ``COST_CACHE_VARIABLES_BYTES`` as JSON, so the memory it takes stays small; never variables
+    holding a NaN or an infinity, which JSON cannot tell from ``null``): every request needs it
+    twice (the limit, the budget's price), and counting walks the whole document.
     """
     key = None
     if document.loc is not None:
-        try:
-            encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
-        except TypeError:  # not JSON (a caller's own values): count without remembering
-            encoded = None
-        if encoded is not None and len(encoded) <= COST_CACHE_VARIABLES_BYTES:
-            key = (id(schema), document.loc.source.body, operation_name, encoded, max_first)
+        body = document.loc.source.body
+        encoded = _cache_encoding(body, variables)
+        if encoded is not None:
+            key = (id(schema), body, operation_name, encoded, max_first)
             found = _costs.get(key)
             if found is not None:
                 return found
@@ -247,13 +286,15 @@ def coerced_variables(
 
     The cost budget and the compiled executor both coerce every request's variables; the
     result is remembered only when every value is a scalar (nothing a resolver could change
-    in place) and the variables are small.
+    in place), the variables are small JSON with no NaN or infinity, and the document is at
+    most ``COST_CACHE_DOCUMENT_CHARS`` characters (up to ``COST_CACHE_SIZE`` results).
     """
     key = None
     if operation.loc is not None and (not variables or all(type(v) in _SCALARS for v in variables.values())):
-        encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
-        if len(encoded) <= COST_CACHE_VARIABLES_BYTES:
-            key = (id(schema), operation.loc.source.body, operation.loc.start, encoded)
+        body = operation.loc.source.body
+        encoded = _cache_encoding(body, variables)
+        if encoded is not None:
+            key = (id(schema), body, operation.loc.start, encoded)
             found = _coerced.get(key)
             if found is not None:
                 return found  # type: ignore[no-any-return]
@@ -272,7 +313,7 @@ def _operation_cost(
     variables: Mapping[str, Any] | None,
     max_first: int | None,
 ) -> int:
-    fragments = _fragments(document)
+    fragments = fragment_definitions(document)
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name is not None and o.name.value == operation_name]

@@ -40,15 +40,21 @@ class NulStringRule(ValidationRule):
 
 
 def _nul_fields(value: Any, name: str) -> Iterator[str]:
-    if isinstance(value, str):
-        if NUL in value:
-            yield name
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _nul_fields(item, str(key))
-    elif isinstance(value, list):
-        for item in value:
-            yield from _nul_fields(item, name)
+    """``name``, or the key of the innermost mapping holding it, of every string in ``value`` containing NUL.
+
+    In document order, depth first; walked without recursion, so variables nested as deep as
+    the JSON parser allows cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, str]] = [(value, name)]
+    while stack:
+        item, field = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                yield field
+        elif isinstance(item, Mapping):
+            stack.extend((inner, str(key)) for key, inner in reversed(list(item.items())))
+        elif isinstance(item, list):
+            stack.extend((inner, field) for inner in reversed(item))
 
 
 def nul_variables(variables: Mapping[str, Any] | None) -> list[str]:
