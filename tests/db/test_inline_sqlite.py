@@ -78,6 +78,7 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_on_a_thread(
     slugs = await _articles(gql, alice)
     other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
     try:
+        offloads = app.state.conduit.db.offloads  # the setup's own, if any, do not count
         other.execute("BEGIN IMMEDIATE")  # another process's writer, as far as SQLite can tell
         adding = asyncio.create_task(gql(ADD_COMMENT, {"s": slugs[0], "b": "patient"}, alice.token))
         await asyncio.sleep(0.3)
@@ -95,6 +96,6 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_on_a_thread(
         other.close()
     assert not response.errors, response.body
     assert response.data["addComment"]["body"] == "patient"
-    assert app.state.conduit.db.offloads >= 1
+    assert app.state.conduit.db.offloads > offloads
     page = await gql.ok(PAGE, {"slug": slugs[0]})
     assert [edge["node"]["body"] for edge in page["article"]["comments"]["edges"]] == ["patient"]

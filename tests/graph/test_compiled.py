@@ -9,6 +9,7 @@ error may differ). The compiled app's counters prove the compiled path really ra
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from hypothesis_graphql import queries
 from auth.passwords import hash_password
 from db.engine import Database
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
+from graph import budget
 from graph.app import create_app
 from graph.settings import Settings
 from tests.conftest import sql_of
@@ -94,7 +96,12 @@ def _normalized(body: Any) -> Any:
 
 
 @pytest.fixture
-def pair(database_url: str, tmp_path: Path) -> Iterator[tuple[LoopThread, Pair]]:
+def pair(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LoopThread, Pair]]:
+    # the budget's clock stands still in the middle of the current window: an hour rollover
+    # between the two apps' answers would change rateLimit's resetAt (used and remaining are
+    # masked). The apps run on the LoopThread; the module attribute is seen from every thread.
+    now = dt.datetime.now(dt.UTC).replace(minute=30, second=0, microsecond=0)
+    monkeypatch.setattr(budget, "utcnow", lambda: now)
     thread = LoopThread()
 
     async def build() -> Pair:

@@ -32,7 +32,7 @@ async def test_authenticated_requests_do_not_starve_a_small_pool(
         jwt_secret_file=tmp_path / "secret",
         db_pool_size=2,
         db_max_overflow=0,
-        db_pool_timeout_seconds=2,
+        db_pool_timeout_seconds=20,
     )
     app = create_app(settings)
     try:

@@ -41,6 +41,19 @@ RATE = "rateLimit { cost limit remaining resetAt used }"
 CREATE = 'mutation { createArticle(input: {title: "t", description: "d", body: "b"}) { slug } }'
 
 
+@pytest.fixture(autouse=True)
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> dt.datetime:
+    """The budget's clock, pinned to the middle of the current (hourly) window.
+
+    Windows are aligned on the clock, so a test running across hh:00 would see ``used`` and
+    ``remaining`` reset halfway. A test that moves the clock itself (``test_the_window_resets``)
+    sets ``budget.utcnow`` again through the same ``monkeypatch``, which overrides this.
+    """
+    now = dt.datetime.now(dt.UTC).replace(minute=30, second=0, microsecond=0)
+    monkeypatch.setattr(budget, "utcnow", lambda: now)
+    return now
+
+
 @asynccontextmanager
 async def serving(settings: Settings, **changes: Any) -> AsyncIterator[Any]:
     """An app built from ``settings`` with ``changes`` (one server process, in effect)."""
@@ -79,7 +92,7 @@ async def register(gql: GQL, name: str) -> str:
     return str((await gql.ok(REGISTER, variables))["register"]["token"])
 
 
-async def test_exhausted_budget_refuses_before_execution(settings: Settings) -> None:
+async def test_exhausted_budget_refuses_before_execution(settings: Settings, frozen_now: dt.datetime) -> None:
     async with serving(settings, rate_limit_points=15) as app, client_of(app) as gql:
         first = await gql.ok(f"{{ {PAGE[1:-1]} {RATE} }}")
         assert first["rateLimit"]["cost"] == 6
@@ -91,7 +104,7 @@ async def test_exhausted_budget_refuses_before_execution(settings: Settings) -> 
         extensions = rate_limited(response)
         assert (extensions["cost"], extensions["limit"]) == (6, 15)
         reset_at = parse_datetime(extensions["resetAt"])
-        now = dt.datetime.now(dt.UTC)
+        now = frozen_now  # the budget's clock, not the wall clock
         assert 0 < extensions["retryAfter"] <= 3600
         assert abs((reset_at - now).total_seconds() - extensions["retryAfter"]) <= 2
         # nothing ran: the one statement is the refused charge, and no row changed
