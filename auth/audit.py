@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 
 logger = logging.getLogger("conduit.audit")
 
@@ -59,13 +60,20 @@ def _is_forbidden(name: str) -> bool:
     return any(word in lowered for word in FORBIDDEN_WORDS) or name in _RECORD_ATTRIBUTES
 
 
-def _current_request_id() -> str | None:
-    # auth/ must not depend on graph/ (STYLE.md): look the request id up lazily, and only if graph/ is there.
-    try:
-        from graph.observability import current_request_id
-    except ImportError:  # pragma: no cover - auth/ used without graph/
-        return None
-    return current_request_id()
+def _no_request() -> str | None:
+    return None
+
+
+_request_id_source: Callable[[], str | None] = _no_request
+
+
+def use_request_id_source(source: Callable[[], str | None]) -> None:
+    """Take the current request id from ``source`` (``graph/observability`` registers its contextvar).
+
+    auth/ imports nothing from graph/: the dependency points the other way.
+    """
+    global _request_id_source
+    _request_id_source = source
 
 
 def audit(event: str, **fields: object) -> None:
@@ -81,7 +89,7 @@ def audit(event: str, **fields: object) -> None:
     kept = {name: value for name, value in fields.items() if name not in dropped}
     extra: dict[str, object] = {
         "event": event,
-        "request_id": kept.pop("request_id", None) or _current_request_id(),
+        "request_id": kept.pop("request_id", None) or _request_id_source(),
         "viewer_id": kept.pop("viewer_id", None),
         **kept,
     }

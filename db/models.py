@@ -195,7 +195,7 @@ rate_limit_event_table: sa.Table = RateLimitEvent.__table__  # type: ignore[attr
 class CostBudget(SQLModel, table=True):
     """Points one bucket (a viewer or a client address) spent in one fixed window of the cost budget.
 
-    One row per bucket and window, updated by an atomic upsert (``graph/budget.py``), so every
+    One row per bucket and window, updated by an atomic upsert (``graph/admission/budget.py``), so every
     server process draws on the same budget.
     """
 

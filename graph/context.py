@@ -12,8 +12,8 @@ from sqlalchemy.sql import Executable
 
 from auth.backend import Viewer
 from auth.tokens import TokenService
+from db.broker import Broker, Event
 from db.engine import Database
-from graph.broker import Broker, Event
 from graph.loaders import Loaders
 from graph.observability import new_request_id
 from graph.settings import Settings
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.websockets import WebSocket
 
-    from graph.budget import CostBudget, RateLimitStatus
+    from graph.admission.budget import CostBudget, RateLimitStatus
 
 
 @dataclass
@@ -33,9 +33,9 @@ class AppState:
     db: Database
     tokens: TokenService
     broker: Broker
-    # counters of the compiled executor (graph/compiler.py), None when it is off
+    # counters of the compiled executor (graph/execution/compiled.py), None when it is off
     compiled_stats: Any = None
-    # the cost budget (graph/budget.py), None when it is off
+    # the cost budget (graph/admission/budget.py), None when it is off
     budget: CostBudget | None = None
 
 
@@ -53,7 +53,7 @@ class Context:
     viewer: Viewer | None = None
     request_id: str = field(default_factory=new_request_id)
     connection_params: Any = None
-    # the current operation's charge to the cost budget (graph/budget.py), read by the rateLimit field
+    # the current operation's charge to the cost budget (graph/admission/budget.py), read by the rateLimit field
     rate_limit: RateLimitStatus | None = None
     _loaders: Loaders | None = field(default=None, init=False)
     _session: AsyncSession | None = field(default=None, init=False)

@@ -254,5 +254,5 @@ class Query:
         "dryRun prices the operation without charging or executing it (only rateLimit is answered)."
     )
     def rate_limit(self, info: Info[Context, None], dry_run: bool | None = False) -> RateLimitType | None:
-        # dryRun is acted on before execution (graph/budget.py), for the whole operation
+        # dryRun is acted on before execution (graph/admission/budget.py), for the whole operation
         return rate_limit_of(info.context)

@@ -24,20 +24,20 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from db.engine import is_database_unavailable
-from graph.budget import CostBudgetExtension
+from graph.admission.budget import CostBudgetExtension
+from graph.admission.limits import TOKEN_LIMIT_MESSAGE, CostLimit, limit_rule
+from graph.admission.nul import NulFreeVariables, NulStringRule
+from graph.admission.suggestions import SuggestionFreeExecutionContext, SuggestionFreeValidation
 from graph.errors import AppError
-from graph.limits import TOKEN_LIMIT_MESSAGE, CostLimit, limit_rule
 from graph.mutations.articles import ArticleMutations
 from graph.mutations.auth import AuthMutations
 from graph.mutations.comments import CommentMutations
 from graph.mutations.users import UserMutations
-from graph.nul import NulFreeVariables, NulStringRule
-from graph.persisted import TrustedDocuments, load_trusted_documents, trusted_documents_rule
 from graph.queries import Query
 from graph.scalars import DateTime
 from graph.settings import Settings
 from graph.subscriptions import Subscription
-from graph.suggestions import SuggestionFreeExecutionContext, SuggestionFreeValidation
+from graph.transport.persisted import TrustedDocuments, load_trusted_documents, trusted_documents_rule
 from graph.types.article import ArticleType
 from graph.types.comment import CommentType
 from graph.types.user import UserType
@@ -62,7 +62,7 @@ class ConduitSchema(strawberry.Schema):
 
     ``validation_rules`` are every rule a document must pass (graphql-core's and ours), for
     the compiled executor to validate the same way. ``trusted_documents`` are those of
-    ``CONDUIT_PERSISTED_DOCUMENTS``, for the HTTP handler (``graph/persisted.py``).
+    ``CONDUIT_PERSISTED_DOCUMENTS``, for the HTTP handler (``graph/transport/persisted.py``).
     """
 
     validation_rules: tuple[Any, ...] = tuple(specified_rules)

@@ -63,17 +63,18 @@ class Settings(BaseSettings):
     max_cost: int = Field(default=50_000, ge=1)
     max_directives: int = Field(default=50, ge=0)
     max_directives_per_field: int = Field(default=5, ge=0)
-    # The cost budget (graph/budget.py): points per viewer (or client address) per fixed window; 0 turns it off.
+    # The cost budget (graph/admission/budget.py): points per viewer (or client address) per fixed window;
+    # 0 turns it off.
     rate_limit_points: int = Field(default=5000, ge=0)
     rate_limit_window_seconds: int = Field(default=3600, ge=1, le=31 * 24 * 3600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # Run known queries from compiled plans (graph/compiler.py); off only to compare or debug.
+    # Run known queries from compiled plans (graph/execution/compiled.py); off only to compare or debug.
     compiled_execution: bool = True
-    # Within the compiled path, answer the covered shapes from planned SQL (graph/planner.py).
+    # Within the compiled path, answer the covered shapes from planned SQL (graph/execution/planned.py).
     planned_execution: bool = True
     # GET /__stats (SQL statements and requests so far) for the benchmark harness in bench/; never in production
     bench_stats: bool = False
-    # Automatic persisted queries (graph/persisted.py): documents remembered per process; 0 turns APQ off.
+    # Automatic persisted queries (graph/transport/persisted.py): documents remembered per process; 0 turns APQ off.
     apq_cache_size: int = Field(default=1000, ge=0)
     # Trusted documents: a JSON object of id (sha256 hex) to document text, as GraphQL Code
     # Generator's client preset writes it; with persisted_documents_only, nothing else runs.

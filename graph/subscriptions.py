@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from graph.broker import ARTICLE_PUBLISHED
+from db.broker import ARTICLE_PUBLISHED
 from graph.context import Context
 from graph.errors import NotFound
 from graph.mutations.comments import comment_channel

@@ -225,7 +225,7 @@ async def test_unhandled_exception_is_a_500_with_request_id(
     async def broken(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("outside any resolver")
 
-    monkeypatch.setattr("graph.http.read_params", broken)
+    monkeypatch.setattr("graph.transport.http.read_params", broken)
     response = await client.post("/graphql", json={"query": "{ tags }"}, headers={"X-Request-ID": "oops-1"})
     assert response.status_code == 500 and response.headers["x-request-id"] == "oops-1"
     (error,) = logs.records("conduit.http")

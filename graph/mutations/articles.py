@@ -9,14 +9,14 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
+from db.broker import ARTICLE_PUBLISHED, Event
+from db.dialect import insert_ignore
 from db.models import article_table as a
 from db.models import article_tag_table as at
 from db.models import favorite_table as f
 from db.models import tag_table as t
 from db.models import utcnow
-from graph.broker import ARTICLE_PUBLISHED, Event
 from graph.context import Context
-from graph.dialect import insert_ignore
 from graph.errors import FieldErrors, NotFound
 from graph.ids import to_global_id
 from graph.loaders import ARTICLE_COLUMNS

@@ -6,9 +6,9 @@ import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
 
+from db.broker import COMMENT_ADDED, Event
 from db.models import comment_table as c
 from db.models import utcnow
-from graph.broker import COMMENT_ADDED, Event
 from graph.context import Context
 from graph.errors import FieldErrors, NotFound
 from graph.ids import pk_of, to_global_id

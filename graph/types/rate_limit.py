@@ -24,7 +24,7 @@ class RateLimitType:
 
 
 def rate_limit_of(context: Any) -> RateLimitType | None:
-    """The ``rateLimit`` field's value from ``context.rate_limit`` (set before execution, see graph/budget.py).
+    """The ``rateLimit`` field's value from ``context.rate_limit`` (set by graph/admission/budget.py).
 
     Reads nothing but the context, so the compiled executor (which passes only ``context``) gives
     the same answer. ``None`` when the budget is off.

@@ -24,7 +24,7 @@ from hypothesis_graphql import queries
 from auth.passwords import hash_password
 from db.engine import Database
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
-from graph import budget
+from graph.admission import budget
 from graph.app import create_app
 from graph.settings import Settings
 from tests.conftest import sql_of

@@ -75,7 +75,7 @@ async def snapshot(app: Any, *, budget: bool = False) -> dict[str, list[tuple[An
     """Every row of every application table, in primary-key order.
 
     ``cost_budget`` only with ``budget=True``: every operation that runs is charged to it
-    (graph/budget.py), whatever its resolvers decide.
+    (graph/admission/budget.py), whatever its resolvers decide.
     """
     tables: dict[str, list[tuple[Any, ...]]] = {}
     async with app.state.conduit.db.engine.connect() as connection:

@@ -1,4 +1,4 @@
-"""The cost budget (graph/budget.py): exhausting it, sharing it between processes, and ``rateLimit``.
+"""The cost budget (graph/admission/budget.py): exhausting it, sharing it between processes, and ``rateLimit``.
 
 Each app here is built from the test's settings with a small budget, on the test's database;
 two apps on one database stand for two server processes.
@@ -25,7 +25,7 @@ from auth.passwords import hash_password
 from db.engine import Database
 from db.models import article_table, cost_budget_table
 from db.seed import SeedPlan, seed
-from graph import budget
+from graph.admission import budget
 from graph.app import create_app
 from graph.scalars import parse_datetime
 from graph.settings import Settings

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from db.models import article_table
-from graph.security import DEFAULT_CSP, HSTS, PLAYGROUND_CSP
 from graph.settings import Settings
+from graph.transport.headers import DEFAULT_CSP, HSTS, PLAYGROUND_CSP
 from tests.conftest import SECRET, User
 from tests.security.conftest import serving, snapshot
 
@@ -161,7 +161,7 @@ async def test_an_error_outside_graphql_still_carries_the_headers(
     async def broken(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("outside any resolver")
 
-    monkeypatch.setattr("graph.http.read_params", broken)
+    monkeypatch.setattr("graph.transport.http.read_params", broken)
     response = await client.post("/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 500
     assert_security_headers(response)

@@ -1,4 +1,4 @@
-"""Automatic persisted queries and trusted documents (``graph/persisted.py``) through the real endpoint.
+"""Automatic persisted queries and trusted documents (``graph/transport/persisted.py``) through the real endpoint.
 
 Attacks check that they failed and that the database did not change (every row of every table).
 """
@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 import websockets
 
+from db.broker import ARTICLE_PUBLISHED
 from db.models import article_table
 from graph.app import create_app
-from graph.broker import ARTICLE_PUBLISHED
-from graph.persisted import APQStore, PersistedQueries, PersistedQueryError, TrustedDocuments, sha256_hex
 from graph.settings import Settings
+from graph.transport.persisted import APQStore, PersistedQueries, PersistedQueryError, TrustedDocuments, sha256_hex
 from tests import live
 from tests.conftest import REGISTER, SECRET, User
 from tests.live import live_server

@@ -11,9 +11,9 @@ import pytest
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import VariableValues
 
-import graph.limits as limits
-from graph.limits import coerced_variables, operation_cost
-from graph.nul import nul_variables
+import graph.admission.limits as limits
+from graph.admission.limits import coerced_variables, operation_cost
+from graph.admission.nul import nul_variables
 from graph.schema import create_schema
 from graph.settings import Settings
 from graph.validation import INVALID
@@ -77,7 +77,7 @@ def test_nul_fields_are_reported_in_document_order_at_any_depth() -> None:
     assert nul_variables(None) == []
 
 
-# The caches of graph/limits.py, called directly: no database.
+# The caches of graph/admission/limits.py, called directly: no database.
 
 _unique = itertools.count()
 

@@ -1,6 +1,6 @@
 """Planned execution: a query's SQL and a generated function that shapes its rows into ``data``.
 
-The compiled path of ``graph/compiler.py`` still calls a resolver per field per object and
+The compiled path of ``graph/execution/compiled.py`` still calls a resolver per field per object and
 builds a Strawberry object per row: on the home page that is about 80 coroutines, 40 objects
 and a DataLoader round per level. For the operations a Conduit frontend sends most (the
 article list, an article with its comments), the selection alone says which columns and
@@ -57,9 +57,9 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from db.broker import Broker, Event, notify_statement
 from db.engine import CommitOutcomeUnknown
 from db.models import sqlite_timestamp, utcnow
-from graph.broker import Broker, Event, notify_statement
 from graph.errors import BadUserInput, FieldErrors
 from graph.ids import decode_cursor, encode_cursor, to_global_id
 from graph.mutations.comments import comment_channel

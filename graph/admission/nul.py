@@ -15,8 +15,8 @@ from typing import Any
 from graphql import ArgumentNode, GraphQLError, ObjectFieldNode, StringValueNode, ValidationRule
 from strawberry.extensions import SchemaExtension
 
+from graph.admission.limits import refuse
 from graph.errors import BadUserInput
-from graph.limits import refuse
 from graph.validation import INVALID
 
 NUL = "\x00"

@@ -12,7 +12,7 @@ awaited, so DataLoaders batch exactly as they do under the ordinary executor, an
 coroutines are driven directly rather than wrapped in tasks (the cost graphql-core pays
 per awaitable).
 
-Operations that ``graph/planner.py`` covers are answered from planned SQL instead, and are the
+Operations that ``graph/execution/planned.py`` covers are answered from planned SQL instead, and are the
 only mutations compiled (a mutation is never run field by field here: it could not be handed
 back half done). The compiled path only answers the happy path. It refuses at compile time
 what it does not cover (other mutations, subscriptions, abstract types such as ``Node``, introspection,
@@ -64,8 +64,8 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from graph.limits import coerced_variables
-from graph.planner import NotPlannable, NotPlanned, OperationSql, WriteCommitted, plan_operation
+from graph.admission.limits import coerced_variables
+from graph.execution.planned import NotPlannable, NotPlanned, OperationSql, WriteCommitted, plan_operation
 
 logger = logging.getLogger("conduit.compiler")
 
@@ -138,7 +138,7 @@ class OperationPlan:
     operation: OperationDefinitionNode
     fields: list[FieldPlan]
     stats: CompiledStats
-    # the operation's SQL and shaping functions, when graph/planner.py covers its selection
+    # the operation's SQL and shaping functions, when graph/execution/planned.py covers its selection
     sql: OperationSql | None = None
 
     async def execute(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
@@ -372,7 +372,7 @@ def compile_operation(
     """Compile the query ``operation_name`` of a validated ``document``; raises NotCompilable.
 
     With ``is_sqlite`` (the engine's flavour) the operation is also planned into SQL when
-    ``graph/planner.py`` covers its selection.
+    ``graph/execution/planned.py`` covers its selection.
     """
     schema: GraphQLSchema = strawberry_schema._schema
     operation = get_operation_ast(document, operation_name)

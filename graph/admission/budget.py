@@ -4,7 +4,7 @@ Modelled on GitHub's primary rate limit (GitHub GraphQL API, "Rate limits and qu
 the GraphQL API"), with these choices:
 
 - Price: an operation costs ``ceil(nodes / 100)`` points, at least 1, where ``nodes`` is the
-  node count of ``graph.limits.operation_cost`` (the number the cost limit refuses above
+  node count of ``graph.admission.limits.operation_cost`` (the number the cost limit refuses above
   ``CONDUIT_MAX_COST``) with every ``first`` and ``ids`` capped at 100, the most a resolver
   accepts (a larger one is refused before any work). GitHub divides the number of connection
   requests by 100 and rounds to the nearest; the node count bounds that from above and rounding
@@ -68,7 +68,7 @@ from strawberry.extensions import SchemaExtension
 from db.engine import Database
 from db.models import cost_budget_table as budget_rows
 from db.models import sqlite_timestamp, utcnow
-from graph.limits import coerced_variables, fragment_definitions, operation_cost, refuse
+from graph.admission.limits import coerced_variables, fragment_definitions, operation_cost, refuse
 from graph.scalars import serialize_datetime
 from graph.types.node import MAX_FIRST
 

@@ -11,7 +11,7 @@ types a browser sends cross-origin only after a CORS preflight; the "simple requ
 hostile page can send without one (``text/plain``, ``application/x-www-form-urlencoded``,
 ``multipart/form-data``) are refused with 415 before the body is read. A document named by hash
 (automatic persisted queries, ``documentId``) is resolved, and checked against the trusted
-documents when only those may run, before either executor sees it (``graph/persisted.py``).
+documents when only those may run, before either executor sees it (``graph/transport/persisted.py``).
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from strawberry.types.graphql import OperationType
 from auth.backend import AuthenticationFailed, authenticate
 from db.engine import is_database_unavailable
 from graph import observability
-from graph.compiler import CompiledExecutor
 from graph.context import AppState, Context
-from graph.persisted import PersistedQueries, PersistedQueryError
+from graph.execution.compiled import CompiledExecutor
 from graph.schema import DATABASE_UNAVAILABLE_MESSAGE, ConduitSchema, classify_error
-from graph.security import PLAYGROUND_CSP
+from graph.transport.headers import PLAYGROUND_CSP
+from graph.transport.persisted import PersistedQueries, PersistedQueryError
 
 logger = logging.getLogger("conduit.http")
 
@@ -61,7 +61,7 @@ class GraphQLParams:
     """The parameters of a GraphQL-over-HTTP request.
 
     ``query`` is ``None`` when the request names a persisted document instead, by ``document_id``
-    or the ``persistedQuery`` extension (``graph/persisted.py`` resolves it).
+    or the ``persistedQuery`` extension (``graph/transport/persisted.py`` resolves it).
     """
 
     query: str | None

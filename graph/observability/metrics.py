@@ -1,0 +1,131 @@
+"""Prometheus metrics: one registry per app, multiprocess-aware, served on ``/metrics``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graph.observability.requests import RequestRecord
+
+MAX_OPERATION_NAMES = 200
+MAX_LABEL_LENGTH = 64
+MAX_LOGGED_PATH_LENGTH = 256
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class PoolCollector(Collector):
+    """``conduit_db_pool_connections{state}`` read from the engine's pool at every scrape."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterable[Metric]:
+        """One gauge family; empty when the pool does not count its connections."""
+        gauge = GaugeMetricFamily(
+            "conduit_db_pool_connections", "Database pool connections by state.", labels=["state"]
+        )
+        pool: Any = self.engine.pool
+        if all(hasattr(pool, name) for name in ("checkedout", "checkedin", "overflow")):
+            gauge.add_metric(["checked_out"], pool.checkedout())
+            gauge.add_metric(["idle"], pool.checkedin())
+            # QueuePool counts overflow from -pool_size while the pool is still filling
+            gauge.add_metric(["overflow"], max(0, pool.overflow()))
+        yield gauge
+
+    def describe(self) -> Iterable[Metric]:
+        """The family without samples, so registering never reads the pool."""
+        yield GaugeMetricFamily("conduit_db_pool_connections", "Database pool connections by state.", labels=["state"])
+
+
+class Metrics:
+    """The app's metrics (module docstring) on their own registry.
+
+    ``multiprocess_dir`` defaults to ``PROMETHEUS_MULTIPROC_DIR``; when set, ``exposition()``
+    aggregates every worker's files instead of reading this registry.
+    """
+
+    def __init__(self, engine: AsyncEngine | None = None, multiprocess_dir: str | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.multiprocess_dir = multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        labels = ["operation_name", "operation_type", "outcome"]
+        self.http_requests = Counter(
+            "conduit_http_requests", "HTTP responses sent.", ["method", "path", "status"], registry=self.registry
+        )
+        self.graphql_requests = Counter(
+            "conduit_graphql_requests", "GraphQL operations over HTTP.", labels, registry=self.registry
+        )
+        self.graphql_duration = Histogram(
+            "conduit_graphql_request_duration_seconds",
+            "Time to answer a GraphQL operation over HTTP, in seconds.",
+            labels,
+            registry=self.registry,
+        )
+        self.resolver_errors = Counter(
+            "conduit_graphql_resolver_errors", "Errors in GraphQL responses, by code.", ["code"], registry=self.registry
+        )
+        self.subscriptions_active = Gauge(
+            "conduit_subscriptions_active",
+            "Subscriptions running now, by root field.",
+            ["field"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool = PoolCollector(engine) if engine is not None else None
+        if self.pool is not None:
+            self.registry.register(self.pool)
+        self._operation_names: set[str] = set()
+
+    def operation_name_label(self, name: str | None) -> str:
+        """A bounded label for ``name``: capped in length, ``other`` past the distinct-name limit."""
+        if not name:
+            return "anonymous"
+        name = name[:MAX_LABEL_LENGTH]
+        if name not in self._operation_names:
+            if len(self._operation_names) >= MAX_OPERATION_NAMES:
+                return "other"
+            self._operation_names.add(name)
+        return name
+
+    def observe_graphql(self, record: RequestRecord, seconds: float) -> None:
+        """Count one GraphQL-over-HTTP request that took ``seconds``, and its errors."""
+        labels = (
+            self.operation_name_label(record.operation_name),
+            record.operation_type or "unknown",
+            record.outcome or "failed",
+        )
+        self.graphql_requests.labels(*labels).inc()
+        self.graphql_duration.labels(*labels).observe(seconds)
+        self.count_errors(record.error_codes)
+
+    def count_errors(self, codes: Iterable[str]) -> None:
+        """Count one error per entry of ``codes`` (``extensions.code`` values)."""
+        for code in codes:
+            self.resolver_errors.labels(code[:MAX_LABEL_LENGTH]).inc()
+
+    def exposition(self) -> bytes:
+        """The text exposition of every metric (all workers' in multiprocess mode)."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        if self.pool is not None:
+            registry.register(self.pool)
+        return generate_latest(registry)
+
+
+def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Any]:
+    """The ``/metrics`` endpoint: the Prometheus text format of ``metrics``."""
+
+    async def endpoint(_request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return endpoint
