@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from graphql import DocumentNode
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,15 +18,22 @@ from starlette.staticfiles import StaticFiles
 from auth.passwords import use_profile
 from auth.tokens import TokenService
 from db.broker import Broker, InProcessBroker, PostgresBroker
-from db.engine import Database, is_sqlite_url
-from graph.admission import budget
-from graph.admission.limits import operation_cost
-from graph.admission.nul import nul_variables
-from graph.context import AppState, Context
-from graph.execution.compiled import CompiledExecutor
-from graph.observability import Metrics, ObservabilityMiddleware, instrument_schema, metrics_endpoint
+from db.budget import BudgetStore
+from db.engine import Database
+from graph.admission import AdmissionPipeline, admission_steps
+from graph.caches import Caches
+from graph.context import AppState
+from graph.execution.executor import ExecutionPaths, OperationExecutor
+from graph.execution.pipeline import RequestPipeline
+from graph.observability import (
+    Metrics,
+    ObservabilityMiddleware,
+    SubscriptionGauge,
+    metrics_endpoint,
+    register_subscription_fields,
+)
 from graph.observability.bench import BenchStats
-from graph.schema import ConduitSchema, create_schema
+from graph.schema import create_schema
 from graph.settings import Settings
 from graph.transport.headers import SecurityHeadersMiddleware
 from graph.transport.health import healthz, readyz_endpoint
@@ -39,26 +45,6 @@ logger = logging.getLogger("conduit")
 
 STATIC = Path(__file__).with_name("static")
 PLAYGROUND = STATIC / "graphiql.html"
-
-
-def compiled_executor(schema: ConduitSchema, settings: Settings) -> CompiledExecutor:
-    """The compiled path for ``schema``, refusing (to the ordinary path) what the cost limit refuses.
-
-    Within the limit, the operation is charged to the cost budget here, before it runs; the
-    ordinary path reuses that charge when it answers instead (graph/admission/budget.py).
-    """
-
-    async def within_limits(
-        document: DocumentNode, operation_name: str | None, variables: dict[str, Any], context: Context
-    ) -> bool:
-        if nul_variables(variables):
-            return False
-        if operation_cost(schema._schema, document, operation_name, variables) > settings.max_cost:
-            return False
-        return await budget.compiled_check(context, schema._schema, document, operation_name, variables)
-
-    is_sqlite = is_sqlite_url(settings.database_url) if settings.planned_execution else None
-    return CompiledExecutor(schema, schema.validation_rules, settings.max_tokens, within_limits, is_sqlite=is_sqlite)
 
 
 def default_broker(db: Database, settings: Settings) -> Broker:
@@ -92,21 +78,36 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
     )
-    state = AppState(settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings))
-    if settings.rate_limit_points > 0:
-        state.budget = budget.CostBudget(db, settings.rate_limit_points, settings.rate_limit_window_seconds)
+    caches = Caches()
+    state = AppState(
+        settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings), caches=caches
+    )
+    budget = (
+        BudgetStore(db, settings.rate_limit_points, settings.rate_limit_window_seconds)
+        if settings.rate_limit_points > 0
+        else None
+    )
     schema = create_schema(settings)
     metrics = Metrics(db.engine)
-    instrument_schema(schema, metrics)
+    register_subscription_fields(schema, metrics)
+    state.admission = AdmissionPipeline(admission_steps(schema, settings, caches, budget))
+    state.execution = ExecutionPaths(metrics)
+    executor = OperationExecutor(
+        schema,
+        caches.plans if settings.compiled_execution else None,
+        state.execution,
+        is_sqlite=db.is_sqlite if settings.planned_execution else None,
+        hide_suggestions=settings.field_suggestions_hidden,
+    )
+    pipeline = RequestPipeline(state.admission, executor, SubscriptionGauge(metrics))
+    schema.pipeline = pipeline
     playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
-    compiled = compiled_executor(schema, settings) if settings.compiled_execution else None
-    state.compiled_stats = compiled.stats if compiled is not None else None
     persisted = PersistedQueries(
         trusted=schema.trusted_documents,
         only_trusted=settings.persisted_documents_only,
         cache_size=settings.apq_cache_size,
     )
-    http = GraphQLHTTPHandler(schema, state, playground, compiled, persisted)
+    http = GraphQLHTTPHandler(state, pipeline, playground, persisted)
     websocket = SubscriptionEndpoint(schema, state)
 
     @contextlib.asynccontextmanager

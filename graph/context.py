@@ -14,6 +14,7 @@ from auth.backend import Viewer
 from auth.tokens import TokenService
 from db.broker import Broker, Event
 from db.engine import Database
+from graph.caches import Caches
 from graph.loaders import Loaders
 from graph.observability import new_request_id
 from graph.settings import Settings
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.websockets import WebSocket
 
-    from graph.admission.budget import CostBudget, RateLimitStatus
+    from graph.admission.budget import RateLimitStatus
+    from graph.admission.pipeline import AdmissionPipeline
+    from graph.execution.executor import ExecutionPaths
 
 
 @dataclass
@@ -33,10 +36,12 @@ class AppState:
     db: Database
     tokens: TokenService
     broker: Broker
-    # counters of the compiled executor (graph/execution/compiled.py), None when it is off
-    compiled_stats: Any = None
-    # the cost budget (graph/admission/budget.py), None when it is off
-    budget: CostBudget | None = None
+    # the app's bounded caches (graph/caches.py)
+    caches: Caches = field(default_factory=Caches)
+    # the ordered admission steps every operation passes (graph/admission), set by create_app
+    admission: AdmissionPipeline | None = None
+    # answers by execution path and fallbacks by reason (graph/execution/executor.py)
+    execution: ExecutionPaths | None = None
 
 
 @dataclass

@@ -6,8 +6,20 @@ reports, so raising one of these from a resolver is all it takes.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from graphql import GraphQLError
+
+from db.engine import is_database_unavailable
+
+logger = logging.getLogger("conduit.errors")
+
+VARIABLE = re.compile(r"^Variable ['\"]\$(\w+)['\"]")
+INTERNAL_MESSAGE = "Internal server error."
+DATABASE_UNAVAILABLE_MESSAGE = "database unavailable"
 
 
 class AppError(Exception):
@@ -88,3 +100,56 @@ class FieldErrors:
         """Raise ``BadUserInput`` with everything recorded, if anything was."""
         if self.fields:
             raise BadUserInput(self.fields)
+
+
+def classify_error(error: GraphQLError, request_id: str | None) -> None:
+    """Give ``error`` its ``extensions.code`` in place, masking unexpected ones (contract README, Errors).
+
+    Expected errors (``AppError``, permission errors, errors that already carry a code) pass
+    through. Errors graphql-core raises before execution (syntax, validation, variable
+    coercion) become ``BAD_USER_INPUT``, with ``extensions.fields`` naming a variable that did not
+    coerce. Anything else is unexpected: the client gets a generic message and the request id,
+    the log gets the traceback (a database that cannot be reached: one line).
+    """
+    extensions = dict(error.extensions or {})
+    original = error.original_error
+    if isinstance(original, AppError) or (extensions.get("code") and not _unexpected(original)):
+        if "code" not in extensions:
+            extensions["code"] = getattr(original, "code", "INTERNAL_SERVER_ERROR")
+        error.extensions = extensions
+        return
+    if original is None or isinstance(original, GraphQLError):
+        if error.path is not None:
+            error.extensions = {"code": "INTERNAL_SERVER_ERROR", **extensions}
+        else:
+            variable = VARIABLE.match(error.message)
+            fields = {"fields": {variable.group(1): [error.message]}} if variable else {}
+            error.extensions = {"code": "BAD_USER_INPUT", **fields}
+        return
+    if is_database_unavailable(original):
+        logger.error(
+            "database unavailable in %s (request %s): %s",
+            ".".join(str(p) for p in error.path or ()) or "operation",
+            request_id,
+            _one_line(original),
+        )
+        error.message = DATABASE_UNAVAILABLE_MESSAGE
+        error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+        return
+    logger.error(
+        "unexpected error in %s (request %s)",
+        ".".join(str(p) for p in error.path or ()) or "operation",
+        request_id,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    error.message = INTERNAL_MESSAGE
+    error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def _unexpected(original: BaseException | None) -> bool:
+    return original is not None and not isinstance(original, GraphQLError | AppError)

@@ -1,34 +1,23 @@
-"""The Strawberry schema: roots, scalars, extensions and the error policy."""
+"""The Strawberry schema: roots, types, scalars and the validation rules; run through the request pipeline."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import re
-from collections.abc import Iterator
-from functools import partial
-from typing import Any
+from collections.abc import AsyncGenerator, Iterable
+from typing import TYPE_CHECKING, Any
 
 import strawberry
-from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import GraphQLError, OperationType
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
-from db.engine import is_database_unavailable
-from graph.admission.budget import CostBudgetExtension
-from graph.admission.limits import TOKEN_LIMIT_MESSAGE, CostLimit, limit_rule
-from graph.admission.nul import NulFreeVariables, NulStringRule
-from graph.admission.suggestions import SuggestionFreeExecutionContext, SuggestionFreeValidation
-from graph.errors import AppError
+from graph.admission.limits import limit_rule
+from graph.admission.nul import NulStringRule
+from graph.admission.pipeline import Operation
+from graph.errors import classify_error
 from graph.mutations.articles import ArticleMutations
 from graph.mutations.auth import AuthMutations
 from graph.mutations.comments import CommentMutations
@@ -37,112 +26,70 @@ from graph.queries import Query
 from graph.scalars import DateTime
 from graph.settings import Settings
 from graph.subscriptions import Subscription
-from graph.transport.persisted import TrustedDocuments, load_trusted_documents, trusted_documents_rule
+from graph.transport.persisted import TrustedDocuments, load_trusted_documents
 from graph.types.article import ArticleType
 from graph.types.comment import CommentType
 from graph.types.user import UserType
 
-logger = logging.getLogger("conduit.errors")
+if TYPE_CHECKING:
+    from graph.execution.pipeline import RequestPipeline
+
+# The rules Strawberry's own validation adds to graphql-core's (strawberry.schema.schema.validate_document).
+STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
+
+WEBSOCKET_OPERATIONS = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
 
 Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ArticleMutations, CommentMutations))
 
-VARIABLE = re.compile(r"^Variable ['\"]\$(\w+)['\"]")
-INTERNAL_MESSAGE = "Internal server error."
-DATABASE_UNAVAILABLE_MESSAGE = "database unavailable"
-DOCUMENT_CACHE_SIZE = 1024
-
 
 class ConduitSchema(strawberry.Schema):
-    """A Strawberry schema whose errors all carry an ``extensions.code`` (contract README, Errors).
+    """The Strawberry schema, executed through the app's one request pipeline.
 
-    Expected errors (``AppError``, permission errors) pass through. Errors graphql-core raises
-    before execution (syntax, validation, variable coercion) become ``BAD_USER_INPUT`` (or
-    ``QUERY_TOO_COMPLEX`` for the token limit). Anything else is unexpected: the client gets a
-    generic message and the request id, the log gets the traceback.
-
-    ``validation_rules`` are every rule a document must pass (graphql-core's and ours), for
-    the compiled executor to validate the same way. ``trusted_documents`` are those of
-    ``CONDUIT_PERSISTED_DOCUMENTS``, for the HTTP handler (``graph/transport/persisted.py``).
+    Strawberry's own ``execute`` runs no extension here: the HTTP transport calls the pipeline
+    (``graph/execution/pipeline.py``) directly, and both WebSocket protocols reach it through
+    ``stream``, which Strawberry's handlers call for every operation they run. ``pipeline`` is
+    set by the app factory. ``validation_rules`` are every rule a document must pass (graphql-core's,
+    Strawberry's and ours); ``trusted_documents`` are those of ``CONDUIT_PERSISTED_DOCUMENTS``.
     """
 
     validation_rules: tuple[Any, ...] = tuple(specified_rules)
     trusted_documents: TrustedDocuments | None = None
+    pipeline: RequestPipeline | None = None
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
         for error in errors:
             classify_error(error, request_id)
 
-
-def classify_error(error: GraphQLError, request_id: str | None) -> None:
-    """Give ``error`` its ``extensions.code`` in place, masking unexpected ones (see ConduitSchema)."""
-    extensions = dict(error.extensions or {})
-    original = error.original_error
-    if isinstance(original, AppError) or (extensions.get("code") and not _unexpected(original)):
-        if "code" not in extensions:
-            extensions["code"] = getattr(original, "code", "INTERNAL_SERVER_ERROR")
-        error.extensions = extensions
-        return
-    if original is None or isinstance(original, GraphQLError):
-        if error.path is not None:
-            error.extensions = {"code": "INTERNAL_SERVER_ERROR", **extensions}
-        elif TOKEN_LIMIT_MESSAGE in error.message:
-            error.extensions = {"code": "QUERY_TOO_COMPLEX", "limit": "tokens"}
-        else:
-            variable = VARIABLE.match(error.message)
-            fields = {"fields": {variable.group(1): [error.message]}} if variable else {}
-            error.extensions = {"code": "BAD_USER_INPUT", **fields}
-        return
-    if is_database_unavailable(original):
-        logger.error(
-            "database unavailable in %s (request %s): %s",
-            ".".join(str(p) for p in error.path or ()) or "operation",
-            request_id,
-            _one_line(original),
+    async def stream(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any = None,
+        root_value: Any = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        """Run an operation received over a WebSocket through the pipeline; its result(s) as a stream."""
+        assert self.pipeline is not None, "create_app sets the pipeline"
+        # Strawberry's own OperationType enum (legacy graphql-ws allows only subscriptions), as graphql-core's
+        kinds = allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
+        allowed = frozenset(OperationType(kind.value) for kind in kinds)
+        operation = Operation(
+            query=query,
+            operation_name=operation_name,
+            variables=variable_values,
+            context=context_value,
+            allowed=allowed,
+            extensions=operation_extensions,
+            transport="WebSocket",
         )
-        error.message = DATABASE_UNAVAILABLE_MESSAGE
-        error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
-        return
-    logger.error(
-        "unexpected error in %s (request %s)",
-        ".".join(str(p) for p in error.path or ()) or "operation",
-        request_id,
-        exc_info=(type(original), original, original.__traceback__),
-    )
-    error.message = INTERNAL_MESSAGE
-    error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
-
-
-def _unexpected(original: BaseException | None) -> bool:
-    return original is not None and not isinstance(original, GraphQLError | AppError)
-
-
-class RequireOperationName(SchemaExtension):
-    """A document with several operations needs ``operationName`` (GraphQL spec, GetOperation).
-
-    Strawberry would run the first operation instead; this refuses before execution.
-    """
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None and context.result is None and context._provided_operation_name is None:
-            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            if len(operations) > 1:
-                context.result = GraphQLExecutionResult(
-                    data=None,
-                    errors=[GraphQLError("Must provide operation name if query contains multiple operations.")],
-                )
-        yield
+        return self.pipeline.stream(operation)
 
 
 def create_schema(settings: Settings) -> ConduitSchema:
-    """The schema with the limits and caches of ``settings``.
+    """The schema, its validation rules and its trusted documents for ``settings``.
 
     Raises ``ValueError`` when ``CONDUIT_PERSISTED_DOCUMENTS`` is set but unusable.
     """
@@ -155,30 +102,15 @@ def create_schema(settings: Settings) -> ConduitSchema:
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
     trusted = load_trusted_documents(settings.persisted_documents, settings.persisted_documents_only)
-    if trusted is not None and settings.persisted_documents_only:
-        # the HTTP handler refuses other documents first; this also covers WebSocket subscriptions
-        rules.append(trusted_documents_rule(trusted))
-    hide_suggestions = settings.field_suggestions_hidden
-    extensions: list[Any] = [
-        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
-        partial(AddValidationRules, rules),
-        partial(SuggestionFreeValidation if hide_suggestions else ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
-        RequireOperationName,
-        NulFreeVariables,
-        partial(CostLimit, max_cost=settings.max_cost),
-        CostBudgetExtension,  # after the cost limit: what it refuses is not charged
-    ]
     schema = ConduitSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[ArticleType, UserType, CommentType],
-        extensions=extensions,
         scalar_overrides={dt.datetime: DateTime},
-        execution_context_class=SuggestionFreeExecutionContext if hide_suggestions else None,
     )
-    schema.validation_rules = (*specified_rules, *rules)
+    # the limits first: a hostile document is refused before the other rules walk it
+    schema.validation_rules = (*rules[:1], *specified_rules, *STRAWBERRY_RULES, *rules[1:])
     schema.trusted_documents = trusted
     return schema
 

@@ -278,3 +278,30 @@ async def set_role(app: Any, username: str, role: str) -> None:
 
     async with app.state.conduit.db.engine.begin() as connection:
         await connection.execute(sa.update(user_table).where(user_table.c.username == username).values(role=role))
+
+
+@dataclass(frozen=True)
+class PathCounts:
+    """What ``app``'s execution paths answered so far (``AppState.execution``, also on ``/metrics``).
+
+    ``compiled`` counts every answer that skipped graphql-core (planned ones included), as the
+    differential tests read it; ``fallbacks``: operations the compiled path handed on, at
+    compile time or at run time.
+    """
+
+    planned: int
+    compiled: int
+    ordinary: int
+    fallbacks: int
+
+
+def path_counts(app: Any) -> PathCounts:
+    """``app``'s counters now (see ``PathCounts``)."""
+    execution = app.state.conduit.execution
+    answered = execution.answered
+    return PathCounts(
+        planned=answered["planned"],
+        compiled=answered["planned"] + answered["compiled"],
+        ordinary=answered["ordinary"],
+        fallbacks=sum(count for (path, _), count in execution.fallbacks.items() if path == "compiled"),
+    )

@@ -11,7 +11,6 @@ operation over a limit runs no resolver.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
@@ -19,7 +18,6 @@ import orjson
 from graphql import (
     ASTValidationRule,
     DocumentNode,
-    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -37,8 +35,9 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.language import ListValueNode, Node, VariableNode
 from graphql.validation.validate import ValidationAbortedError
-from strawberry.extensions import SchemaExtension
-from strawberry.types.graphql import OperationType
+
+from graph.admission.pipeline import Operation, Refused
+from graph.caches import BoundedCache
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 TOKEN_LIMIT_MESSAGE = "Document contains more than"
@@ -194,10 +193,9 @@ def limit_rule(
     return OperationLimitsRule
 
 
-COST_CACHE_SIZE = 1024  # as many as the parser's and validation's document caches (graph/schema.py)
 COST_CACHE_VARIABLES_BYTES = 1024
 COST_CACHE_DOCUMENT_CHARS = 16 * 1024
-_costs: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+CACHE_ENTRY_OVERHEAD_BYTES = 200
 
 
 def _cache_encoding(body: str, variables: Mapping[str, Any] | None) -> bytes | None:
@@ -242,6 +240,7 @@ def operation_cost(
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     max_first: int | None = None,
+    cache: BoundedCache[tuple[Any, ...], int] | None = None,
 ) -> int:
     """Nodes the operation may request, counted as GitHub's GraphQL API counts them.
 
@@ -251,58 +250,62 @@ def operation_cost(
     node limits"). Fragments and variables are resolved. With ``max_first``, no field counts
     for more than that many items (what resolvers accept; the cost budget prices so).
 
-    Remembered per document text, operation, variables and ``max_first`` (up to
-    ``COST_CACHE_SIZE`` of them, first in first out; only documents of at most
-    ``COST_CACHE_DOCUMENT_CHARS`` characters and variables of at most
-    ``COST_CACHE_VARIABLES_BYTES`` as JSON, so the memory it takes stays small; never variables
-    holding a NaN or an infinity, which JSON cannot tell from ``null``): every request needs it
-    twice (the limit, the budget's price), and counting walks the whole document.
+    Remembered in ``cache`` per document text, operation, variables and ``max_first``: only
+    documents of at most ``COST_CACHE_DOCUMENT_CHARS`` characters and variables of at most
+    ``COST_CACHE_VARIABLES_BYTES`` as JSON, never variables holding a NaN or an infinity, which
+    JSON cannot tell from ``null``. Every request needs it twice (the limit, the budget's
+    price), and counting walks the whole document.
     """
     key = None
-    if document.loc is not None:
+    if cache is not None and document.loc is not None:
         body = document.loc.source.body
         encoded = _cache_encoding(body, variables)
         if encoded is not None:
-            key = (id(schema), body, operation_name, encoded, max_first)
-            found = _costs.get(key)
+            key = (body, operation_name, encoded, max_first)
+            found = cache.get(key)
             if found is not None:
                 return found
     cost = _operation_cost(schema, document, operation_name, variables, max_first)
-    if key is not None:
-        _costs[key] = cost
-        if len(_costs) > COST_CACHE_SIZE:
-            _costs.popitem(last=False)
+    if key is not None and cache is not None:
+        cache.put(key, cost, CACHE_ENTRY_OVERHEAD_BYTES + len(key[0]) + len(key[2]))
     return cost
 
 
-_coerced: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _SCALARS = (str, int, float, bool, type(None))
 
 
 def coerced_variables(
-    schema: GraphQLSchema, operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+    cache: BoundedCache[tuple[Any, ...], VariableValues] | None = None,
+    *,
+    hide_suggestions: bool = False,
 ) -> VariableValues | list[GraphQLError]:
-    """graphql-core's ``get_variable_values`` for ``operation``, remembered like ``operation_cost``.
+    """graphql-core's ``get_variable_values`` for ``operation``, remembered in ``cache`` like ``operation_cost``.
 
-    The cost budget and the compiled executor both coerce every request's variables; the
-    result is remembered only when every value is a scalar (nothing a resolver could change
-    in place), the variables are small JSON with no NaN or infinity, and the document is at
-    most ``COST_CACHE_DOCUMENT_CHARS`` characters (up to ``COST_CACHE_SIZE`` results).
+    Remembered only when every value is a scalar (nothing a resolver could change in place),
+    the variables are small JSON with no NaN or infinity, and the document is at most
+    ``COST_CACHE_DOCUMENT_CHARS`` characters. Errors are never remembered.
     """
     key = None
-    if operation.loc is not None and (not variables or all(type(v) in _SCALARS for v in variables.values())):
+    if (
+        cache is not None
+        and operation.loc is not None
+        and (not variables or all(type(v) in _SCALARS for v in variables.values()))
+    ):
         body = operation.loc.source.body
         encoded = _cache_encoding(body, variables)
         if encoded is not None:
-            key = (id(schema), body, operation.loc.start, encoded)
-            found = _coerced.get(key)
+            key = (body, operation.loc.start, encoded)
+            found = cache.get(key)
             if found is not None:
-                return found  # type: ignore[no-any-return]
-    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables or {}))
-    if key is not None:
-        _coerced[key] = coerced
-        if len(_coerced) > COST_CACHE_SIZE:
-            _coerced.popitem(last=False)
+                return found
+    coerced = get_variable_values(
+        schema, operation.variable_definitions or (), dict(variables or {}), hide_suggestions=hide_suggestions
+    )
+    if key is not None and cache is not None and isinstance(coerced, VariableValues):
+        cache.put(key, coerced, CACHE_ENTRY_OVERHEAD_BYTES + len(key[0]) + 2 * len(key[2]))
     return coerced
 
 
@@ -407,36 +410,31 @@ class _CostCounter:
         return total
 
 
-def refuse(context: Any, error: GraphQLError) -> None:
-    """End ``context`` (Strawberry's execution context, in ``on_execute``) with ``error`` before execution.
+class CostLimit:
+    """Admission step: refuses an operation whose cost (``operation_cost``) is over ``max_cost``.
 
-    Queries and mutations skip execution when the hook sets a result; a subscription ignores
-    it, so there the error is raised, and Strawberry answers the subscribe with it.
+    Leaves the cost on the operation (``operation.cost``) for the steps after it.
     """
-    if context.operation_type is OperationType.SUBSCRIPTION:
-        raise error
-    context.result = ExecutionResult(data=None, errors=[error])
 
+    name = "cost_limit"
 
-class CostLimit(SchemaExtension):
-    """Refuses, before execution, an operation whose cost is over ``max_cost``."""
-
-    def __init__(self, max_cost: int) -> None:
+    def __init__(self, schema: GraphQLSchema, max_cost: int, costs: BoundedCache[tuple[Any, ...], int]) -> None:
+        self.schema = schema
         self.max_cost = max_cost
+        self.costs = costs
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is not None and context.result is None:
-            cost = operation_cost(context.schema._schema, document, context.operation_name, context.variables)
-            if cost > self.max_cost:
-                refuse(
-                    context,
+    def __call__(self, operation: Operation) -> None:
+        assert operation.document is not None
+        cost = operation_cost(self.schema, operation.document, operation.name, operation.variables, cache=self.costs)
+        operation.cost = cost
+        if cost > self.max_cost:
+            raise Refused(
+                [
                     too_complex(
                         f"Operation may request {cost} nodes; the limit is {self.max_cost}.",
                         "cost",
                         cost,
                         self.max_cost,
-                    ),
-                )
-        yield
+                    )
+                ]
+            )

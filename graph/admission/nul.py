@@ -3,7 +3,7 @@
 PostgreSQL's text types cannot hold NUL, so such a value reaching a statement fails there (an
 ``INTERNAL_SERVER_ERROR``), and SQLite would store it; no field of the API has a use for it.
 Literals are checked by a validation rule (cached with the document), variables per request by
-a schema extension and by the compiled executor's check. ``extensions.fields`` names the input
+an admission step. ``extensions.fields`` names the input
 field (or argument, or variable) holding the value, with RealWorld's "is invalid".
 """
 
@@ -13,9 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import ArgumentNode, GraphQLError, ObjectFieldNode, StringValueNode, ValidationRule
-from strawberry.extensions import SchemaExtension
 
-from graph.admission.limits import refuse
+from graph.admission.pipeline import Operation, Refused
 from graph.errors import BadUserInput
 from graph.validation import INVALID
 
@@ -62,13 +61,8 @@ def nul_variables(variables: Mapping[str, Any] | None) -> list[str]:
     return [field for name, value in (variables or {}).items() for field in _nul_fields(value, name)]
 
 
-class NulFreeVariables(SchemaExtension):
-    """Refuses, before execution, an operation whose variables hold a string containing NUL."""
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.result is None:
-            fields = nul_variables(context.variables)
-            if fields:
-                refuse(context, _error(fields))
-        yield
+def nul_free_variables(operation: Operation) -> None:
+    """Admission step: refuses an operation whose variables hold a string containing NUL."""
+    fields = nul_variables(operation.variables)
+    if fields:
+        raise Refused([_error(fields)])

@@ -29,64 +29,39 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
-    DocumentNode,
     FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
     GraphQLField,
-    GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
-    GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
-    InlineFragmentNode,
     OperationDefinitionNode,
-    OperationType,
-    SelectionSetNode,
-    VariableNode,
-    get_operation_ast,
     is_leaf_type,
-    parse,
-    validate,
 )
 from graphql.execution.values import VariableValues, get_argument_values
-from graphql.language import Visitor, visit
-from strawberry.permission import PermissionExtension
-from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from graph.admission.limits import coerced_variables
-from graph.execution.planned import NotPlannable, NotPlanned, OperationSql, WriteCommitted, plan_operation
+from graph.execution.planned import NotPlanned, OperationSql
 
 logger = logging.getLogger("conduit.compiler")
 
-__all__ = [
-    "Bailout",
-    "CompiledExecutor",
-    "CompiledInfo",
-    "CompiledStats",
-    "NotCompilable",
-    "OperationPlan",
-    "PlanCache",
-    "compile_operation",
-]
-
-
-class NotCompilable(Exception):
-    """The operation uses something the compiled path does not cover; run it the ordinary way."""
-
 
 class Bailout(Exception):
-    """Stop this compiled run; the ordinary executor answers instead (and produces any error)."""
+    """Stop this compiled run; the ordinary executor answers instead (and produces any error).
+
+    ``reason`` is a short fixed code, as for ``NotCompilable``.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
 
 
 class CompiledInfo:
@@ -102,8 +77,8 @@ class CompiledInfo:
         self.context = context
 
 
-# how a field gets its value
-_TYPENAME, _ATTRIBUTE, _RESOLVER = 0, 1, 2
+# how a field gets its value (FieldPlan.kind)
+TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2
 
 
 @dataclass(eq=False)
@@ -131,33 +106,38 @@ class FieldPlan:
 
 @dataclass(eq=False)
 class OperationPlan:
-    """A compiled query: its root fields and what coerces its variables."""
+    """A compiled query or planned mutation: its root fields, and its SQL when planned.
+
+    ``unplanned`` is why the operation has no SQL (``None`` when it has, or when planning is
+    off): the first ``Type.field`` the planner does not cover, a label of the fallback counter.
+    """
 
     schema: GraphQLSchema
     strawberry_schema: Any
     operation: OperationDefinitionNode
     fields: list[FieldPlan]
-    stats: CompiledStats
     # the operation's SQL and shaping functions, when graph/execution/planned.py covers its selection
     sql: OperationSql | None = None
+    unplanned: str | None = None
 
-    async def execute(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
-        """The response's ``data`` for ``variables``; raises Bailout for the ordinary executor to answer."""
-        coerced = coerced_variables(self.schema, self.operation, variables)
-        if not isinstance(coerced, VariableValues):
-            raise Bailout("variables do not coerce")
+    async def execute(self, context: Any, variables: VariableValues) -> tuple[dict[str, Any], str | None]:
+        """The response's ``data`` for the coerced ``variables``, and why planned SQL did not answer.
+
+        The reason is ``None`` when planned SQL answered, else the planner's (a fixed label) or
+        ``None`` too when the operation was never planned. Raises Bailout for the ordinary
+        executor to answer, ``WriteCommitted`` when a planned write failed after its commit.
+        """
+        unplanned = self.unplanned
         if self.sql is not None:
             try:
-                data = await self.sql.execute(context, coerced)
+                return await self.sql.execute(context, variables), None
             except NotPlanned as refusal:
                 if self.sql.writes:  # nothing was written: the ordinary executor runs the mutation
-                    raise Bailout(str(refusal)) from refusal
+                    raise Bailout("unplanned_write", str(refusal)) from refusal
                 # arguments outside the plan: resolve field by field
-            else:
-                self.stats.planned += 1
-                return data
-        run = _Run(self, context, coerced)
-        return (await run.selection(self.fields, [None]))[0]
+                unplanned = str(refusal)
+        run = _Run(self, context, variables)
+        return (await run.selection(self.fields, [None]))[0], unplanned
 
 
 class _Run:
@@ -179,7 +159,7 @@ class _Run:
         try:
             raw = get_argument_values(plan.definition, plan.node, self.variables)
         except GraphQLError as error:
-            raise Bailout("arguments do not coerce") from error
+            raise Bailout("arguments", "arguments do not coerce") from error
         return convert_arguments(
             raw, plan.strawberry_field.arguments, scalar_registry=self.scalar_registry, config=self.config
         )
@@ -191,10 +171,10 @@ class _Run:
         pending: list[Coroutine[Any, Any, Any]] = []
         pending_at: list[tuple[int, int]] = []
         for index, plan in enumerate(plans):
-            if plan.kind == _TYPENAME:
+            if plan.kind == TYPENAME:
                 values.append([plan.typename] * len(objects))
                 continue
-            if plan.kind == _ATTRIBUTE:
+            if plan.kind == ATTRIBUTE:
                 name = plan.attribute
                 values.append([getattr(obj, name) for obj in objects])
                 continue
@@ -254,7 +234,7 @@ class _Run:
         if isinstance(return_type, GraphQLNonNull):
             for value in column:
                 if value is None:
-                    raise Bailout(f"null in non-null field {plan.key}")
+                    raise Bailout("null", f"null in non-null field {plan.key}")
             return self.complete(plan, return_type.of_type, column)
         if isinstance(return_type, GraphQLList):
             return self.complete_list(plan, return_type, column)
@@ -267,7 +247,7 @@ class _Run:
                     continue
                 serialized = serialize(value)
                 if serialized is None:
-                    raise Bailout(f"{return_type} cannot serialize {value!r}")
+                    raise Bailout("serialize", f"{return_type} cannot serialize {value!r}")
                 out.append(serialized)
             return out
         return self.complete_objects(plan, column)
@@ -280,7 +260,7 @@ class _Run:
                 lengths.append(-1)
                 continue
             if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
-                raise Bailout(f"{plan.key} is not a list")
+                raise Bailout("not_a_list", f"{plan.key} is not a list")
             items = list(value)
             lengths.append(len(items))
             flat.extend(items)
@@ -353,331 +333,10 @@ async def gather(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:
                     yielded._asyncio_future_blocking = False
                     yielded.add_done_callback(resume(index))
                 else:
-                    raise Bailout(f"a resolver yielded {type(yielded).__name__}, not a future")
+                    raise Bailout("awaitable", f"a resolver yielded {type(yielded).__name__}, not a future")
             if yielded_bare:
                 await asyncio.sleep(0)
     finally:
         for index in unfinished:
             coroutines[index].close()
     return results
-
-
-def compile_operation(
-    strawberry_schema: Any,
-    document: DocumentNode,
-    operation_name: str | None,
-    is_sqlite: bool | None = None,
-    stats: CompiledStats | None = None,
-) -> OperationPlan:
-    """Compile the query ``operation_name`` of a validated ``document``; raises NotCompilable.
-
-    With ``is_sqlite`` (the engine's flavour) the operation is also planned into SQL when
-    ``graph/execution/planned.py`` covers its selection.
-    """
-    schema: GraphQLSchema = strawberry_schema._schema
-    operation = get_operation_ast(document, operation_name)
-    if operation is None:
-        raise NotCompilable("no such operation, or several and no name")
-    if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
-        raise NotCompilable(f"{operation.operation.value} operations are not compiled")
-    if _uses_directives(document):
-        raise NotCompilable("directives are not compiled")
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    if operation.operation is OperationType.MUTATION:
-        # only planned mutations: a field-by-field run could not hand back a half-done write
-        if is_sqlite is None:
-            raise NotCompilable("mutations are compiled only when planned")
-        try:
-            sql = plan_operation(schema, operation, fragments, is_sqlite, _collect)
-        except NotPlannable as refusal:
-            raise NotCompilable(str(refusal)) from refusal
-        return OperationPlan(schema, strawberry_schema, operation, [], stats or CompiledStats(), sql)
-    assert schema.query_type is not None
-    fields = _plan_selection(strawberry_schema, schema, schema.query_type, [operation.selection_set], fragments)
-    plan = OperationPlan(schema, strawberry_schema, operation, fields, stats or CompiledStats())
-    if is_sqlite is not None:
-        try:
-            plan.sql = plan_operation(schema, operation, fragments, is_sqlite, _collect)
-        except NotPlannable as refusal:
-            logger.debug("not planned: %s", refusal)
-    return plan
-
-
-class _DirectiveFinder(Visitor):
-    found = False
-
-    def enter_directive(self, *_args: Any) -> None:
-        self.found = True
-
-
-def _uses_directives(document: DocumentNode) -> bool:
-    finder = _DirectiveFinder()
-    visit(document, finder)
-    return finder.found
-
-
-def _collect(
-    object_type: GraphQLObjectType,
-    selection_sets: list[SelectionSetNode],
-    fragments: dict[str, FragmentDefinitionNode],
-) -> OrderedDict[str, list[FieldNode]]:
-    """Fields by response key, in document order, through fragments (GraphQL spec, CollectFields)."""
-    fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
-    seen_fragments: set[str] = set()
-
-    def applies(type_condition: Any) -> bool:
-        if type_condition is None:
-            return True
-        name = type_condition.name.value
-        return name == object_type.name or any(i.name == name for i in object_type.interfaces)
-
-    def walk(selection_set: SelectionSetNode) -> None:
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                key = selection.alias.value if selection.alias else selection.name.value
-                fields.setdefault(key, []).append(selection)
-            elif isinstance(selection, InlineFragmentNode):
-                if not applies(selection.type_condition):
-                    raise NotCompilable("a fragment on another type")
-                walk(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in seen_fragments:
-                    continue
-                seen_fragments.add(name)
-                fragment = fragments.get(name)
-                if fragment is None or not applies(fragment.type_condition):
-                    raise NotCompilable("a fragment on another type")
-                walk(fragment.selection_set)
-
-    for selection_set in selection_sets:
-        walk(selection_set)
-    return fields
-
-
-def _innermost(return_type: GraphQLOutputType) -> GraphQLOutputType:
-    while isinstance(return_type, GraphQLNonNull | GraphQLList):
-        return_type = return_type.of_type
-    return return_type
-
-
-def _plan_selection(
-    strawberry_schema: Any,
-    schema: GraphQLSchema,
-    object_type: GraphQLObjectType,
-    selection_sets: list[SelectionSetNode],
-    fragments: dict[str, FragmentDefinitionNode],
-) -> list[FieldPlan]:
-    plans = []
-    for key, nodes in _collect(object_type, selection_sets, fragments).items():
-        name = nodes[0].name.value
-        if name == "__typename":
-            plans.append(FieldPlan(key, _TYPENAME, return_type=schema.type_map["String"], typename=object_type.name))  # type: ignore[arg-type]
-            continue
-        if name.startswith("__"):
-            raise NotCompilable("introspection is not compiled")
-        definition = object_type.fields.get(name)
-        if definition is None:
-            raise NotCompilable(f"no field {object_type.name}.{name}")
-        plans.append(_plan_field(strawberry_schema, schema, key, definition, nodes, fragments))
-    return plans
-
-
-def _plan_field(
-    strawberry_schema: Any,
-    schema: GraphQLSchema,
-    key: str,
-    definition: GraphQLField,
-    nodes: list[FieldNode],
-    fragments: dict[str, FragmentDefinitionNode],
-) -> FieldPlan:
-    strawberry_field = (definition.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if not isinstance(strawberry_field, StrawberryField):
-        raise NotCompilable(f"{key} is not a Strawberry field")
-    plan = FieldPlan(key, _ATTRIBUTE, return_type=definition.type, definition=definition, node=nodes[0])
-    plan.strawberry_field = strawberry_field
-    for extension in strawberry_field.extensions:
-        if isinstance(extension, PermissionExtension) and extension.fail_silently and not extension.return_empty_list:
-            plan.silent_permissions.extend(extension.permissions)
-        else:
-            raise NotCompilable(f"{key} has a field extension")
-    resolver = strawberry_field.base_resolver
-    if resolver is None:
-        if nodes[0].arguments:
-            raise NotCompilable(f"{key} takes arguments but has no resolver")
-        plan.attribute = strawberry_field.python_name
-    else:
-        if resolver.root_parameter is not None or resolver.parent_parameter is not None:
-            raise NotCompilable(f"{key}'s resolver asks for root or parent")
-        plan.kind = _RESOLVER
-        if not inspect.isfunction(resolver.wrapped_func):
-            raise NotCompilable(f"{key}'s resolver is not a plain function")
-        plan.resolver = resolver.wrapped_func
-        plan.is_async = resolver.is_async
-        plan.pass_self = resolver.self_parameter is not None
-        plan.info_parameter = resolver.info_parameter.name if resolver.info_parameter is not None else None
-    if not _has_variables(nodes[0]):
-        try:
-            raw = get_argument_values(definition, nodes[0], None)
-        except GraphQLError as error:
-            raise NotCompilable("arguments do not coerce") from error
-        plan.static_kwargs = convert_arguments(
-            raw,
-            strawberry_field.arguments,
-            scalar_registry=strawberry_schema.schema_converter.scalar_registry,
-            config=strawberry_schema.config,
-        )
-    inner = _innermost(definition.type)
-    if isinstance(inner, GraphQLObjectType):
-        selection_sets = [node.selection_set for node in nodes if node.selection_set is not None]
-        plan.children = _plan_selection(strawberry_schema, schema, inner, selection_sets, fragments)
-    elif not isinstance(inner, GraphQLLeafType):
-        raise NotCompilable(f"{key} is of an abstract type")
-    return plan
-
-
-def _has_variables(node: FieldNode) -> bool:
-    found = False
-
-    class Finder(Visitor):
-        def enter_variable(self, _node: VariableNode, *_args: Any) -> None:
-            nonlocal found
-            found = True
-
-    for argument in node.arguments or ():
-        visit(argument, Finder())
-    return found
-
-
-NOT_COMPILABLE: Any = object()
-
-
-class PlanCache:
-    """Compiled plans by (document text, operation name); ``NOT_COMPILABLE`` marks refusals.
-
-    Bounded (least recently used out), like the parser and validation caches.
-    """
-
-    def __init__(self, maxsize: int = 1024) -> None:
-        self.maxsize = maxsize
-        self._plans: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
-
-    def get(self, key: tuple[str, str | None]) -> Any:
-        """The plan, ``NOT_COMPILABLE``, or ``None`` when the key was never compiled."""
-        plan = self._plans.get(key)
-        if plan is not None:
-            self._plans.move_to_end(key)
-        return plan
-
-    def put(self, key: tuple[str, str | None], plan: Any) -> None:
-        """Remember ``plan`` (or ``NOT_COMPILABLE``) for ``key``."""
-        self._plans[key] = plan
-        self._plans.move_to_end(key)
-        while len(self._plans) > self.maxsize:
-            self._plans.popitem(last=False)
-
-
-@dataclass
-class CompiledStats:
-    """Counters of the compiled path: answered (``planned``: of those, from planned SQL), handed
-    back at run time, refused at compile time."""
-
-    compiled: int = 0
-    planned: int = 0
-    bailouts: int = 0
-    not_compilable: int = 0
-
-
-class CompiledExecutor:
-    """Answers queries from compiled plans; ``None`` means "use the ordinary executor".
-
-    ``validation_rules`` and ``max_tokens`` are the ordinary pipeline's, so a document the
-    ordinary executor would refuse is never compiled; ``check`` is awaited before every
-    compiled execution with ``(document, operation name, variables, context)`` and returns False
-    to hand the request to the ordinary executor (the cost limit, the cost budget), which then
-    produces the error.
-    """
-
-    def __init__(
-        self,
-        strawberry_schema: Any,
-        validation_rules: Sequence[Any],
-        max_tokens: int,
-        check: Callable[[DocumentNode, str | None, dict[str, Any], Any], Awaitable[bool]],
-        cache_size: int = 1024,
-        is_sqlite: bool | None = None,
-    ) -> None:
-        self.schema = strawberry_schema
-        self.is_sqlite = is_sqlite
-        self.rules = list(validation_rules)
-        self.max_tokens = max_tokens
-        self.check = check
-        self.plans = PlanCache(cache_size)
-        self.stats = CompiledStats()
-
-    def plan_for(self, query: str, operation_name: str | None) -> tuple[DocumentNode, OperationPlan] | None:
-        """The cached plan of ``query``, compiling it on first sight; ``None`` when not compilable."""
-        key = (query, operation_name)
-        cached = self.plans.get(key)
-        if cached is None:
-            cached = self._compile(query, operation_name)
-            self.plans.put(key, cached)
-        if cached is NOT_COMPILABLE:
-            self.stats.not_compilable += 1
-            return None
-        return cached  # type: ignore[no-any-return]
-
-    def _compile(self, query: str, operation_name: str | None) -> Any:
-        try:
-            document = parse(query, max_tokens=self.max_tokens)
-        except GraphQLError:
-            return NOT_COMPILABLE
-        if validate(self.schema._schema, document, self.rules):
-            return NOT_COMPILABLE
-        try:
-            return document, compile_operation(self.schema, document, operation_name, self.is_sqlite, self.stats)
-        except NotCompilable:
-            return NOT_COMPILABLE
-
-    async def execute(
-        self,
-        query: str,
-        operation_name: str | None,
-        variables: dict[str, Any] | None,
-        context: Any,
-        *,
-        mutations: bool = False,
-    ) -> tuple[dict[str, Any] | None, list[GraphQLError] | None, str, str | None] | None:
-        """``data``, ``errors``, the operation's type and name; ``None`` when the ordinary executor must answer.
-
-        ``mutations``: whether a mutation may run (POST only); a mutation runs at most once, on
-        whichever path: after its commit nothing falls back, and a failure is answered as the
-        mutation field's error (unclassified: the caller gives it its code, as for any error).
-        """
-        found = self.plan_for(query, operation_name)
-        if found is None:
-            return None
-        document, plan = found
-        if plan.operation.operation is OperationType.MUTATION and not mutations:
-            return None  # e.g. over GET: the ordinary executor refuses it, before any charge
-        if not await self.check(document, operation_name, variables or {}, context):
-            self.stats.bailouts += 1
-            return None
-        name = plan.operation.name.value if plan.operation.name is not None else None
-        try:
-            data = await plan.execute(context, variables)
-        except WriteCommitted as committed:
-            # The mutation happened (or may have): running it again would do it twice. Its
-            # field's error, as the ordinary executor reports a resolver's (non-null: data null).
-            cause = committed.__cause__ if isinstance(committed.__cause__, Exception) else committed
-            key = committed.node.alias.value if committed.node.alias else committed.node.name.value
-            error = GraphQLError(str(cause), nodes=[committed.node], path=[key], original_error=cause)
-            self.stats.compiled += 1
-            return None, [error], plan.operation.operation.value, name
-        except Exception as error:  # Bailout or a resolver's error: the ordinary executor reports it
-            logger.debug("compiled execution handed back: %s: %s", type(error).__name__, error)
-            self.stats.bailouts += 1
-            context.refresh()  # nothing cached by the abandoned run leaks into the ordinary one
-            return None
-        self.stats.compiled += 1
-        return data, None, plan.operation.operation.value, name

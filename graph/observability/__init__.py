@@ -51,7 +51,7 @@ from graph.observability.metrics import (
     metrics_endpoint,
 )
 from graph.observability.middleware import ObservabilityMiddleware
-from graph.observability.operation import OperationObserver, instrument_schema
+from graph.observability.operation import SubscriptionGauge, observe_operation, register_subscription_fields
 from graph.observability.requests import (
     ACCESS_FIELDS,
     REQUEST_ID_HEADER,
@@ -63,7 +63,6 @@ from graph.observability.requests import (
     incoming_request_id,
     new_request_id,
     record_graphql_response,
-    record_operation,
     record_viewer,
     request_id,
 )
@@ -79,22 +78,22 @@ __all__ = [
     "TEXT_FORMAT",
     "Metrics",
     "ObservabilityMiddleware",
-    "OperationObserver",
     "PoolCollector",
     "RequestIdFilter",
     "RequestRecord",
+    "SubscriptionGauge",
     "begin_graphql_request",
     "configure_logging",
     "current_request_id",
     "graphql_outcome",
     "incoming_request_id",
-    "instrument_schema",
     "json_formatter",
     "logging_config",
     "metrics_endpoint",
     "new_request_id",
+    "observe_operation",
     "record_graphql_response",
-    "record_operation",
     "record_viewer",
+    "register_subscription_fields",
     "request_id",
 ]

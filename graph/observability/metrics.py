@@ -72,6 +72,18 @@ class Metrics:
         self.resolver_errors = Counter(
             "conduit_graphql_resolver_errors", "Errors in GraphQL responses, by code.", ["code"], registry=self.registry
         )
+        self.executions = Counter(
+            "conduit_graphql_executions",
+            "GraphQL operations answered, by execution path: planned, compiled or ordinary.",
+            ["path"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "conduit_graphql_fallbacks",
+            "Operations an execution path handed on to the next, by that path and a fixed reason code.",
+            ["path", "reason"],
+            registry=self.registry,
+        )
         self.subscriptions_active = Gauge(
             "conduit_subscriptions_active",
             "Subscriptions running now, by root field.",

@@ -1,19 +1,24 @@
-"""The Strawberry extension that labels WebSocket operations for the metrics."""
+"""What the metrics and the access log learn of each GraphQL operation: its type, name and root field.
+
+``observe_operation`` is an admission step (``graph/admission``): it runs on every operation,
+HTTP and WebSocket, right after the operation is selected. ``SubscriptionGauge`` counts the
+subscriptions running now, by root field, for ``graph/execution/executor.py``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
-from graphql import DocumentNode, FieldNode, OperationDefinitionNode
+from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode
 from strawberry import Schema
-from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionResult
-from strawberry.types.graphql import OperationType
 
 from graph.observability.metrics import Metrics
 from graph.observability.requests import _current, _error_code
+
+if TYPE_CHECKING:
+    from graph.admission.pipeline import Operation
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -34,63 +39,40 @@ def _root_field(document: DocumentNode | None, name: str | None) -> str:
     return "unknown"
 
 
-class OperationObserver(SchemaExtension):
-    """Reports each operation to the request record and the subscription gauge.
+def observe_operation(operation: Operation) -> None:
+    """Admission step: note the operation's type and name on the HTTP request's record (access log, metrics)."""
+    record = _current.get()
+    if record is not None and record.graphql:
+        record.operation_type = operation.kind.value
+        record.operation_name = operation.name
 
-    A subscription counts as active from the start of its execution until its stream ends,
-    whichever way: completed, failed, stopped by the client or its connection closed (the
-    stream is cancelled and the operation hook exits). Errors of streamed results (WebSocket)
-    are counted here; those of HTTP responses by the middleware.
-    """
+
+class SubscriptionGauge:
+    """``conduit_subscriptions_active{field}``: a subscription counts from its start until its stream ends,
+    whichever way (completed, failed, stopped by the client, its connection closed)."""
 
     def __init__(self, metrics: Metrics) -> None:
-        super().__init__()
         self.metrics = metrics
-        self._subscription: str | None = None
 
-    def _operation_type(self) -> OperationType | None:
-        try:
-            return self.execution_context.operation_type
-        except RuntimeError:  # unparsable document, or no operation of the given name
-            return None
-
-    def on_operation(self) -> Iterator[None]:
-        """Record the operation on the HTTP request; end the subscription, if one started."""
+    @contextlib.contextmanager
+    def active(self, document: DocumentNode, operation_name: str | None) -> Iterator[None]:
+        """Count one subscription of ``document`` as active while the block runs."""
+        field = _root_field(document, operation_name)
+        gauge = self.metrics.subscriptions_active.labels(field)
+        gauge.inc()
         try:
             yield
         finally:
-            record = _current.get()
-            if record is not None and record.graphql:
-                operation_type = self._operation_type()
-                if operation_type is not None:
-                    record.operation_type = operation_type.value
-                    record.operation_name = self.execution_context.operation_name
-            if self._subscription is not None:
-                self.metrics.subscriptions_active.labels(self._subscription).dec()
-                self._subscription = None
+            gauge.dec()
 
-    def on_execute(self) -> Iterator[None]:
-        """Start counting a subscription: it passed validation and is about to run."""
-        if self._subscription is None and self._operation_type() is OperationType.SUBSCRIPTION:
-            context = self.execution_context
-            self._subscription = _root_field(context.graphql_document, context.operation_name)
-            self.metrics.subscriptions_active.labels(self._subscription).inc()
-        yield
-
-    def on_stream_result(self, result: Any) -> Iterator[None]:
-        """Count the errors of one streamed result by code."""
-        if isinstance(result, ExecutionResult) and result.errors:
-            self.metrics.count_errors(_error_code({"extensions": error.extensions or {}}) for error in result.errors)
-        yield
+    def count_errors(self, errors: list[GraphQLError] | None) -> None:
+        """Count the errors of one streamed result by code (those of HTTP responses: the middleware)."""
+        if errors:
+            self.metrics.count_errors(_error_code({"extensions": error.extensions or {}}) for error in errors)
 
 
-def instrument_schema(schema: Schema, metrics: Metrics) -> None:
-    """Add ``OperationObserver`` (reporting to ``metrics``) to ``schema``'s extensions.
-
-    Also exports a zero for every subscription field, so dashboards see them before first use.
-    """
-    # Strawberry reads the extensions on every execution; appending keeps create_schema unaware of metrics.
-    schema.extensions = (*schema.extensions, partial(OperationObserver, metrics))
+def register_subscription_fields(schema: Schema, metrics: Metrics) -> None:
+    """Export a zero for every subscription field of ``schema``, so dashboards see them before first use."""
     subscription = schema.get_type_by_name("Subscription")
     for strawberry_field in getattr(subscription, "fields", ()):
         metrics.subscriptions_active.labels(schema.config.name_converter.get_graphql_name(strawberry_field))

@@ -39,7 +39,7 @@ ACCESS_FIELDS = (
 class RequestRecord:
     """What is known about the HTTP request or WebSocket connection being handled.
 
-    The middleware creates it; the GraphQL handler and ``OperationObserver`` fill in the
+    The middleware creates it; the GraphQL handler and ``observe_operation`` fill in the
     operation fields (``graphql`` is set once the request turned out to be a GraphQL operation).
     """
 
@@ -93,14 +93,6 @@ def record_graphql_response(body: Mapping[str, Any], status: int) -> None:
         return
     record.outcome = graphql_outcome(body, status)
     record.error_codes = [_error_code(error) for error in body.get("errors") or ()]
-
-
-def record_operation(operation_type: str, operation_name: str | None) -> None:
-    """Note the operation of the current request when it ran outside Strawberry (the compiled path)."""
-    record = _current.get()
-    if record is not None and record.graphql:
-        record.operation_type = operation_type
-        record.operation_name = operation_name
 
 
 def record_viewer(viewer_id: int | None) -> None:

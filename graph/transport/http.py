@@ -22,21 +22,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import OperationType
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
-from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types import ExecutionResult
-from strawberry.types.execution import PreExecutionError
-from strawberry.types.graphql import OperationType
 
 from auth.backend import AuthenticationFailed, authenticate
 from db.engine import is_database_unavailable
 from graph import observability
+from graph.admission.pipeline import Operation, Refused
 from graph.context import AppState, Context
-from graph.execution.compiled import CompiledExecutor
-from graph.schema import DATABASE_UNAVAILABLE_MESSAGE, ConduitSchema, classify_error
+from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
+from graph.execution.pipeline import RequestPipeline
 from graph.transport.headers import PLAYGROUND_CSP
 from graph.transport.persisted import PersistedQueries, PersistedQueryError
 
@@ -44,6 +41,8 @@ logger = logging.getLogger("conduit.http")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+GET_OPERATIONS = frozenset({OperationType.QUERY})
+POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
 class RequestError(Exception):
@@ -175,10 +174,8 @@ async def read_params(request: Request, limit: int) -> GraphQLParams:
     return parse_params(data, from_url=False)
 
 
-def is_request_error(result: ExecutionResult) -> bool:
+def is_request_error(result: GraphQLExecutionResult) -> bool:
     """Whether ``result`` failed before execution began: it then has no ``data`` entry."""
-    if isinstance(result, PreExecutionError):
-        return True
     errors = result.errors or []
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
@@ -189,20 +186,23 @@ def error_body(message: str, code: str) -> dict[str, Any]:
 
 
 class GraphQLHTTPHandler:
-    """The Starlette endpoint for ``GET`` and ``POST /graphql`` (see the module docstring)."""
+    """The Starlette endpoint for ``GET`` and ``POST /graphql`` (see the module docstring).
+
+    Reads the request, resolves a persisted document, signs the viewer in, and hands the
+    operation to the app's ``RequestPipeline`` (``graph/execution/pipeline.py``): admission, then
+    whichever executor answers. ``respond`` is the one way out, recording the outcome.
+    """
 
     def __init__(
         self,
-        schema: ConduitSchema,
         state: AppState,
+        pipeline: RequestPipeline,
         playground: str | None,
-        compiled: CompiledExecutor | None = None,
         persisted: PersistedQueries | None = None,
     ) -> None:
-        self.schema = schema
         self.state = state
+        self.pipeline = pipeline
         self.playground = playground
-        self.compiled = compiled
         self.persisted = persisted or PersistedQueries()
 
     def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
@@ -236,13 +236,17 @@ class GraphQLHTTPHandler:
             status = 400 if error.malformed or media_type == GRAPHQL_RESPONSE else 200
             return self.respond(error_body(error.message, error.code), status, media_type)
         except Exception as error:
-            # Only reached before execution (signing in the viewer); execution errors are in the result.
-            if not is_database_unavailable(error):
-                raise
-            logger.error("database unavailable (request %s): %s", context.request_id, error)
-            body = error_body(DATABASE_UNAVAILABLE_MESSAGE, "INTERNAL_SERVER_ERROR")
+            # Outside execution (signing in, admission): execution errors are in the result.
+            body = error_body(INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR")
+            status, headers = 500, None
+            if is_database_unavailable(error):
+                logger.error("database unavailable (request %s): %s", context.request_id, error)
+                body = error_body(DATABASE_UNAVAILABLE_MESSAGE, "INTERNAL_SERVER_ERROR")
+                status, headers = 503, {"Retry-After": "1"}
+            else:
+                logger.exception("unexpected error (request %s)", context.request_id)
             body["errors"][0]["extensions"]["requestId"] = context.request_id
-            return self.respond(body, 503, media_type, {"Retry-After": "1"})
+            return self.respond(body, status, media_type, headers)
         finally:
             observability.record_viewer(context.viewer_id)
             with contextlib.suppress(Exception):  # a dead connection must not turn the answer into a 500
@@ -250,56 +254,32 @@ class GraphQLHTTPHandler:
 
     async def _handle(self, request: Request, context: Context, media_type: str) -> Response:
         params = await read_params(request, self.state.settings.max_body_bytes)
-        # Before anything else: both executors below must see the full text, already allowed.
+        # Before anything else: the pipeline must see the full text, already allowed.
         document = self.persisted.resolve(params.query, params.document_id, params.extensions)
         try:
             context.viewer = await authenticate(request.headers.get("authorization"), self.state.tokens, self.state.db)
         except AuthenticationFailed as error:
             body = error_body(str(error), "UNAUTHENTICATED")
             return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        allowed = (OperationType.QUERY,) if request.method == "GET" else (OperationType.QUERY, OperationType.MUTATION)
-        if self.compiled is not None and not document.extensions:
-            compiled = await self.compiled.execute(
-                document.query,
-                params.operation_name,
-                params.variables,
-                context,
-                mutations=OperationType.MUTATION in allowed,
-            )
-            if compiled is not None:
-                data, errors, operation_type, operation_name = compiled
-                observability.record_operation(operation_type, operation_name)
-                for failure in errors or ():
-                    classify_error(failure, context.request_id)
-                return self._result_response(ExecutionResult(data=data, errors=errors), media_type)
+        operation = Operation(
+            query=document.query,
+            operation_name=params.operation_name,
+            variables=params.variables,
+            context=context,
+            allowed=GET_OPERATIONS if request.method == "GET" else POST_OPERATIONS,
+            extensions=document.extensions,
+            transport="HTTP",
+        )
         try:
-            result = await self.schema.execute(
-                document.query,
-                variable_values=params.variables,
-                context_value=context,
-                operation_name=params.operation_name,
-                allowed_operation_types=allowed,
-                operation_extensions=document.extensions,
-            )
-        except InvalidOperationTypeError as error:
-            if request.method == "GET" and error.operation_type is OperationType.MUTATION:
-                raise RequestError(405, "Mutations are only accepted over POST.", {"Allow": "POST"}) from None
-            raise RequestError(400, f"{error.operation_type.value} operations are not served over HTTP.") from None
-        except MissingQueryError:
-            raise RequestError(400, "The 'query' parameter is required.") from None
-        except CannotGetOperationTypeError as error:
-            # no operation of that name, or several operations and no operationName
-            message = (
-                "The document has several operations: name one in 'operationName'."
-                if error.operation_name is None
-                else f"The document has no operation named {error.operation_name!r}."
-            )
-            raise RequestError(400, message) from None
-        except Exception as error:
-            raise RequestError(400, _plain_message(error)) from None
+            result = await self.pipeline.run(operation)
+        except Refused as refusal:
+            status = refusal.status or (400 if media_type == GRAPHQL_RESPONSE else 200)
+            body = {"errors": [error.formatted for error in refusal.errors]}
+            return self.respond(body, status, media_type, refusal.headers or None)
+        self.persisted.remember(document)  # an APQ registration is kept only once its document was admitted
         return self._result_response(result, media_type)
 
-    def _result_response(self, result: ExecutionResult, media_type: str) -> Response:
+    def _result_response(self, result: GraphQLExecutionResult, media_type: str) -> Response:
         body: dict[str, Any] = {}
         request_error = is_request_error(result)
         if result.errors:
@@ -310,9 +290,3 @@ class GraphQLHTTPHandler:
             body["extensions"] = result.extensions
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
         return self.respond(body, status, media_type)
-
-
-def _plain_message(error: Exception) -> str:
-    if isinstance(error, GraphQLError):
-        return error.message
-    return str(error) or "The request could not be executed."

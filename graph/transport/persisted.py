@@ -31,7 +31,8 @@ text). Its documents can always be named by hash, by the APQ extension or by ``d
 (the GraphQL-over-HTTP "persisted documents" proposal: ``"sha256:<hex>"``, or a bare id from
 the file). With ``CONDUIT_PERSISTED_DOCUMENTS_ONLY=true`` nothing else runs: a request must
 name a document of the file, or send text whose SHA-256 is one of them, and the APQ store is
-not used. Anything else is refused before parsing with code ``PERSISTED_QUERY_NOT_ALLOWED``.
+not used. Anything else is refused before parsing with code ``PERSISTED_QUERY_NOT_ALLOWED``
+(here for unknown ids and hashes, by the admission step ``graph/admission/trusted.py`` for text).
 
 Error codes: the contract README's list has none for persisted documents, so these are
 additive. ``PERSISTED_QUERY_NOT_FOUND`` and ``PERSISTED_QUERY_NOT_SUPPORTED`` are fixed by the
@@ -55,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, GraphQLError, ValidationRule
 
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 DOCUMENT_ID_PREFIX = "sha256:"
@@ -182,10 +182,14 @@ class APQStore:
 
 @dataclass(frozen=True)
 class Document:
-    """A request's document text, and its ``extensions`` without ``persistedQuery`` (``None`` when empty)."""
+    """A request's document text, and its ``extensions`` without ``persistedQuery`` (``None`` when empty).
+
+    ``register`` is the APQ hash the text was sent with, to remember once the document is admitted.
+    """
 
     query: str
     extensions: dict[str, Any] | None
+    register: str | None = None
 
 
 class PersistedQueries:
@@ -223,18 +227,16 @@ class PersistedQueries:
                 return Document(self._by_hash(digest), rest)
             if sha256_hex(query) != digest:
                 raise PersistedQueryError("provided sha does not match query", malformed=True)
-            self._check_trusted(query)
-            if self.store is not None:
-                self.store.put(digest, query)
-            return Document(query, rest)
+            return Document(query, rest, register=digest)
         if query is None:
             raise PersistedQueryError("The 'query' parameter is required.", malformed=True)
-        self._check_trusted(query)
         return Document(query, rest)
 
-    def _check_trusted(self, text: str) -> None:
-        if self.only_trusted and not (self.trusted is not None and self.trusted.trusts(text)):
-            raise PersistedQueryError(NOT_ALLOWED_MESSAGE, NOT_ALLOWED)
+    def remember(self, document: Document) -> None:
+        """Keep ``document`` under its APQ hash, if it was sent with one: call once it was admitted,
+        so the store never holds a document that cannot run (unparsable, invalid, refused)."""
+        if document.register is not None and self.store is not None:
+            self.store.put(document.register, document.query)
 
     def _by_document_id(self, document_id: str) -> str:
         text = self.trusted.get(document_id) if self.trusted is not None else None
@@ -282,20 +284,3 @@ def load_trusted_documents(path: Path | None, only: bool) -> TrustedDocuments | 
             raise ValueError("CONDUIT_PERSISTED_DOCUMENTS_ONLY needs CONDUIT_PERSISTED_DOCUMENTS")
         return None
     return TrustedDocuments.load(path)
-
-
-def trusted_documents_rule(trusted: TrustedDocuments) -> type[ValidationRule]:
-    """A validation rule refusing any document whose text is not one of ``trusted``.
-
-    The HTTP handler refuses such documents before parsing; this rule is for the paths that do
-    not pass through it (WebSocket subscriptions), and fails closed on a document parsed
-    without its source text.
-    """
-
-    class TrustedDocumentsOnly(ValidationRule):
-        def enter_document(self, node: DocumentNode, *_args: Any) -> None:
-            body = node.loc.source.body if node.loc is not None else None
-            if body is None or not trusted.trusts(body):
-                self.report_error(GraphQLError(NOT_ALLOWED_MESSAGE, extensions={"code": NOT_ALLOWED}))
-
-    return TrustedDocumentsOnly

@@ -22,12 +22,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis_graphql import queries
 
 from auth.passwords import hash_password
+from db import budget as budget_store
 from db.engine import Database
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
-from graph.admission import budget
 from graph.app import create_app
 from graph.settings import Settings
-from tests.conftest import sql_of
+from tests.conftest import path_counts, sql_of
 from tests.loop_thread import LoopThread
 
 SCHEMA = (Path(__file__).parents[2] / "schema.graphql").read_text()
@@ -62,7 +62,7 @@ class Pair:
 
     @property
     def stats(self) -> Any:
-        return self.apps[0].state.conduit.compiled_stats
+        return path_counts(self.apps[0])
 
     async def both(
         self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
@@ -101,7 +101,7 @@ def pair(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # between the two apps' answers would change rateLimit's resetAt (used and remaining are
     # masked). The apps run on the LoopThread; the module attribute is seen from every thread.
     now = dt.datetime.now(dt.UTC).replace(minute=30, second=0, microsecond=0)
-    monkeypatch.setattr(budget, "utcnow", lambda: now)
+    monkeypatch.setattr(budget_store, "now", lambda: now)
     thread = LoopThread()
 
     async def build() -> Pair:
@@ -178,11 +178,11 @@ def test_errors_fall_back_and_match(pair: tuple[LoopThread, Pair]) -> None:
         ("{ feed { totalCount } }", {}),  # a permission: not compiled
         ('{ node(id: "QXJ0aWNsZTox") { id ... on Article { title } } }', {}),  # abstract: not compiled
     ]
-    before = apps.stats.bailouts
+    before = apps.stats.fallbacks
     for query, variables in cases:
         for token in (None, apps.token):
             _assert_same(thread.run(apps.both(query, variables, token)), query)
-    assert apps.stats.bailouts > before
+    assert apps.stats.fallbacks > before
 
 
 def test_statement_count_is_the_same_on_both_paths(pair: tuple[LoopThread, Pair]) -> None:
@@ -197,7 +197,7 @@ def test_statement_count_is_the_same_on_both_paths(pair: tuple[LoopThread, Pair]
 
 def test_generated_queries_get_identical_responses(pair: tuple[LoopThread, Pair]) -> None:
     thread, apps = pair
-    before = (apps.stats.compiled, apps.stats.bailouts + apps.stats.not_compilable)
+    before = (apps.stats.compiled, apps.stats.fallbacks)
 
     @hypothesis_settings(max_examples=60, deadline=None, derandomize=True, database=None)
     @given(query=queries(SCHEMA))
@@ -208,7 +208,7 @@ def test_generated_queries_get_identical_responses(pair: tuple[LoopThread, Pair]
     check()
     # the comparison proves nothing unless both paths were taken
     assert apps.stats.compiled > before[0], apps.stats
-    assert apps.stats.bailouts + apps.stats.not_compilable > before[1], apps.stats
+    assert apps.stats.fallbacks > before[1], apps.stats
 
 
 def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
@@ -330,7 +330,7 @@ def test_planned_add_comment_writes_once_and_answers_as_the_ordinary_executor(pa
     total = thread.run(apps.both(count, {"s": slug}))[1][1]["data"]["article"]["comments"]["totalCount"]
     assert total == comments_before + 2
     # refused before anything is written, on both paths alike
-    bailouts = apps.stats.bailouts
+    fallbacks = apps.stats.fallbacks
     refused = [
         ({"s": slug, "b": "anonymous"}, None),
         ({"s": slug, "b": "   "}, apps.token),
@@ -339,7 +339,7 @@ def test_planned_add_comment_writes_once_and_answers_as_the_ordinary_executor(pa
     ]
     for variables, token in refused:
         _assert_same(thread.run(apps.both(ADD_COMMENT, variables, token)), str(variables)[:80])
-    assert apps.stats.bailouts - bailouts == len(refused)
+    assert apps.stats.fallbacks - fallbacks == len(refused)
     assert thread.run(apps.both(count, {"s": slug}))[1][1]["data"]["article"]["comments"]["totalCount"] == total
     # a selection the planner does not cover runs the ordinary way (once)
     other = 'mutation($s: String!) { addComment(slug: $s, body: "x") { article { slug } } }'

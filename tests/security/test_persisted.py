@@ -22,7 +22,7 @@ from graph.app import create_app
 from graph.settings import Settings
 from graph.transport.persisted import APQStore, PersistedQueries, PersistedQueryError, TrustedDocuments, sha256_hex
 from tests import live
-from tests.conftest import REGISTER, SECRET, User
+from tests.conftest import REGISTER, SECRET, User, path_counts
 from tests.live import live_server
 from tests.security.conftest import serving, snapshot
 
@@ -70,15 +70,14 @@ async def test_apq_round_trip_uses_the_compiled_path(client: httpx.AsyncClient, 
 
     registered = await post(client, {"query": TAGS, "extensions": apq(digest.upper())})
     assert registered.json() == {"data": {"tags": []}}
-    stats = app.state.conduit.compiled_stats
-    compiled = stats.compiled
+    compiled = path_counts(app).compiled
     by_hash = await post(client, {"extensions": apq(digest), "operationName": "Tags"})
     assert by_hash.status_code == 200 and by_hash.json() == {"data": {"tags": []}}
-    assert stats.compiled == compiled + 1  # persistedQuery no longer keeps a request off the compiled path
+    assert path_counts(app).compiled == compiled + 1  # persistedQuery no longer keeps a request off the compiled path
 
 
 async def test_apq_keeps_the_limits(client: httpx.AsyncClient) -> None:
-    """A stored document is checked like any other: the depth limit still refuses it."""
+    """A document sent with its hash is checked like any other, and one the limits refuse is not kept."""
     deep = "slug"
     for _ in range(5):  # depth 18, over the limit of 12
         deep = f"author {{ articles(first: 1) {{ nodes {{ {deep} }} }} }}"
@@ -87,7 +86,7 @@ async def test_apq_keeps_the_limits(client: httpx.AsyncClient) -> None:
     first = await post(client, {"query": deep, "extensions": apq(digest)}, GRAPHQL_RESPONSE)
     assert first.status_code == 400 and error_of(first)[1] == "QUERY_TOO_COMPLEX"
     again = await post(client, {"extensions": apq(digest)}, GRAPHQL_RESPONSE)
-    assert again.status_code == 400 and error_of(again)[1] == "QUERY_TOO_COMPLEX"
+    assert again.status_code == 400 and error_of(again)[1] == "PERSISTED_QUERY_NOT_FOUND"
 
 
 async def test_apq_poisoning_with_a_mismatched_hash_is_refused(
@@ -125,12 +124,16 @@ async def test_apq_mutation_by_hash_over_get_is_405(client: httpx.AsyncClient, a
     )
     assert register.status_code == 405
     by_hash = await client.get("/graphql", params={"extensions": json.dumps(apq(digest))}, headers=auth)
-    assert by_hash.status_code == 405
+    assert error_of(by_hash)[1] == "PERSISTED_QUERY_NOT_FOUND"  # refused, so not kept
     assert await snapshot(app) == before
-    # over POST the same stored mutation is a normal, authenticated request
-    created = await post(client, {"extensions": apq(digest)}, **auth)
+    # over POST the same mutation is a normal, authenticated request, and is kept
+    created = await post(client, {"query": CREATE_LITERAL, "extensions": apq(digest)}, **auth)
     assert created.json() == {"data": {"createArticle": {"slug": "untrusted"}}}
     assert await article_count(app) == 1
+    after = await snapshot(app)
+    by_hash = await client.get("/graphql", params={"extensions": json.dumps(apq(digest))}, headers=auth)
+    assert by_hash.status_code == 405
+    assert await snapshot(app) == after
 
 
 @pytest.mark.parametrize(
@@ -185,6 +188,7 @@ def test_other_extensions_are_kept() -> None:
     extensions = {**apq(sha256_hex(TAGS)), "tracing": True}
     document = persisted.resolve(TAGS, None, extensions)
     assert document.query == TAGS and document.extensions == {"tracing": True}
+    persisted.remember(document)  # the HTTP handler's part, once the document was admitted
     assert "persistedQuery" in extensions  # the request's own object is left alone
     assert persisted.resolve(None, None, apq(sha256_hex(TAGS))).extensions is None
 
@@ -360,5 +364,5 @@ def test_document_ids_of_other_hash_algorithms_are_ids() -> None:
     persisted = PersistedQueries(trusted=trusted, only_trusted=True)
     assert persisted.resolve(None, "5f0a" * 10, None).query == TAGS
     with pytest.raises(PersistedQueryError) as refused:
-        persisted.resolve("{ tags }", None, None)
+        persisted.resolve(None, "6f0a" * 10, None)
     assert refused.value.code == "PERSISTED_QUERY_NOT_ALLOWED" and not refused.value.malformed

@@ -14,6 +14,7 @@ from graphql.execution.values import VariableValues
 import graph.admission.limits as limits
 from graph.admission.limits import coerced_variables, operation_cost
 from graph.admission.nul import nul_variables
+from graph.caches import BoundedCache
 from graph.schema import create_schema
 from graph.settings import Settings
 from graph.validation import INVALID
@@ -77,7 +78,7 @@ def test_nul_fields_are_reported_in_document_order_at_any_depth() -> None:
     assert nul_variables(None) == []
 
 
-# The caches of graph/admission/limits.py, called directly: no database.
+# The cost and variables caches of graph/admission/limits.py, called directly: no database.
 
 _unique = itertools.count()
 
@@ -108,69 +109,83 @@ def computed(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         counts["cost"] += 1
         return count_cost(*args)
 
-    def counted_coerce(*args: Any) -> Any:
+    def counted_coerce(*args: Any, **kwargs: Any) -> Any:
         counts["coerced"] += 1
-        return coerce(*args)
+        return coerce(*args, **kwargs)
 
     monkeypatch.setattr(limits, "_operation_cost", counted_cost)
     monkeypatch.setattr(limits, "get_variable_values", counted_coerce)
     return counts
 
 
+@pytest.fixture
+def costs() -> BoundedCache[Any, int]:
+    return BoundedCache("costs", 1024, 4 * 1024 * 1024)
+
+
+@pytest.fixture
+def coerced() -> BoundedCache[Any, VariableValues]:
+    return BoundedCache("variables", 1024, 4 * 1024 * 1024)
+
+
 FIRST = "query Tags($n: Int) { tags(first: $n) }"  # the schema has no Float: NaN goes to an Int
 
 
-def test_finite_small_variables_are_remembered(schema: GraphQLSchema, computed: dict[str, int]) -> None:
+def test_finite_small_variables_are_remembered(
+    schema: GraphQLSchema, computed: dict[str, int], costs: Any, coerced: Any
+) -> None:
     parsed = document(FIRST)
     for _ in range(2):
-        assert operation_cost(schema, parsed, None, {"n": 3, "f": 1.5}) == 3
-        assert isinstance(coerced_variables(schema, operation_of(parsed), {"n": 3, "f": 1.5}), VariableValues)
+        assert operation_cost(schema, parsed, None, {"n": 3, "f": 1.5}, cache=costs) == 3
+        assert isinstance(coerced_variables(schema, operation_of(parsed), {"n": 3, "f": 1.5}, coerced), VariableValues)
     assert computed == {"cost": 1, "coerced": 1}
 
 
 @pytest.mark.parametrize("not_finite", [float("nan"), float("inf"), float("-inf")])
 def test_variables_with_a_float_that_is_not_finite_are_not_remembered(
-    schema: GraphQLSchema, computed: dict[str, int], not_finite: float
+    schema: GraphQLSchema, computed: dict[str, int], not_finite: float, costs: Any, coerced: Any
 ) -> None:
     parsed = document(FIRST)
     operation = operation_of(parsed)
     for _ in range(2):
-        operation_cost(schema, parsed, None, {"n": 2, "f": not_finite})
-        operation_cost(schema, parsed, None, {"n": 2, "nested": [{"f": not_finite}]})
-        assert isinstance(coerced_variables(schema, operation, {"n": not_finite}), list)  # refused
+        operation_cost(schema, parsed, None, {"n": 2, "f": not_finite}, cache=costs)
+        operation_cost(schema, parsed, None, {"n": 2, "nested": [{"f": not_finite}]}, cache=costs)
+        assert isinstance(coerced_variables(schema, operation, {"n": not_finite}, coerced), list)  # refused
     assert computed == {"cost": 4, "coerced": 2}
     # JSON writes a NaN or an infinity as null: null's coercion is its own, not the one before
-    coerced = coerced_variables(schema, operation, {"n": None})
-    assert isinstance(coerced, VariableValues) and coerced.coerced == {"n": None}
+    remembered = coerced_variables(schema, operation, {"n": None}, coerced)
+    assert isinstance(remembered, VariableValues) and remembered.coerced == {"n": None}
 
 
-def test_null_remembered_does_not_answer_for_nan(schema: GraphQLSchema) -> None:
+def test_null_remembered_does_not_answer_for_nan(schema: GraphQLSchema, coerced: Any) -> None:
     operation = operation_of(document(FIRST))
-    accepted = coerced_variables(schema, operation, {"n": None})
+    accepted = coerced_variables(schema, operation, {"n": None}, coerced)
     assert isinstance(accepted, VariableValues) and accepted.coerced == {"n": None}
-    refused = coerced_variables(schema, operation, {"n": float("nan")})
+    refused = coerced_variables(schema, operation, {"n": float("nan")}, coerced)
     assert isinstance(refused, list) and refused, refused
 
 
 def test_integers_over_64_bits_are_coerced_and_counted_without_remembering(
-    schema: GraphQLSchema, computed: dict[str, int]
+    schema: GraphQLSchema, computed: dict[str, int], costs: Any, coerced: Any
 ) -> None:
     parsed = document(FIRST)
     operation = operation_of(parsed)
     huge = 2**70
     for _ in range(2):
-        errors = coerced_variables(schema, operation, {"n": huge})
+        errors = coerced_variables(schema, operation, {"n": huge}, coerced)
         assert isinstance(errors, list) and errors, errors  # an Int is 32 bits: refused, not a TypeError
-        assert operation_cost(schema, parsed, None, {"n": huge}) == huge
+        assert operation_cost(schema, parsed, None, {"n": huge}, cache=costs) == huge
     assert computed == {"cost": 2, "coerced": 2}
 
 
-def test_large_documents_are_not_remembered(schema: GraphQLSchema, computed: dict[str, int]) -> None:
+def test_large_documents_are_not_remembered(
+    schema: GraphQLSchema, computed: dict[str, int], costs: Any, coerced: Any
+) -> None:
     large = document(FIRST, padding=limits.COST_CACHE_DOCUMENT_CHARS)
     assert large.loc is not None and len(large.loc.source.body) > limits.COST_CACHE_DOCUMENT_CHARS
     for _ in range(2):
-        assert operation_cost(schema, large, None, {"n": 4}) == 4
-        assert isinstance(coerced_variables(schema, operation_of(large), {"n": 4}), VariableValues)
+        assert operation_cost(schema, large, None, {"n": 4}, cache=costs) == 4
+        assert isinstance(coerced_variables(schema, operation_of(large), {"n": 4}, coerced), VariableValues)
     assert computed == {"cost": 2, "coerced": 2}
 
     # at the limit itself it is remembered
@@ -180,17 +195,17 @@ def test_large_documents_are_not_remembered(schema: GraphQLSchema, computed: dic
     at_limit = parse(body.replace("\n", " " * (limits.COST_CACHE_DOCUMENT_CHARS - len(body)) + "\n", 1))
     assert at_limit.loc is not None and len(at_limit.loc.source.body) == limits.COST_CACHE_DOCUMENT_CHARS
     for _ in range(2):
-        operation_cost(schema, at_limit, None, {"n": 4})
-        coerced_variables(schema, operation_of(at_limit), {"n": 4})
+        operation_cost(schema, at_limit, None, {"n": 4}, cache=costs)
+        coerced_variables(schema, operation_of(at_limit), {"n": 4}, coerced)
     assert computed == {"cost": 3, "coerced": 3}
 
 
-def test_the_caches_hold_at_most_1024_entries(schema: GraphQLSchema) -> None:
-    assert limits.COST_CACHE_SIZE == 1024
+def test_the_caches_hold_at_most_their_entries(schema: GraphQLSchema) -> None:
+    costs: BoundedCache[Any, int] = BoundedCache("costs", 64, 4 * 1024 * 1024)
+    coerced: BoundedCache[Any, VariableValues] = BoundedCache("variables", 64, 4 * 1024 * 1024)
     parsed = document(FIRST)
     operation = operation_of(parsed)
-    for n in range(limits.COST_CACHE_SIZE + 10):
-        operation_cost(schema, parsed, None, {"n": n})
-        coerced_variables(schema, operation, {"n": n})
-    assert len(limits._costs) == limits.COST_CACHE_SIZE
-    assert len(limits._coerced) == limits.COST_CACHE_SIZE
+    for n in range(64 + 10):
+        operation_cost(schema, parsed, None, {"n": n}, cache=costs)
+        coerced_variables(schema, operation, {"n": n}, coerced)
+    assert len(costs) == 64 and len(coerced) == 64

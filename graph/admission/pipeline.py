@@ -1,0 +1,112 @@
+"""The admission pipeline: one ordered list of checks every GraphQL operation passes before it runs.
+
+Every transport builds an ``Operation`` (HTTP GET and POST in ``graph/transport/http.py``, both
+WebSocket protocols through ``ConduitSchema.stream``) and hands it to ``AdmissionPipeline.admit``.
+Each step reads what the steps before it left on the operation (the parsed document, the
+selected operation definition, the coerced variables, the cost) and either adds to it or refuses
+the operation by raising ``Refused``. Only an admitted operation reaches an executor
+(``graph/execution``), whichever one answers it: planned SQL, a compiled plan or graphql-core.
+So a check added to the list covers every path at once; ``graph/admission/__init__.py`` builds the
+list in its order.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
+from graphql.execution.values import VariableValues
+
+if TYPE_CHECKING:
+    from graph.context import Context
+
+
+class Refused(Exception):
+    """The operation is refused before execution: its response carries ``errors`` and no ``data``.
+
+    ``status`` is the HTTP status when the refusal is one whatever the response's media type
+    (405 for a mutation over GET, 400 for a malformed request); ``None`` leaves it to the
+    GraphQL-over-HTTP rules (400 under ``application/graphql-response+json``, 200 under
+    ``application/json``; GraphQL over HTTP, 6.4). ``headers`` go on the HTTP response.
+    """
+
+    def __init__(
+        self,
+        errors: list[GraphQLError],
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(errors[0].message if errors else "refused")
+        self.errors = errors
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass(eq=False, slots=True)
+class Operation:
+    """One GraphQL request as the admission steps see it, and as the executors receive it.
+
+    Given by the transport: ``query`` (the document's text, already resolved from a persisted
+    document id), ``operation_name``, ``variables`` (JSON values), ``extensions`` (the request's
+    ``extensions`` entry), ``context`` and ``allowed`` (the operation types this transport
+    serves). Set by the steps: ``document`` (parsed), ``validated``, ``definition`` (the
+    selected operation), ``coerced`` (the variables coerced to the operation's types), ``cost``
+    (nodes, see ``graph/admission/limits.py``), ``dry_run`` (only the ``rateLimit`` fields run).
+    """
+
+    query: str | None
+    operation_name: str | None
+    variables: dict[str, Any] | None
+    context: Context
+    allowed: frozenset[OperationType]
+    extensions: dict[str, Any] | None = None
+    transport: str = "http"
+    document: DocumentNode | None = None
+    validated: bool = False
+    definition: OperationDefinitionNode | None = None
+    coerced: VariableValues | None = None
+    cost: int | None = None
+    dry_run: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> OperationType:
+        """The selected operation's type (after the operation was selected)."""
+        assert self.definition is not None, "no operation selected yet"
+        return self.definition.operation
+
+    @property
+    def name(self) -> str | None:
+        """The selected operation's name, ``None`` for an anonymous one."""
+        definition = self.definition
+        return definition.name.value if definition is not None and definition.name is not None else None
+
+
+AdmissionStep = Callable[[Operation], Awaitable[None] | None]
+"""One check: reads and fills in the ``Operation``, raises ``Refused``; sync or async."""
+
+
+class AdmissionPipeline:
+    """Runs ``steps`` in order on each operation (see the module docstring).
+
+    ``steps`` is a list the app owns (``AppState.admission``): a step inserted into it covers
+    HTTP and WebSocket operations, on every executor, from the next request on.
+    """
+
+    def __init__(self, steps: Sequence[AdmissionStep]) -> None:
+        self.steps: list[AdmissionStep] = list(steps)
+
+    async def admit(self, operation: Operation) -> None:
+        """Run every step on ``operation``; raises ``Refused`` from the first step that refuses it."""
+        for step in self.steps:
+            outcome = step(operation)
+            if outcome is not None and inspect.isawaitable(outcome):
+                await outcome
+
+    def names(self) -> list[str]:
+        """The steps' names in order (for the docs and the tests)."""
+        return [getattr(step, "name", getattr(step, "__name__", type(step).__name__)) for step in self.steps]
