@@ -21,6 +21,7 @@ from graph.observability import RequestIdFilter, json_formatter
 from graph.settings import Settings
 from tests.conftest import GQL, User
 from tests.live import live_server
+from tests.waiting import until
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -242,11 +243,10 @@ async def live_metric(url: str, name: str, **labels: str) -> float | None:
 
 
 async def wait_for_metric(url: str, expected: float, name: str, **labels: str) -> None:
-    for _ in range(100):
-        if await live_metric(url, name, **labels) == expected:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{name}{labels} never became {expected}: {await live_metric(url, name, **labels)}")
+    async def reached() -> bool:
+        return await live_metric(url, name, **labels) == expected
+
+    await until(reached, f"{name}{labels} to become {expected}")
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
