@@ -142,7 +142,8 @@ class Response:
         return [e.get("extensions", {}).get("code") for e in self.errors]
 
     def error_fields(self) -> dict[str, list[str]]:
-        return self.errors[0]["extensions"].get("fields", {})
+        fields: dict[str, list[str]] = self.errors[0]["extensions"].get("fields", {})
+        return fields
 
 
 class GQL:
@@ -237,7 +238,8 @@ mutation Create($input: CreateArticleInput!) {
 async def create_article(gql: GQL, user: User, title: str = "Hello World", **fields: Any) -> dict[str, Any]:
     payload = {"title": title, "description": "about it", "body": "the body", **fields}
     data = await gql.ok(CREATE_ARTICLE, {"input": payload}, user.token)
-    return data["createArticle"]
+    article: dict[str, Any] = data["createArticle"]
+    return article
 
 
 @contextmanager

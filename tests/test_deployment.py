@@ -128,7 +128,7 @@ async def create_article(url: str, token: str, title: str = "Live") -> str:
 
 @asynccontextmanager
 async def comment_subscription(url: str, slug: str, token: str) -> AsyncIterator[Client]:
-    async with websockets.connect(ws_url(url), subprotocols=["graphql-transport-ws"]) as ws:
+    async with websockets.connect(ws_url(url), subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
         client = Client(ws, "graphql-transport-ws")
         assert (await client.init({"Authorization": f"Bearer {token}"}))["type"] == "connection_ack"
         await client.subscribe(COMMENT_ADDED, {"slug": slug})

@@ -108,7 +108,7 @@ async def test_comment_added_arrives_in_commit_order(served: tuple[str, Starlett
     )
     slug = article["createArticle"]["slug"]
     channel = comment_channel(pk_of(article["createArticle"]["id"], "Article"))
-    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol(protocol)]) as ws:
         client = Client(ws, protocol)
         assert (await client.init({"Authorization": f"Bearer {reader}"}))["type"] == "connection_ack"
         await client.subscribe(COMMENT_ADDED, {"slug": slug})
@@ -128,7 +128,7 @@ async def test_comment_added_arrives_in_commit_order(served: tuple[str, Starlett
 async def test_anonymous_subscriber_sees_articles_filtered_by_tag(served: tuple[str, Starlette], protocol: str) -> None:
     server, app = served
     author = await register(server, "writer")
-    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol(protocol)]) as ws:
         client = Client(ws, protocol)
         assert (await client.init())["type"] == "connection_ack"
         await client.subscribe(ARTICLE_PUBLISHED, {"tag": "graphql"})
@@ -146,7 +146,7 @@ async def test_anonymous_subscriber_sees_articles_filtered_by_tag(served: tuple[
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_bad_token_in_connection_init_closes_with_4403(server: str, protocol: str) -> None:
-    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol(protocol)]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer forged"}}))
         with pytest.raises(ConnectionClosed) as closed:
             while True:
@@ -156,7 +156,7 @@ async def test_bad_token_in_connection_init_closes_with_4403(server: str, protoc
 
 
 async def test_unknown_slug_is_not_found(server: str) -> None:
-    async with websockets.connect(ws_url(server), subprotocols=["graphql-transport-ws"]) as ws:
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
         client = Client(ws, "graphql-transport-ws")
         await client.init()
         await client.subscribe(COMMENT_ADDED, {"slug": "no-such-article"})
