@@ -1,7 +1,8 @@
 """Fixtures: a fresh migrated database per test, the real ASGI app, an HTTP client, users.
 
 Every test that touches the database runs twice, on SQLite and on PostgreSQL (test ids end in
-``[sqlite]`` / ``[postgres]``; ``-k sqlite`` picks one engine). Each run gets its own database,
+``[sqlite]`` / ``[postgres]``; ``-k sqlite`` picks one engine, and ``-m "not slow"`` leaves out the
+PostgreSQL runs with the other slow tests). Each run gets its own database,
 copied from a template the Alembic migrations built once per session (migrating per test
 would cost more than the tests themselves): a file copy on SQLite, ``CREATE DATABASE ...
 TEMPLATE`` on a throwaway PostgreSQL cluster that the session starts on 127.0.0.1.
@@ -80,7 +81,7 @@ def pg_template(pg_cluster: Cluster) -> str:
 _pg_databases = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def engine_name(request: pytest.FixtureRequest) -> str:
     """The database engine of this run of the test."""
     return str(request.param)

@@ -35,6 +35,8 @@ from tests.live import free_port
 from tests.postgres import Cluster
 from tests.waiting import until
 
+pytestmark = pytest.mark.slow  # real server processes, nginx and PostgreSQL clusters
+
 CONDUIT = Path(sys.executable).with_name("conduit")
 NGINX_CONF = Path(__file__).parents[1] / "deploy" / "nginx.conf"
 COMMENT_ADDED = "subscription($slug: String!) { commentAdded(slug: $slug) { id body } }"

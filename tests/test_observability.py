@@ -285,6 +285,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_configure_logging_writes_json_lines_with_uvicorn_included() -> None:
     result = run_python(
         "import logging\n"
@@ -301,6 +302,7 @@ def test_configure_logging_writes_json_lines_with_uvicorn_included() -> None:
     assert second["logger"] == "uvicorn.error"
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_configure_logging_text_format() -> None:
     result = run_python(
         "import logging\n"
@@ -329,6 +331,7 @@ def test_serve_passes_the_logging_config_to_uvicorn(monkeypatch: pytest.MonkeyPa
     assert cli.build_parser().parse_args(["serve"]).log_format == "json"
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_multiprocess_metrics_add_up_every_worker(tmp_path: Any) -> None:
     directory = tmp_path / "prometheus"
     directory.mkdir()

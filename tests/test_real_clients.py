@@ -19,6 +19,8 @@ import pytest
 from graph.settings import Settings
 from tests.live import live_server
 
+pytestmark = pytest.mark.slow  # node tools and a browser against live servers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -307,6 +307,7 @@ async def test_a_subscription_is_charged_once_when_it_starts(settings: Settings,
             assert response.json() == {"data": {"rateLimit": {"used": 2}}}
 
 
+@pytest.mark.slow  # hypothesis: generated documents on both paths
 def test_generated_queries_with_rate_limit_match_on_both_paths(settings: Settings) -> None:
     """hypothesis-graphql queries mixing ``rateLimit`` with other fields: compiled and ordinary answers are equal.
 
