@@ -43,7 +43,7 @@ step "lint (ruff)"
 .venv/bin/ruff format --check graph db auth tests
 
 step "type check (mypy)"
-.venv/bin/mypy graph db auth
+.venv/bin/mypy graph db auth tests
 
 step "tests (pytest, 3 workers: much of the suite waits on servers, browsers and databases)"
 .venv/bin/pytest -n 3 "$@"

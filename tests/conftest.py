@@ -1,7 +1,8 @@
 """Fixtures: a fresh migrated database per test, the real ASGI app, an HTTP client, users.
 
 Every test that touches the database runs twice, on SQLite and on PostgreSQL (test ids end in
-``[sqlite]`` / ``[postgres]``; ``-k sqlite`` picks one engine). Each run gets its own database,
+``[sqlite]`` / ``[postgres]``; ``-k sqlite`` picks one engine, and ``-m "not slow"`` leaves out the
+PostgreSQL runs with the other slow tests). Each run gets its own database,
 copied from a template the Alembic migrations built once per session (migrating per test
 would cost more than the tests themselves): a file copy on SQLite, ``CREATE DATABASE ...
 TEMPLATE`` on a throwaway PostgreSQL cluster that the session starts on 127.0.0.1.
@@ -80,7 +81,7 @@ def pg_template(pg_cluster: Cluster) -> str:
 _pg_databases = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def engine_name(request: pytest.FixtureRequest) -> str:
     """The database engine of this run of the test."""
     return str(request.param)
@@ -142,7 +143,8 @@ class Response:
         return [e.get("extensions", {}).get("code") for e in self.errors]
 
     def error_fields(self) -> dict[str, list[str]]:
-        return self.errors[0]["extensions"].get("fields", {})
+        fields: dict[str, list[str]] = self.errors[0]["extensions"].get("fields", {})
+        return fields
 
 
 class GQL:
@@ -237,7 +239,8 @@ mutation Create($input: CreateArticleInput!) {
 async def create_article(gql: GQL, user: User, title: str = "Hello World", **fields: Any) -> dict[str, Any]:
     payload = {"title": title, "description": "about it", "body": "the body", **fields}
     data = await gql.ok(CREATE_ARTICLE, {"input": payload}, user.token)
-    return data["createArticle"]
+    article: dict[str, Any] = data["createArticle"]
+    return article
 
 
 @contextmanager

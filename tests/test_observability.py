@@ -21,6 +21,7 @@ from graph.observability import RequestIdFilter, json_formatter
 from graph.settings import Settings
 from tests.conftest import GQL, User
 from tests.live import live_server
+from tests.waiting import until
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -109,11 +110,11 @@ async def test_request_errors_are_rejected(client: httpx.AsyncClient, gql: GQL) 
     await gql("subscription Live { articlePublished { title } }")
     labels = operation("Live", "subscription", "rejected")
     assert await metric(client, "conduit_graphql_requests_total", **labels) == 1
-    response = await client.get("/graphql", params={"query": "mutation Out { logout }"})
-    assert response.status_code == 405
+    get_mutation = await client.get("/graphql", params={"query": "mutation Out { logout }"})
+    assert get_mutation.status_code == 405
     assert await metric(client, "conduit_graphql_requests_total", **operation("Out", "mutation", "rejected")) == 1
-    response = await client.post("/graphql", content=b"not json", headers={"Content-Type": "application/json"})
-    assert response.status_code == 400
+    not_json = await client.post("/graphql", content=b"not json", headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 400
     assert await metric(client, "conduit_graphql_requests_total", **operation("anonymous", "unknown", "rejected")) == 2
     assert await metric(client, "conduit_graphql_resolver_errors_total", code="BAD_USER_INPUT") == 5
     await gql("query Me { viewer { username } }", token="forged")
@@ -149,18 +150,18 @@ async def test_pool_gauge_is_read_at_scrape_time(client: httpx.AsyncClient, gql:
 
 async def test_request_id_is_echoed_when_sane_and_generated_otherwise(client: httpx.AsyncClient, gql: GQL) -> None:
     given = "req-42.A_b"
-    assert (await gql("{ tags }", **{"X-Request-ID": given})).headers["x-request-id"] == given
+    assert (await gql("{ tags }", None, None, **{"X-Request-ID": given})).headers["x-request-id"] == given
     generated = (await gql("{ tags }")).headers["x-request-id"]
     assert HEX_ID.fullmatch(generated)
     for insane in ("has spaces", "x" * 129, "semi;colon", "new\tline"):
-        echoed = (await gql("{ tags }", **{"X-Request-ID": insane})).headers["x-request-id"]
+        echoed = (await gql("{ tags }", None, None, **{"X-Request-ID": insane})).headers["x-request-id"]
         assert HEX_ID.fullmatch(echoed), insane
     assert (await client.get("/healthz", headers={"X-Request-ID": given})).headers["x-request-id"] == given
     assert HEX_ID.fullmatch((await client.get("/nowhere")).headers["x-request-id"])
 
 
 async def test_access_log_is_one_json_line_per_request(client: httpx.AsyncClient, gql: GQL, logs: JsonLines) -> None:
-    response = await gql("query Tags { tags }", **{"X-Request-ID": "trace-1"})
+    response = await gql("query Tags { tags }", None, None, **{"X-Request-ID": "trace-1"})
     assert response.status == 200
     await client.get("/healthz")
     lines = logs.records("conduit.access")
@@ -242,11 +243,10 @@ async def live_metric(url: str, name: str, **labels: str) -> float | None:
 
 
 async def wait_for_metric(url: str, expected: float, name: str, **labels: str) -> None:
-    for _ in range(100):
-        if await live_metric(url, name, **labels) == expected:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{name}{labels} never became {expected}: {await live_metric(url, name, **labels)}")
+    async def reached() -> bool:
+        return await live_metric(url, name, **labels) == expected
+
+    await until(reached, f"{name}{labels} to become {expected}")
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
@@ -255,7 +255,7 @@ async def test_active_subscriptions_follow_the_connection(settings: Settings, pr
         field = {"field": "articlePublished"}
         assert await live_metric(url, "conduit_subscriptions_active", **field) == 0
         ws_url = url.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(ws_url, subprotocols=[protocol]) as ws:
+        async with websockets.connect(ws_url, subprotocols=[websockets.Subprotocol(protocol)]) as ws:
             assert ws.response is not None and HEX_ID.fullmatch(ws.response.headers["x-request-id"])
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
@@ -270,7 +270,7 @@ async def test_active_subscriptions_follow_the_connection(settings: Settings, pr
 async def test_subscription_errors_are_counted(settings: Settings) -> None:
     with live_server(settings) as url:
         ws_url = url.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        async with websockets.connect(ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
             assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
             query = 'subscription { commentAdded(slug: "missing") { body } }'
@@ -285,6 +285,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_configure_logging_writes_json_lines_with_uvicorn_included() -> None:
     result = run_python(
         "import logging\n"
@@ -301,6 +302,7 @@ def test_configure_logging_writes_json_lines_with_uvicorn_included() -> None:
     assert second["logger"] == "uvicorn.error"
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_configure_logging_text_format() -> None:
     result = run_python(
         "import logging\n"
@@ -329,6 +331,7 @@ def test_serve_passes_the_logging_config_to_uvicorn(monkeypatch: pytest.MonkeyPa
     assert cli.build_parser().parse_args(["serve"]).log_format == "json"
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_multiprocess_metrics_add_up_every_worker(tmp_path: Any) -> None:
     directory = tmp_path / "prometheus"
     directory.mkdir()

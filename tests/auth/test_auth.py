@@ -426,7 +426,7 @@ async def test_too_short_new_password_is_refused_and_changes_nothing(gql: GQL, a
     assert not (await gql(REFRESH, {"refreshToken": alice.refresh_token})).errors
 
 
-async def test_expired_rate_limit_events_are_pruned(app) -> None:
+async def test_expired_rate_limit_events_are_pruned(app: Any) -> None:
     import datetime as dt
 
     import sqlalchemy as sa

@@ -204,6 +204,7 @@ def assert_utc_timestamps(rows: dict[str, list[tuple[Any, ...]]]) -> None:
     assert any(stamp.microsecond for stamp in stamps)  # sub-second precision is there to lose
 
 
+@pytest.mark.slow  # PostgreSQL
 def test_sqlite_to_postgres_and_back_keeps_every_row(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -246,6 +247,7 @@ def test_sqlite_to_postgres_and_back_keeps_every_row(
         assert ids[len(original[name])] == max(r[0] for r in original[name]) + 1  # the sequence moved past
 
 
+@pytest.mark.slow  # PostgreSQL
 def test_copy_into_a_non_empty_target_is_refused_and_changes_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -290,6 +292,7 @@ async def _insert_rate_limit_event(url: str) -> None:
         await db.dispose()
 
 
+@pytest.mark.slow  # PostgreSQL
 def test_a_copy_that_fails_midway_writes_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

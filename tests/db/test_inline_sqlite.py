@@ -19,6 +19,7 @@ import pytest
 from graph.app import create_app
 from graph.settings import Settings
 from tests.conftest import GQL, User, create_article
+from tests.waiting import until
 
 HOME = (
     "query Home($tag: String) { articles(first: 20, tag: $tag) { edges { cursor node { slug title tagList favorited "
@@ -81,8 +82,9 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_on_a_thread(
         offloads = app.state.conduit.db.offloads  # the setup's own, if any, do not count
         other.execute("BEGIN IMMEDIATE")  # another process's writer, as far as SQLite can tell
         adding = asyncio.create_task(gql(ADD_COMMENT, {"s": slugs[0], "b": "patient"}, alice.token))
-        await asyncio.sleep(0.3)
-        assert not adding.done()  # waiting for the lock, on a thread
+        # the inline attempt met the lock and gave the write to a thread
+        await until(lambda: app.state.conduit.db.offloads > offloads, "the write to move to a thread")
+        assert not adding.done()  # waiting for the lock, on that thread
         started = asyncio.get_running_loop().time()
         health = await client.get("/healthz")
         assert health.status_code == 200

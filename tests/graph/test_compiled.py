@@ -195,6 +195,7 @@ def test_statement_count_is_the_same_on_both_paths(pair: tuple[LoopThread, Pair]
     assert counts[0] == counts[1], counts
 
 
+@pytest.mark.slow  # hypothesis: 60 generated queries, twice each
 def test_generated_queries_get_identical_responses(pair: tuple[LoopThread, Pair]) -> None:
     thread, apps = pair
     before = (apps.stats.compiled, apps.stats.fallbacks)

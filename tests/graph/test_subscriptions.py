@@ -10,10 +10,15 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
+from db.broker import ARTICLE_PUBLISHED as ARTICLE_PUBLISHED_CHANNEL
+from graph.ids import pk_of
+from graph.mutations.comments import comment_channel
 from graph.settings import Settings
-from tests.live import live_server
+from tests.live import live_app
+from tests.waiting import subscribed
 
 COMMENT_ADDED = (
     "subscription($slug: String!) { commentAdded(slug: $slug) { body author { username } article { slug } } }"
@@ -22,9 +27,15 @@ ARTICLE_PUBLISHED = "subscription($tag: String) { articlePublished(tag: $tag) { 
 
 
 @pytest.fixture
-def server(settings: Settings) -> Iterator[str]:
-    with live_server(settings) as url:
-        yield url
+def served(settings: Settings) -> Iterator[tuple[str, Starlette]]:
+    """A live server's URL and the app it serves (to watch its broker)."""
+    with live_app(settings) as served:
+        yield served
+
+
+@pytest.fixture
+def server(served: tuple[str, Starlette]) -> str:
+    return served[0]
 
 
 async def post(url: str, query: str, variables: dict[str, Any] | None = None, token: str | None = None) -> Any:
@@ -86,18 +97,22 @@ def ws_url(url: str) -> str:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_comment_added_arrives_in_commit_order(server: str, protocol: str) -> None:
+async def test_comment_added_arrives_in_commit_order(served: tuple[str, Starlette], protocol: str) -> None:
+    server, app = served
     author = await register(server, "author")
     reader = await register(server, "reader")
     article = await post(
-        server, 'mutation { createArticle(input: {title: "Live", description: "d", body: "b"}) { slug } }', token=author
+        server,
+        'mutation { createArticle(input: {title: "Live", description: "d", body: "b"}) { id slug } }',
+        token=author,
     )
     slug = article["createArticle"]["slug"]
-    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+    channel = comment_channel(pk_of(article["createArticle"]["id"], "Article"))
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol(protocol)]) as ws:
         client = Client(ws, protocol)
         assert (await client.init({"Authorization": f"Bearer {reader}"}))["type"] == "connection_ack"
         await client.subscribe(COMMENT_ADDED, {"slug": slug})
-        await asyncio.sleep(0.2)  # the subscription starts before the comments are written
+        await subscribed(app, channel)  # the subscription starts before the comments are written
         for i in range(3):
             await post(
                 server,
@@ -110,13 +125,14 @@ async def test_comment_added_arrives_in_commit_order(server: str, protocol: str)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_anonymous_subscriber_sees_articles_filtered_by_tag(server: str, protocol: str) -> None:
+async def test_anonymous_subscriber_sees_articles_filtered_by_tag(served: tuple[str, Starlette], protocol: str) -> None:
+    server, app = served
     author = await register(server, "writer")
-    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol(protocol)]) as ws:
         client = Client(ws, protocol)
         assert (await client.init())["type"] == "connection_ack"
         await client.subscribe(ARTICLE_PUBLISHED, {"tag": "graphql"})
-        await asyncio.sleep(0.2)
+        await subscribed(app, ARTICLE_PUBLISHED_CHANNEL)
         create = "mutation($i: CreateArticleInput!) { createArticle(input: $i) { slug } }"
         await post(
             server, create, {"i": {"title": "Other", "description": "d", "body": "b", "tagList": ["rust"]}}, author
@@ -130,7 +146,7 @@ async def test_anonymous_subscriber_sees_articles_filtered_by_tag(server: str, p
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_bad_token_in_connection_init_closes_with_4403(server: str, protocol: str) -> None:
-    async with websockets.connect(ws_url(server), subprotocols=[protocol]) as ws:
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol(protocol)]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer forged"}}))
         with pytest.raises(ConnectionClosed) as closed:
             while True:
@@ -140,7 +156,7 @@ async def test_bad_token_in_connection_init_closes_with_4403(server: str, protoc
 
 
 async def test_unknown_slug_is_not_found(server: str) -> None:
-    async with websockets.connect(ws_url(server), subprotocols=["graphql-transport-ws"]) as ws:
+    async with websockets.connect(ws_url(server), subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
         client = Client(ws, "graphql-transport-ws")
         await client.init()
         await client.subscribe(COMMENT_ADDED, {"slug": "no-such-article"})

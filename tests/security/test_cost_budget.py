@@ -292,7 +292,10 @@ async def test_compiled_and_ordinary_paths_charge_alike(settings: Settings) -> N
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
 async def test_a_subscription_is_charged_once_when_it_starts(settings: Settings, protocol: str) -> None:
     with live_server(settings.model_copy(update={"rate_limit_points": 2})) as url:
-        async with websockets.connect(ws_url(url), subprotocols=[protocol]) as ws, httpx.AsyncClient() as http:
+        async with (
+            websockets.connect(ws_url(url), subprotocols=[websockets.Subprotocol(protocol)]) as ws,
+            httpx.AsyncClient() as http,
+        ):
             client = Client(ws, protocol)
             assert (await client.init())["type"] == "connection_ack"
             for op_id in ("1", "2", "3"):
@@ -309,6 +312,7 @@ async def test_a_subscription_is_charged_once_when_it_starts(settings: Settings,
             assert response.json() == {"data": {"rateLimit": {"used": 2}}}
 
 
+@pytest.mark.slow  # hypothesis: generated documents on both paths
 def test_generated_queries_with_rate_limit_match_on_both_paths(settings: Settings) -> None:
     """hypothesis-graphql queries mixing ``rateLimit`` with other fields: compiled and ordinary answers are equal.
 

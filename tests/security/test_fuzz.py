@@ -30,6 +30,8 @@ from graph.app import create_app
 from graph.settings import Settings
 from tests.loop_thread import LoopThread
 
+pytestmark = pytest.mark.slow  # hundreds of generated documents
+
 SCHEMA = (Path(__file__).parents[2] / "schema.graphql").read_text()
 CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "QUERY_TOO_COMPLEX", "RATE_LIMITED"})
 EXAMPLES = 50

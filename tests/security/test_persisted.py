@@ -21,10 +21,10 @@ from db.models import article_table
 from graph.app import create_app
 from graph.settings import Settings
 from graph.transport.persisted import APQStore, PersistedQueries, PersistedQueryError, TrustedDocuments, sha256_hex
-from tests import live
 from tests.conftest import REGISTER, SECRET, User, path_counts
-from tests.live import live_server
+from tests.live import live_app
 from tests.security.conftest import serving, snapshot
+from tests.waiting import subscribed
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 TAGS = "query Tags { tags(first: 3) }"
@@ -277,28 +277,9 @@ async def test_the_list_without_only_names_documents_and_allows_others(database_
         assert (await gql("{ __typename }")).data == {"__typename": "Query"}
 
 
-async def subscribed(app: Any, channel: str, count: int = 1) -> None:
-    """Wait until ``app``'s broker has ``count`` subscribers of ``channel`` (events published before would be lost)."""
-    broker = app.state.conduit.broker
-    for _ in range(200):
-        if broker.subscriber_count(channel) == count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{channel} never had {count} subscribers: {broker.subscriber_count(channel)}")
-
-
-async def test_untrusted_subscriptions_are_refused_over_websocket(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_untrusted_subscriptions_are_refused_over_websocket(database_url: str, tmp_path: Path) -> None:
     """The WebSocket transport does not pass through the HTTP handler; the validation rule covers it."""
-    apps: list[Any] = []
-
-    def create(settings: Settings) -> Any:  # the app live_server serves, kept to watch its broker
-        apps.append(create_app(settings))
-        return apps[-1]
-
-    monkeypatch.setattr(live, "create_app", create)
-    with live_server(trusted_settings(database_url, tmp_path)) as url:
+    with live_app(trusted_settings(database_url, tmp_path)) as (url, app):
         async with websockets.connect(
             url.replace("http", "ws") + "/graphql", subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
         ) as ws:
@@ -310,7 +291,7 @@ async def test_untrusted_subscriptions_are_refused_over_websocket(
             assert message["type"] == "error" and message["id"] == "1", message
             assert message["payload"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
             await ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": {"query": PUBLISHED}}))
-            await subscribed(apps[0], ARTICLE_PUBLISHED)  # subscribed before the article is published
+            await subscribed(app, ARTICLE_PUBLISHED)  # subscribed before the article is published
             async with httpx.AsyncClient(base_url=url) as client:
                 variables = {"input": {"username": "ws", "email": "ws@example.com", "password": "password123"}}
                 registered = await post(client, {"documentId": sha256_hex(REGISTER), "variables": variables})

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
-from graphql.execution.values import VariableValues
+from graphql.execution.values import VariableValues, get_variable_values
 
 import graph.admission.limits as limits
 from graph.admission.limits import coerced_variables, operation_cost
@@ -103,7 +103,7 @@ def operation_of(parsed: DocumentNode) -> OperationDefinitionNode:
 def computed(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How often each cache computed instead of remembering: ``cost`` and ``coerced``."""
     counts = {"cost": 0, "coerced": 0}
-    count_cost, coerce = limits._operation_cost, limits.get_variable_values
+    count_cost, coerce = limits._operation_cost, get_variable_values  # what limits imported
 
     def counted_cost(*args: Any) -> int:
         counts["cost"] += 1
