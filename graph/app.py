@@ -23,6 +23,7 @@ from db.engine import Database, is_sqlite_url
 from graph.admission import budget
 from graph.admission.limits import operation_cost
 from graph.admission.nul import nul_variables
+from graph.caches import CacheCollector, Caches
 from graph.context import AppState, Context
 from graph.execution.compiled import CompiledExecutor
 from graph.observability import Metrics, ObservabilityMiddleware, instrument_schema, metrics_endpoint
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
     use_profile(settings.password_hash_profile)  # argon2 parameters for new password hashes
+    caches = Caches.from_settings(settings)
     tokens = TokenService(
         secret=settings.resolve_jwt_secret(),
         keys=settings.resolve_jwt_keys(),  # key rotation, when configured
@@ -92,11 +94,14 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
     )
-    state = AppState(settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings))
+    state = AppState(
+        settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings), caches=caches
+    )
     if settings.rate_limit_points > 0:
         state.budget = budget.CostBudget(db, settings.rate_limit_points, settings.rate_limit_window_seconds)
     schema = create_schema(settings)
     metrics = Metrics(db.engine)
+    metrics.register(CacheCollector(caches))
     instrument_schema(schema, metrics)
     playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
     compiled = compiled_executor(schema, settings) if settings.compiled_execution else None

@@ -12,14 +12,27 @@ token verification and the ``/metrics`` scrape all run there).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from auth.tokens import VERIFIED_TOKENS
+
+if TYPE_CHECKING:
+    from graph.settings import Settings
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+# The caches' names, as ``Caches`` knows them and ``/metrics`` labels them.
+PLANS = "plans"  # compiled plans by document and operation (graph/execution/compiled.py)
+COSTS = "costs"  # operation costs by document, operation and variables (graph/admission/limits.py)
+VARIABLES = "variables"  # coerced variables, likewise
+APQ = "apq"  # automatic persisted queries by SHA-256 (graph/transport/persisted.py)
+TOKENS = "tokens"  # verified access tokens (auth/tokens.py)
+DEFAULT_MAX_ENTRIES = 1024
 
 
 class BoundedCache(Generic[K, V]):
@@ -97,6 +110,51 @@ class BoundedCache(Generic[K, V]):
         """Forget every entry; the counters keep counting."""
         self._entries.clear()
         self.bytes = 0
+
+
+class CacheLimits(NamedTuple):
+    """A cache's bounds: entries, and bytes of keys and values as measured on ``put``."""
+
+    max_entries: int
+    max_bytes: int
+
+
+class Caches:
+    """The app's caches by name (``AppState.caches``), each a ``BoundedCache`` with its ``CacheLimits``.
+
+    ``caches[APQ]`` is the cache named ``apq``; a name not in ``limits`` is a ``KeyError``.
+    """
+
+    def __init__(self, limits: Mapping[str, CacheLimits]) -> None:
+        self._caches: dict[str, BoundedCache[Any, Any]] = {
+            name: BoundedCache(name, bounds.max_entries, bounds.max_bytes) for name, bounds in limits.items()
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Caches:
+        """Every cache of the server, bytes from ``CONDUIT_CACHE_<NAME>_MAX_BYTES``.
+
+        Entries: ``CONDUIT_APQ_CACHE_SIZE`` for APQ, ``VERIFIED_TOKENS`` for tokens,
+        ``DEFAULT_MAX_ENTRIES`` for the others.
+        """
+        return cls(
+            {
+                PLANS: CacheLimits(DEFAULT_MAX_ENTRIES, settings.cache_plans_max_bytes),
+                COSTS: CacheLimits(DEFAULT_MAX_ENTRIES, settings.cache_costs_max_bytes),
+                VARIABLES: CacheLimits(DEFAULT_MAX_ENTRIES, settings.cache_variables_max_bytes),
+                APQ: CacheLimits(settings.apq_cache_size, settings.cache_apq_max_bytes),
+                TOKENS: CacheLimits(VERIFIED_TOKENS, settings.cache_tokens_max_bytes),
+            }
+        )
+
+    def __getitem__(self, name: str) -> BoundedCache[Any, Any]:
+        return self._caches[name]
+
+    def __iter__(self) -> Iterator[BoundedCache[Any, Any]]:
+        return iter(self._caches.values())
+
+    def __len__(self) -> int:
+        return len(self._caches)
 
 
 def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:

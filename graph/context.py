@@ -14,6 +14,7 @@ from auth.backend import Viewer
 from auth.tokens import TokenService
 from db.broker import Broker, Event
 from db.engine import Database
+from graph.caches import Caches
 from graph.loaders import Loaders
 from graph.observability import new_request_id
 from graph.settings import Settings
@@ -27,12 +28,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppState:
-    """What lives as long as the app: settings, the database, tokens and the event broker."""
+    """What lives as long as the app: settings, the database, tokens, the event broker and the caches."""
 
     settings: Settings
     db: Database
     tokens: TokenService
     broker: Broker
+    caches: Caches
     # counters of the compiled executor (graph/execution/compiled.py), None when it is off
     compiled_stats: Any = None
     # the cost budget (graph/admission/budget.py), None when it is off
