@@ -23,7 +23,7 @@ from db.engine import Database, is_sqlite_url
 from graph.admission import budget
 from graph.admission.limits import operation_cost
 from graph.admission.nul import nul_variables
-from graph.caches import CacheCollector, Caches
+from graph.caches import APQ, CacheCollector, Caches
 from graph.context import AppState, Context
 from graph.execution.compiled import CompiledExecutor
 from graph.observability import Metrics, ObservabilityMiddleware, instrument_schema, metrics_endpoint
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     persisted = PersistedQueries(
         trusted=schema.trusted_documents,
         only_trusted=settings.persisted_documents_only,
-        cache_size=settings.apq_cache_size,
+        store=caches[APQ],
     )
     http = GraphQLHTTPHandler(schema, state, playground, compiled, persisted)
     websocket = SubscriptionEndpoint(schema, state)

@@ -1,12 +1,23 @@
-"""``graph/caches.py``: the bounds, the LRU order and the counters of ``BoundedCache``, and its metrics."""
+"""``graph/caches.py``: the bounds, the LRU order and the counters of ``BoundedCache``, and its metrics.
+
+The app's caches are then read through ``/metrics`` of the real app, on SQLite only: no cache
+touches the database.
+"""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from graph.caches import BoundedCache, CacheCollector
+from graph.caches import APQ, BoundedCache, CacheCollector
+from graph.settings import Settings
+from graph.transport.persisted import sha256_hex
+from tests.security.conftest import serving
+from tests.test_observability import metric
+
+TAGS = "query Tags { tags(first: 3) }"
 
 
 def filled(max_entries: int, max_bytes: int, *keys: str, size: int = 10) -> BoundedCache[str, str]:
@@ -100,3 +111,54 @@ def test_the_collector_shows_every_cache() -> None:
         "conduit_cache_evictions_total": 0,
     }
     assert samples[("conduit_cache_entries", "empty")] == 0
+
+
+# The app's caches on /metrics
+
+
+@pytest.fixture
+def engine_name() -> str:
+    return "sqlite"
+
+
+async def apq_post(client: httpx.AsyncClient, digest: str, query: str | None = None) -> httpx.Response:
+    body: dict[str, object] = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
+    if query is not None:
+        body["query"] = query
+    return await client.post("/graphql", json=body)
+
+
+async def test_metrics_show_every_cache_and_its_bounds(client: httpx.AsyncClient, settings: Settings) -> None:
+    for name in ("plans", "costs", "variables", "apq", "tokens"):
+        assert await metric(client, "conduit_cache_entries", cache=name) is not None, name
+        assert await metric(client, "conduit_cache_evictions_total", cache=name) == 0
+    assert await metric(client, "conduit_cache_max_bytes", cache="plans") == settings.cache_plans_max_bytes
+    assert await metric(client, "conduit_cache_max_entries", cache="apq") == settings.apq_cache_size
+
+
+async def test_reusing_an_apq_hash_counts_hits(client: httpx.AsyncClient) -> None:
+    digest = sha256_hex(TAGS)
+    assert (await apq_post(client, digest)).json()["errors"][0]["message"] == "PersistedQueryNotFound"
+    assert await metric(client, "conduit_cache_misses_total", cache="apq") == 1
+    assert await metric(client, "conduit_cache_entries", cache="apq") == 0
+    assert (await apq_post(client, digest, TAGS)).json() == {"data": {"tags": []}}
+    assert await metric(client, "conduit_cache_entries", cache="apq") == 1
+    assert (await metric(client, "conduit_cache_bytes", cache="apq") or 0) >= len(TAGS) + len(digest)
+    for _ in range(3):
+        assert (await apq_post(client, digest)).json() == {"data": {"tags": []}}
+    assert await metric(client, "conduit_cache_hits_total", cache="apq") == 3
+
+
+async def test_a_flood_of_large_documents_stays_within_the_apq_budget(settings: Settings) -> None:
+    budget = 64 * 1024
+    async with serving(settings.model_copy(update={"cache_apq_max_bytes": budget})) as (app, gql):
+        for i in range(20):
+            document = f"query Q{i} {{ tags(first: 3) }} # {'x' * 30_000}"
+            assert (await apq_post(gql.client, sha256_hex(document), document)).json() == {"data": {"tags": []}}
+        huge = "query Huge { tags(first: 3) } # " + "x" * budget  # runs, but is not kept
+        assert (await apq_post(gql.client, sha256_hex(huge), huge)).json() == {"data": {"tags": []}}
+        store = app.state.conduit.caches[APQ]
+        assert store.get(sha256_hex(huge)) is None
+        assert await metric(gql.client, "conduit_cache_entries", cache="apq") == 2
+        assert (await metric(gql.client, "conduit_cache_bytes", cache="apq") or 0) <= budget
+        assert await metric(gql.client, "conduit_cache_evictions_total", cache="apq") == 18
