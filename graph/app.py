@@ -23,7 +23,7 @@ from db.engine import Database, is_sqlite_url
 from graph.admission import budget
 from graph.admission.limits import operation_cost
 from graph.admission.nul import nul_variables
-from graph.caches import APQ, CacheCollector, Caches
+from graph.caches import APQ, TOKENS, CacheCollector, Caches
 from graph.context import AppState, Context
 from graph.execution.compiled import CompiledExecutor
 from graph.observability import Metrics, ObservabilityMiddleware, instrument_schema, metrics_endpoint
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         active_kid=settings.jwt_active_kid,
         access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
+        verified=caches[TOKENS],
     )
     state = AppState(
         settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings), caches=caches

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from graph.caches import APQ, BoundedCache, CacheCollector
 from graph.settings import Settings
 from graph.transport.persisted import sha256_hex
+from tests.conftest import GQL, User
 from tests.security.conftest import serving
 from tests.test_observability import metric
 
@@ -147,6 +148,15 @@ async def test_reusing_an_apq_hash_counts_hits(client: httpx.AsyncClient) -> Non
     for _ in range(3):
         assert (await apq_post(client, digest)).json() == {"data": {"tags": []}}
     assert await metric(client, "conduit_cache_hits_total", cache="apq") == 3
+
+
+async def test_a_signed_in_client_hits_the_token_cache(client: httpx.AsyncClient, gql: GQL, alice: User) -> None:
+    assert await metric(client, "conduit_cache_misses_total", cache="tokens") == 0  # signing is no lookup
+    for _ in range(3):
+        assert (await gql.ok("{ viewer { username } }", token=alice.token))["viewer"]["username"] == alice.username
+    assert await metric(client, "conduit_cache_misses_total", cache="tokens") == 1  # verified once
+    assert await metric(client, "conduit_cache_hits_total", cache="tokens") == 2
+    assert (await metric(client, "conduit_cache_entries", cache="tokens") or 0) >= 1
 
 
 async def test_a_flood_of_large_documents_stays_within_the_apq_budget(settings: Settings) -> None:
