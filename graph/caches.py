@@ -1,9 +1,9 @@
 """The app's caches: one LRU type bounded by entries and by bytes, a registry, and their metrics.
 
-Every cache of the server is a ``BoundedCache`` from the app's ``Caches`` (``AppState.caches``),
-so no cache grows with what clients send: a flood of distinct large documents evicts older
-entries instead of growing the process, and an entry larger than its cache's whole byte budget
-is not kept at all. ``CacheCollector`` shows each cache's size and hit rate on ``/metrics``.
+The app's caches (``AppState.caches``, one ``Caches`` per app) are ``BoundedCache``s, so none
+grows with what clients send: a flood of distinct large documents evicts older entries instead
+of growing the process, and an entry larger than its cache's whole byte budget is not kept.
+``CacheCollector`` shows each cache's size and hit rate on ``/metrics``.
 
 Not thread-safe: every cache is used from the event loop's thread only (request handling,
 token verification and the ``/metrics`` scrape all run there).
