@@ -18,19 +18,19 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import sys
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
-# Why a token was refused, as the audit log reports it (``InvalidToken.reason``).
 VERIFIED_TOKENS = 10_000
-"""How many verified access tokens a process remembers (``TokenService.decode_access_token``)."""
+"""How many verified access tokens a process remembers (the app's ``tokens`` cache, graph/caches.py)."""
 
+# Why a token was refused, as the audit log reports it (``InvalidToken.reason``).
 MALFORMED = "malformed"
 ALGORITHM = "algorithm"
 BAD_SIGNATURE = "bad_signature"
@@ -51,6 +51,20 @@ _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.InvalidAlgorithmError, ALGORITHM),
     (jwt.InvalidSignatureError, BAD_SIGNATURE),
 )
+
+
+class VerifiedTokens(Protocol):
+    """Where ``TokenService`` remembers verified tokens: token -> (user id, expiry in Unix seconds).
+
+    A bounded cache (the app passes its ``tokens`` ``graph.caches.BoundedCache``): ``get`` is
+    ``None`` for an unknown token, ``put`` may refuse or evict (``size``: the entry's bytes).
+    """
+
+    def get(self, key: str) -> tuple[int, float] | None: ...
+
+    def put(self, key: str, value: tuple[int, float], size: int) -> object: ...
+
+    def discard(self, key: str) -> None: ...
 
 
 class InvalidToken(Exception):
@@ -81,6 +95,9 @@ class TokenService:
     verified with the key it names; a token without a ``kid``, or with one not in ``keys``, is
     refused. Without ``keys`` every token is signed and verified with ``secret`` alone.
     Raises ``ValueError`` when ``keys`` and ``active_kid`` do not agree.
+
+    ``verified``: where verified tokens are remembered (``decode_access_token``); without it
+    every token is verified every time.
     """
 
     secret: str
@@ -90,10 +107,7 @@ class TokenService:
     keys: Mapping[str, str] = field(default_factory=dict)
     active_kid: str | None = None
     leeway: dt.timedelta = dt.timedelta(seconds=10)
-    # tokens already verified: token -> (user id, expiry in Unix seconds, leeway included)
-    _verified: OrderedDict[str, tuple[int, float]] = field(
-        default_factory=OrderedDict, init=False, repr=False, compare=False
-    )
+    verified: VerifiedTokens | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys and self.active_kid is None:
@@ -124,17 +138,18 @@ class TokenService:
         refused (RFC 7519, 4.1.6 leaves this to the application; a token from the future was not
         issued by a server with a sane clock).
 
-        The last ``VERIFIED_TOKENS`` valid tokens are remembered until they expire: a client
-        sends the same token with every request, and verifying it again cost about 60 µs
-        (pyjwt). The whole token is the key, signature included, so only that exact string
-        is spared the check.
+        Valid tokens are remembered in ``verified`` until they expire (the cache may forget
+        them sooner): a client sends the same token with every request, and verifying it again
+        cost about 60 µs (pyjwt). The whole token is the key, signature included, so only that
+        exact string is spared the check.
         """
-        cached = self._verified.get(token)
-        if cached is not None:
-            user_id, expires = cached
-            if time.time() < expires:
-                return user_id
-            del self._verified[token]
+        if self.verified is not None:
+            cached = self.verified.get(token)
+            if cached is not None:
+                user_id, expires = cached
+                if time.time() < expires:
+                    return user_id
+                self.verified.discard(token)
         key = self._verification_key(token)
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -152,10 +167,11 @@ class TokenService:
         if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()):
             raise InvalidToken(MALFORMED, "the sub claim is not a user id")
         user_id = int(sub)
-        # pyjwt accepts a token while now < exp + leeway
-        self._verified[token] = (user_id, float(claims["exp"]) + self.leeway.total_seconds())
-        if len(self._verified) > VERIFIED_TOKENS:
-            self._verified.popitem(last=False)
+        if self.verified is not None:
+            # pyjwt accepts a token while now < exp + leeway
+            entry = (user_id, float(claims["exp"]) + self.leeway.total_seconds())
+            size = sys.getsizeof(token) + sys.getsizeof(entry) + sys.getsizeof(entry[0]) + sys.getsizeof(entry[1])
+            self.verified.put(token, entry, size)
         return user_id
 
     def _verification_key(self, token: str) -> str:

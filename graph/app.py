@@ -21,7 +21,7 @@ from db.broker import Broker, InProcessBroker, PostgresBroker
 from db.budget import BudgetStore
 from db.engine import Database
 from graph.admission import AdmissionPipeline, admission_steps
-from graph.caches import Caches
+from graph.caches import APQ, PLANS, TOKENS, CacheCollector, Caches
 from graph.context import AppState
 from graph.execution.executor import ExecutionPaths, OperationExecutor
 from graph.execution.pipeline import RequestPipeline
@@ -71,14 +71,15 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
     use_profile(settings.password_hash_profile)  # argon2 parameters for new password hashes
+    caches = Caches.from_settings(settings)
     tokens = TokenService(
         secret=settings.resolve_jwt_secret(),
         keys=settings.resolve_jwt_keys(),  # key rotation, when configured
         active_kid=settings.jwt_active_kid,
         access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
+        verified=caches[TOKENS],
     )
-    caches = Caches()
     state = AppState(
         settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings), caches=caches
     )
@@ -89,12 +90,13 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     )
     schema = create_schema(settings)
     metrics = Metrics(db.engine)
+    metrics.register(CacheCollector(caches))
     register_subscription_fields(schema, metrics)
     state.admission = AdmissionPipeline(admission_steps(schema, settings, caches, budget))
     state.execution = ExecutionPaths(metrics)
     executor = OperationExecutor(
         schema,
-        caches.plans if settings.compiled_execution else None,
+        caches[PLANS] if settings.compiled_execution else None,
         state.execution,
         is_sqlite=db.is_sqlite if settings.planned_execution else None,
         hide_suggestions=settings.field_suggestions_hidden,
@@ -105,7 +107,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     persisted = PersistedQueries(
         trusted=schema.trusted_documents,
         only_trusted=settings.persisted_documents_only,
-        cache_size=settings.apq_cache_size,
+        store=caches[APQ],
     )
     http = GraphQLHTTPHandler(state, pipeline, playground, persisted)
     websocket = SubscriptionEndpoint(schema, state)

@@ -30,14 +30,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppState:
-    """What lives as long as the app: settings, the database, tokens and the event broker."""
+    """What lives as long as the app: settings, the database, tokens, the event broker and the caches."""
 
     settings: Settings
     db: Database
     tokens: TokenService
     broker: Broker
     # the app's bounded caches (graph/caches.py)
-    caches: Caches = field(default_factory=Caches)
+    caches: Caches
     # the ordered admission steps every operation passes (graph/admission), set by create_app
     admission: AdmissionPipeline | None = None
     # answers by execution path and fallbacks by reason (graph/execution/executor.py)

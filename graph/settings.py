@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from auth.tokens import SANE_KID
 
 MIN_SECRET_LENGTH = 32
+MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -76,6 +77,14 @@ class Settings(BaseSettings):
     bench_stats: bool = False
     # Automatic persisted queries (graph/transport/persisted.py): documents remembered per process; 0 turns APQ off.
     apq_cache_size: int = Field(default=1000, ge=0)
+    # Bytes each cache (graph/caches.py) may hold per process, keys and values as measured on
+    # put; an entry larger than its cache's budget is not kept, 0 turns the cache off.
+    cache_documents_max_bytes: int = Field(default=32 * MIB, ge=0)
+    cache_plans_max_bytes: int = Field(default=32 * MIB, ge=0)
+    cache_costs_max_bytes: int = Field(default=8 * MIB, ge=0)
+    cache_variables_max_bytes: int = Field(default=8 * MIB, ge=0)
+    cache_apq_max_bytes: int = Field(default=16 * MIB, ge=0)
+    cache_tokens_max_bytes: int = Field(default=8 * MIB, ge=0)
     # Trusted documents: a JSON object of id (sha256 hex) to document text, as GraphQL Code
     # Generator's client preset writes it; with persisted_documents_only, nothing else runs.
     persisted_documents: Path | None = None

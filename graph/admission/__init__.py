@@ -26,6 +26,7 @@ from graph.admission.nul import nul_free_variables
 from graph.admission.pipeline import AdmissionPipeline, AdmissionStep, Operation, Refused
 from graph.admission.trusted import TrustedOnly
 from graph.admission.variables import CoerceVariables
+from graph.caches import COSTS, DOCUMENTS, VARIABLES
 from graph.observability.operation import observe_operation
 
 if TYPE_CHECKING:
@@ -47,15 +48,15 @@ def admission_steps(
     if schema.trusted_documents is not None and settings.persisted_documents_only:
         steps.append(TrustedOnly(schema.trusted_documents))
     steps += [
-        Parse(caches.documents, settings.max_tokens),
+        Parse(caches[DOCUMENTS], settings.max_tokens),
         select_operation,
         observe_operation,
         served_by_transport,
-        Validate(graphql_schema, schema.validation_rules, caches.documents, hide_suggestions=hide),
+        Validate(graphql_schema, schema.validation_rules, caches[DOCUMENTS], hide_suggestions=hide),
         nul_free_variables,
-        CoerceVariables(graphql_schema, caches.variables, hide_suggestions=hide),
-        CostLimit(graphql_schema, settings.max_cost, caches.costs),
+        CoerceVariables(graphql_schema, caches[VARIABLES], hide_suggestions=hide),
+        CostLimit(graphql_schema, settings.max_cost, caches[COSTS]),
     ]
     if budget is not None:
-        steps.append(ChargeBudget(graphql_schema, budget, caches.costs))
+        steps.append(ChargeBudget(graphql_schema, budget, caches[COSTS]))
     return steps

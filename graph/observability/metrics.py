@@ -91,10 +91,17 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        # collectors of this process's state, read at every scrape in multiprocess mode too
+        self._process_collectors: list[Collector] = []
         self.pool = PoolCollector(engine) if engine is not None else None
         if self.pool is not None:
-            self.registry.register(self.pool)
+            self.register(self.pool)
         self._operation_names: set[str] = set()
+
+    def register(self, collector: Collector) -> None:
+        """Serve ``collector`` too; in multiprocess mode it shows the scraped worker's values only."""
+        self.registry.register(collector)
+        self._process_collectors.append(collector)
 
     def operation_name_label(self, name: str | None) -> str:
         """A bounded label for ``name``: capped in length, ``other`` past the distinct-name limit."""
@@ -129,8 +136,8 @@ class Metrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
-        if self.pool is not None:
-            registry.register(self.pool)
+        for collector in self._process_collectors:
+            registry.register(collector)
         return generate_latest(registry)
 
 

@@ -12,17 +12,19 @@ Automatic persisted queries, Apollo's protocol
 
 - Hash only: the document remembered under that hash runs; an unknown hash is the error
   ``PersistedQueryNotFound`` (code ``PERSISTED_QUERY_NOT_FOUND``), on which clients resend with
-  the text. With APQ turned off (``CONDUIT_APQ_CACHE_SIZE=0``) it is ``PersistedQueryNotSupported``
-  (code ``PERSISTED_QUERY_NOT_SUPPORTED``), on which clients stop sending hashes.
+  the text. With APQ turned off (``CONDUIT_APQ_CACHE_SIZE=0`` or ``CONDUIT_CACHE_APQ_MAX_BYTES=0``)
+  it is ``PersistedQueryNotSupported`` (code ``PERSISTED_QUERY_NOT_SUPPORTED``), on which clients
+  stop sending hashes.
 - Text and hash: the hash must be the SHA-256 of the text (UTF-8, lower- or upper-case hex),
-  else ``provided sha does not match query`` (``BAD_USER_INPUT``, HTTP 400); the text is then
-  remembered and runs.
+  else ``provided sha does not match query`` (``BAD_USER_INPUT``, HTTP 400); the text runs, and is
+  remembered once it passed admission (a document that cannot run is never kept).
 - Over GET too (``extensions`` as a JSON URL parameter), for queries only as always.
 
-The store is a bounded in-memory LRU per process (``APQStore``): nothing is shared between
-processes or kept across restarts, which the protocol allows, since a client whose hash is
-unknown simply registers it again (one extra round trip). Its bounds (entries and characters)
-keep a client that registers many documents from growing the process.
+The store is the app's ``apq`` cache (``graph/caches.py``), an LRU per process: nothing is shared
+between processes or kept across restarts, which the protocol allows, since a client whose hash
+is unknown simply registers it again (one extra round trip). Its bounds (entries, and bytes of
+hashes and documents) keep a client that registers many documents from growing the process; a
+document larger than the whole byte budget is not kept.
 
 Trusted documents (``CONDUIT_PERSISTED_DOCUMENTS``): a JSON file mapping document id to
 document text, as GraphQL Code Generator's client preset writes ``persisted-documents.json``
@@ -49,7 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import OrderedDict
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +59,11 @@ from typing import Any
 
 import orjson
 
+from graph.caches import BoundedCache
+
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 DOCUMENT_ID_PREFIX = "sha256:"
 APQ_VERSION = 1
-# Characters the APQ store may hold in all (its documents' lengths summed): 16 MiB of ASCII text.
-APQ_MAX_CHARS = 16 * 1024 * 1024
 
 NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED"
@@ -147,39 +149,6 @@ class TrustedDocuments:
         return self.by_hash.get(sha256_hex(text)) == text
 
 
-class APQStore:
-    """Documents by SHA-256, least recently used out beyond ``max_entries`` or ``max_chars`` in all."""
-
-    def __init__(self, max_entries: int, max_chars: int = APQ_MAX_CHARS) -> None:
-        self.max_entries = max_entries
-        self.max_chars = max_chars
-        self.chars = 0
-        self._documents: OrderedDict[str, str] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._documents)
-
-    def get(self, digest: str) -> str | None:
-        """The document remembered under ``digest`` (lower-case hex), or ``None``."""
-        text = self._documents.get(digest)
-        if text is not None:
-            self._documents.move_to_end(digest)
-        return text
-
-    def put(self, digest: str, text: str) -> None:
-        """Remember ``text`` under ``digest``; a document longer than ``max_chars`` is not kept."""
-        if len(text) > self.max_chars or self.max_entries == 0:
-            return
-        previous = self._documents.pop(digest, None)
-        if previous is not None:
-            self.chars -= len(previous)
-        self._documents[digest] = text
-        self.chars += len(text)
-        while len(self._documents) > self.max_entries or self.chars > self.max_chars:
-            _, evicted = self._documents.popitem(last=False)
-            self.chars -= len(evicted)
-
-
 @dataclass(frozen=True)
 class Document:
     """A request's document text, and its ``extensions`` without ``persistedQuery`` (``None`` when empty).
@@ -196,17 +165,23 @@ class PersistedQueries:
     """Resolves a request's document from its ``query``, ``documentId`` and ``persistedQuery`` (module docstring).
 
     ``trusted``: the trusted documents, if configured; ``only_trusted``: refuse everything else;
-    ``cache_size``: the APQ store's entries (0: APQ off).
+    ``store``: the APQ documents by lower-case SHA-256 hex (APQ is off without one, with one that
+    can hold nothing, and with ``only_trusted``).
     """
 
     def __init__(
-        self, *, trusted: TrustedDocuments | None = None, only_trusted: bool = False, cache_size: int = 0
+        self,
+        *,
+        trusted: TrustedDocuments | None = None,
+        only_trusted: bool = False,
+        store: BoundedCache[str, str] | None = None,
     ) -> None:
         if only_trusted and trusted is None:
             raise ValueError("CONDUIT_PERSISTED_DOCUMENTS_ONLY needs CONDUIT_PERSISTED_DOCUMENTS")
         self.trusted = trusted
         self.only_trusted = only_trusted
-        self.store = APQStore(cache_size) if cache_size > 0 and not only_trusted else None
+        usable = store is not None and store.max_entries > 0 and store.max_bytes > 0
+        self.store = store if usable and not only_trusted else None
 
     def resolve(self, query: str | None, document_id: str | None, extensions: dict[str, Any] | None) -> Document:
         """The document to run; raises ``PersistedQueryError`` (see the class and module docstrings).
@@ -236,7 +211,9 @@ class PersistedQueries:
         """Keep ``document`` under its APQ hash, if it was sent with one: call once it was admitted,
         so the store never holds a document that cannot run (unparsable, invalid, refused)."""
         if document.register is not None and self.store is not None:
-            self.store.put(document.register, document.query)
+            self.store.put(
+                document.register, document.query, sys.getsizeof(document.register) + sys.getsizeof(document.query)
+            )
 
     def _by_document_id(self, document_id: str) -> str:
         text = self.trusted.get(document_id) if self.trusted is not None else None

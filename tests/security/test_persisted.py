@@ -19,8 +19,9 @@ import websockets
 from db.broker import ARTICLE_PUBLISHED
 from db.models import article_table
 from graph.app import create_app
+from graph.caches import BoundedCache
 from graph.settings import Settings
-from graph.transport.persisted import APQStore, PersistedQueries, PersistedQueryError, TrustedDocuments, sha256_hex
+from graph.transport.persisted import PersistedQueries, PersistedQueryError, TrustedDocuments, sha256_hex
 from tests.conftest import REGISTER, SECRET, User, path_counts
 from tests.live import live_app
 from tests.security.conftest import serving, snapshot
@@ -155,10 +156,9 @@ async def test_malformed_persisted_requests_are_400(client: httpx.AsyncClient, b
         assert error_of(response)[1] == "BAD_USER_INPUT"
 
 
-async def test_apq_can_be_turned_off(database_url: str, tmp_path: Path) -> None:
-    settings = Settings(
-        env="test", database_url=database_url, jwt_secret=SECRET, jwt_secret_file=tmp_path / "s", apq_cache_size=0
-    )
+@pytest.mark.parametrize("off", [{"apq_cache_size": 0}, {"cache_apq_max_bytes": 0}])
+async def test_apq_can_be_turned_off(database_url: str, tmp_path: Path, off: dict[str, Any]) -> None:
+    settings = Settings(env="test", database_url=database_url, jwt_secret=SECRET, jwt_secret_file=tmp_path / "s", **off)
     async with serving(settings) as (_app, gql):
         unknown = await post(gql.client, {"extensions": apq(sha256_hex(TAGS))})
         assert error_of(unknown) == ("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED")
@@ -168,23 +168,24 @@ async def test_apq_can_be_turned_off(database_url: str, tmp_path: Path) -> None:
         assert error_of(again)[1] == "PERSISTED_QUERY_NOT_SUPPORTED"
 
 
-def test_apq_store_is_bounded_in_entries_and_characters() -> None:
-    store = APQStore(max_entries=3, max_chars=100)
-    for text in ("a" * 10, "b" * 10, "c" * 10):
-        store.put(sha256_hex(text), text)
-    assert store.get(sha256_hex("a" * 10)) == "a" * 10  # now the most recently used
-    store.put(sha256_hex("d" * 10), "d" * 10)
-    assert store.get(sha256_hex("b" * 10)) is None and len(store) == 3
-    store.put(sha256_hex("e" * 75), "e" * 75)
-    assert store.chars <= 100
-    assert store.get(sha256_hex("e" * 75)) == "e" * 75 and store.get(sha256_hex("a" * 10)) is not None
-    assert store.get(sha256_hex("c" * 10)) is None
-    store.put(sha256_hex("f" * 101), "f" * 101)  # larger than the whole store: not kept
-    assert store.get(sha256_hex("f" * 101)) is None and store.chars <= 100
+def test_apq_keeps_documents_within_its_byte_budget() -> None:
+    store: BoundedCache[str, str] = BoundedCache("apq", 1000, 20_000)
+    persisted = PersistedQueries(store=store)
+    documents = [f"query Q{i} {{ tags(first: 3) }} # {'x' * 1000}" for i in range(100)]
+    for document in documents:
+        persisted.resolve(document, None, apq(sha256_hex(document)))
+    assert 0 < store.bytes <= 20_000 and len(store) < 20 and store.evictions > 80
+    last = documents[-1]
+    assert persisted.resolve(None, None, apq(sha256_hex(last))).query == last
+    with pytest.raises(PersistedQueryError, match="PersistedQueryNotFound"):
+        persisted.resolve(None, None, apq(sha256_hex(documents[0])))
+    huge = "query Huge { tags(first: 3) } # " + "x" * 20_000  # larger than the whole budget: runs, not kept
+    assert persisted.resolve(huge, None, apq(sha256_hex(huge))).query == huge
+    assert store.get(sha256_hex(huge)) is None and store.get(sha256_hex(last)) == last
 
 
 def test_other_extensions_are_kept() -> None:
-    persisted = PersistedQueries(cache_size=10)
+    persisted = PersistedQueries(store=BoundedCache("apq", 10, 100_000))
     extensions = {**apq(sha256_hex(TAGS)), "tracing": True}
     document = persisted.resolve(TAGS, None, extensions)
     assert document.query == TAGS and document.extensions == {"tracing": True}
