@@ -173,14 +173,16 @@ def test_apq_keeps_documents_within_its_byte_budget() -> None:
     persisted = PersistedQueries(store=store)
     documents = [f"query Q{i} {{ tags(first: 3) }} # {'x' * 1000}" for i in range(100)]
     for document in documents:
-        persisted.resolve(document, None, apq(sha256_hex(document)))
+        persisted.remember(persisted.resolve(document, None, apq(sha256_hex(document))))
     assert 0 < store.bytes <= 20_000 and len(store) < 20 and store.evictions > 80
     last = documents[-1]
     assert persisted.resolve(None, None, apq(sha256_hex(last))).query == last
     with pytest.raises(PersistedQueryError, match="PersistedQueryNotFound"):
         persisted.resolve(None, None, apq(sha256_hex(documents[0])))
     huge = "query Huge { tags(first: 3) } # " + "x" * 20_000  # larger than the whole budget: runs, not kept
-    assert persisted.resolve(huge, None, apq(sha256_hex(huge))).query == huge
+    resolved = persisted.resolve(huge, None, apq(sha256_hex(huge)))
+    assert resolved.query == huge
+    persisted.remember(resolved)
     assert store.get(sha256_hex(huge)) is None and store.get(sha256_hex(last)) == last
 
 
