@@ -5,11 +5,14 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# the locked dependencies first (each file checked against its hash), in a layer of their own
+COPY requirements.lock ./
+RUN python -m venv /opt/conduit && /opt/conduit/bin/pip install -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY graph ./graph
 COPY db ./db
 COPY auth ./auth
-RUN python -m venv /opt/conduit && /opt/conduit/bin/pip install .
+RUN /opt/conduit/bin/pip install --no-deps .
 
 FROM python:3.11-slim
 ENV PATH=/opt/conduit/bin:$PATH \
