@@ -36,7 +36,7 @@ export USERS=${USERS:-5000} ARTICLES=${ARTICLES:-50000} COMMENTS=${COMMENTS:-200
 export FAVORITES=${FAVORITES:-250000} FOLLOWS=${FOLLOWS:-20000}
 SEED_ARGS=(--users "$USERS" --articles "$ARTICLES" --comments "$COMMENTS" --favorites "$FAVORITES" --follows "$FOLLOWS")
 
-[ -x "$PY" ] || { echo "bench: $PY missing (create the venv: python -m venv .venv && .venv/bin/pip install -e '.[test]')" >&2; exit 2; }
+[ -x "$PY" ] || { echo "bench: $PY missing (create the venv: python3 -m venv .venv && .venv/bin/pip install -r requirements-test.lock && .venv/bin/pip install --no-deps -e .)" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "bench: wrk missing (apt-get install wrk)" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "bench: taskset missing (util-linux)" >&2; exit 2; }
 mkdir -p "$DATA"

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 import asyncpg
@@ -29,17 +29,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.util.concurrency import greenlet_spawn
 
-from db.sqlite_driver import (
-    Decide,
-    InlineSQLite,
-    Offload,
-    Statements,
-    conduit_aiosqlite,
-    run_many,
-    run_transactions,
-)
+from db.adapters.aiosqlite import run_on_thread
+from db.adapters.sqlalchemy import announce, conduit_aiosqlite
+from db.sqlite_driver import Decide, InlineSQLite, Offload, Statements, run_many, run_transactions
 
 
 def normalize_url(url: str) -> str:
@@ -236,7 +229,7 @@ class Database:
         closed is run once more on a fresh one; pass ``retry=False`` for a write, which the
         server may have run before the connection broke.
         """
-        self._announce(statements)
+        announce(self.engine, statements)  # to BenchStats, tests' SQL capture
         if self._sqlite_path is not None:
             try:
                 return self._inline_sqlite().read(statements)
@@ -244,7 +237,7 @@ class Database:
                 self.offloads += 1
             connection = await self._sqlite_checkout()
             try:
-                return await connection._execute(run_many, connection._conn, statements)  # type: ignore[no-untyped-call,no-any-return]
+                return await run_on_thread(connection, run_many, statements)
             finally:
                 self._sqlite_checkin(connection)
         if not self.is_sqlite:
@@ -257,12 +250,8 @@ class Database:
                     if attempt == 2 or not retry:
                         raise
                     await (await self._postgres_pool()).expire_connections()
-        raw = await self.engine.raw_connection()  # an in-memory SQLite database: its one shared connection
-        try:
-            driver: Any = raw.driver_connection
-            return await driver._execute(run_many, driver._conn, statements)  # type: ignore[no-any-return]
-        finally:
-            await greenlet_spawn(raw.close)
+        async with self._shared_sqlite() as driver:  # an in-memory SQLite database
+            return await run_on_thread(driver, run_many, statements)
 
     async def write(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
         """Run ``statements`` as one short write transaction; their rows, or ``None`` if rolled back.
@@ -278,7 +267,7 @@ class Database:
         for a whole trip through a busy event loop capped the server at one trip per write; this
         spends one trip on all the writes waiting. Callers resume in commit order.
         """
-        self._announce(statements)
+        announce(self.engine, statements)  # to BenchStats, tests' SQL capture
         if not self.is_sqlite:
             return await self._write_postgres(statements, decide)
         if self._sqlite_path is not None and not self._write_lock.locked() and self._writer is None:
@@ -302,13 +291,6 @@ class Database:
             raise outcome
         return outcome  # type: ignore[no-any-return]
 
-    def _announce(self, statements: Statements) -> None:
-        """Tell ``before_cursor_execute`` listeners (BenchStats, tests' SQL capture) of driver SQL."""
-        dispatch = self.engine.sync_engine.dispatch.before_cursor_execute
-        if dispatch:
-            for sql, parameters in statements:
-                dispatch(None, None, sql, parameters, None, False)
-
     async def _write_queued(self) -> None:
         try:
             while self._queued_writes:
@@ -329,15 +311,18 @@ class Database:
         if self._sqlite_path is not None:
             connection = await self._sqlite_checkout()
             try:
-                return await connection._execute(run_transactions, connection._conn, units)  # type: ignore[no-untyped-call,no-any-return]
+                return await run_on_thread(connection, run_transactions, units)
             finally:
                 self._sqlite_checkin(connection)
-        raw = await self.engine.raw_connection()  # an in-memory database: its one shared connection
-        try:
-            driver: Any = raw.driver_connection
-            return await driver._execute(run_transactions, driver._conn, units)  # type: ignore[no-any-return]
-        finally:
-            await greenlet_spawn(raw.close)
+        async with self._shared_sqlite() as driver:  # an in-memory database
+            return await run_on_thread(driver, run_transactions, units)
+
+    @asynccontextmanager
+    async def _shared_sqlite(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The aiosqlite connection under an in-memory database's one shared (``StaticPool``) connection."""
+        async with self.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            yield cast(aiosqlite.Connection, raw.driver_connection)
 
     def _inline_sqlite(self) -> InlineSQLite:
         """The connection for inline statements (``InlineSQLite``), opened on first use."""
@@ -369,7 +354,7 @@ class Database:
             self._sqlite_opened += 1
             try:
                 connection = await aiosqlite.connect(self._sqlite_path, isolation_level=None)
-                await connection._execute(self._sqlite_on_connect, connection._conn, None)  # type: ignore[no-untyped-call]
+                await run_on_thread(connection, self._sqlite_on_connect, None)
             except BaseException:
                 self._sqlite_opened -= 1
                 raise

@@ -1,50 +1,20 @@
-"""aiosqlite under SQLAlchemy with one trip to the SQLite thread per statement.
+"""Driver SQL on SQLite: whole read plans and batches of write transactions in one call.
 
-aiosqlite runs every call on its own thread and SQLAlchemy's adapter makes four of them per
-statement: open a cursor, execute, fetch all rows, close the cursor. Each trip hands the GIL
-to the other thread and back; on the benchmark's home page that handing, not SQLite, was the
-largest single cost. ``OneTripCursor`` does the four steps in one function on the SQLite
-thread and keeps the rows, so a statement costs one trip. Everything else (the connection,
-transactions, error translation) is SQLAlchemy's aiosqlite adapter unchanged; the engine
-takes this module as its DBAPI (``create_async_engine(..., module=conduit_aiosqlite())``).
+``run_many`` and ``run_transactions`` take a ``sqlite3.Connection`` and run on whichever thread
+owns it: an aiosqlite connection's (``db.adapters.aiosqlite.run_on_thread``) or the event loop's,
+for ``InlineSQLite``, within a time budget. SQLAlchemy's statements go through the one-trip
+cursor of ``db.adapters.sqlalchemy`` instead.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
-import aiosqlite
-from sqlalchemy.dialects.sqlite.aiosqlite import (
-    AsyncAdapt_aiosqlite_connection,
-    AsyncAdapt_aiosqlite_cursor,
-    AsyncAdapt_aiosqlite_dbapi,
-)
-from sqlalchemy.util import EMPTY_DICT
-from sqlalchemy.util.concurrency import await_
-
-__all__ = ["InlineSQLite", "Offload", "OneTripCursor", "conduit_aiosqlite", "run_many", "run_transactions"]
-
-# (description, rows, rowcount, lastrowid) of one statement
-_Outcome = tuple[Any, list[Any], int, int | None]
-
-
-def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
-    """On the SQLite thread: execute, fetch everything, close; the whole statement in one trip."""
-    cursor = connection.cursor()
-    try:
-        if many:
-            cursor.executemany(operation, parameters)
-        else:
-            cursor.execute(operation, () if parameters is None else parameters)
-        rows = cursor.fetchall() if cursor.description else []
-        return cursor.description, rows, cursor.rowcount, cursor.lastrowid
-    finally:
-        cursor.close()
+__all__ = ["Decide", "InlineSQLite", "Offload", "Statements", "run_many", "run_transactions"]
 
 
 def run_many(connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
@@ -159,86 +129,3 @@ class InlineSQLite:
 def _is_not_now(error: sqlite3.OperationalError) -> bool:
     code = getattr(error, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_INTERRUPT)
-
-
-class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
-    """A buffered cursor whose ``execute`` is one trip to the SQLite thread (module docstring)."""
-
-    __slots__ = ("_description", "_lastrowid", "_rowcount")
-
-    def __init__(self, adapt_connection: Any) -> None:
-        # no cursor is opened here: _run opens and closes its own on the SQLite thread
-        self._adapt_connection = adapt_connection
-        self._connection = adapt_connection._connection
-        self._cursor = None  # type: ignore[assignment]
-        self._soft_closed_memoized = EMPTY_DICT
-        self._rows = collections.deque()
-        self._description: Any = None
-        self._rowcount = -1
-        self._lastrowid: int | None = None
-
-    @property
-    def description(self) -> Any:
-        return self._description
-
-    @property
-    def rowcount(self) -> int:
-        return self._rowcount
-
-    @property
-    def lastrowid(self) -> int:
-        return self._lastrowid  # type: ignore[return-value]
-
-    @property
-    def arraysize(self) -> int:
-        return 1
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        pass
-
-    async def _async_soft_close(self) -> None:
-        return  # nothing is open between statements
-
-    def close(self) -> None:
-        self._rows.clear()
-
-    def execute(self, operation: Any, parameters: Any = None) -> Any:
-        return self._one_trip(operation, parameters, many=False)
-
-    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
-        return self._one_trip(operation, seq_of_parameters, many=True)
-
-    def _one_trip(self, operation: Any, parameters: Any, many: bool) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        try:
-            outcome: _Outcome = await_(self._locked(connection, operation, parameters, many))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
-            raise  # _handle_exception always raises; this keeps type checkers informed
-        self._description, rows, self._rowcount, self._lastrowid = outcome
-        self._rows = collections.deque(rows)
-
-    async def _locked(self, connection: aiosqlite.Connection, operation: Any, parameters: Any, many: bool) -> _Outcome:
-        async with self._adapt_connection._execute_mutex:
-            return await connection._execute(_run, connection._conn, operation, parameters, many)  # type: ignore[no-untyped-call,no-any-return]
-
-
-class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """SQLAlchemy's aiosqlite connection adapter with ``OneTripCursor`` as its cursor."""
-
-    __slots__ = ()
-    _cursor_cls = OneTripCursor
-
-
-class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
-    """SQLAlchemy's aiosqlite DBAPI adapter, handing out ``OneTripConnection``s."""
-
-    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
-        adapted = super().connect(*arg, **kw)
-        return OneTripConnection(self, adapted._connection)
-
-
-def conduit_aiosqlite() -> OneTripDBAPI:
-    """The DBAPI module to give ``create_async_engine`` for SQLite URLs (``module=``)."""
-    return OneTripDBAPI(aiosqlite, sqlite3)

@@ -26,9 +26,10 @@ logger = logging.getLogger("conduit")
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from graph.observability import configure_logging, logging_config
+    from graph.observability import configure_logging, json_logs, logging_config
 
-    configure_logging(args.log_level, json=args.log_format == "json")
+    as_json = json_logs(args.log_format or settings.log_format, production=settings.is_production)
+    configure_logging(args.log_level, json=as_json)
     if is_sqlite_url(settings.database_url):
         if args.workers > 1:
             # each process would have its own subscription broker: events would reach only some subscribers
@@ -58,7 +59,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=None if args.reload else args.workers,
         log_level=args.log_level,
         # applied again in every worker process; conduit.access replaces uvicorn's access log
-        log_config=logging_config(args.log_level, json=args.log_format == "json"),
+        log_config=logging_config(args.log_level, json=as_json),
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
@@ -195,7 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true")
     serve.add_argument("--demo", action="store_true", help="seed demo data into an empty SQLite database")
     serve.add_argument("--log-level", default="info")
-    serve.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines as JSON or text")
+    serve.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        help="log lines as JSON or text; auto: text on a terminal outside production, JSON otherwise "
+        "(default: CONDUIT_LOG_FORMAT, else auto)",
+    )
     serve.set_defaults(handler=_serve)
 
     db = commands.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)

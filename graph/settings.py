@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     persisted_documents: Path | None = None
     persisted_documents_only: bool = False
 
+    # Log lines (graph/observability/logs.py json_logs): "auto" is text when stderr is a terminal
+    # outside production, JSON otherwise; "json" and "text" force either. `serve --log-format` wins.
+    log_format: Literal["auto", "json", "text"] = "auto"
+
     # argon2id parameters (auth/passwords.py PROFILES); "cheapest" only for test suites
     password_hash_profile: Literal["rfc9106-low-memory", "cheapest"] = "rfc9106-low-memory"
 

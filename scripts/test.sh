@@ -13,9 +13,11 @@ SHARED="$ROOT/../shared"
 
 step() { echo "== $*"; }
 
-step "python environment (.venv)"
+step "python environment (.venv: requirements-test.lock, then this project without its dependencies)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+pip_install() { .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }; }
+pip_install -r requirements-test.lock  # exact versions, each file checked against its hash
+pip_install --no-deps -e .
 
 step "real clients (a copy of ../shared/clients in .cache/clients; Debian chromium if missing)"
 mkdir -p .cache/clients

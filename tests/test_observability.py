@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import logging
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from graph.observability import RequestIdFilter, json_formatter
+from graph.observability import RequestIdFilter, json_formatter, json_logs
 from graph.settings import Settings
 from tests.conftest import GQL, User
 from tests.live import live_server
@@ -328,7 +330,83 @@ def test_serve_passes_the_logging_config_to_uvicorn(monkeypatch: pytest.MonkeyPa
     assert seen["access_log"] is False
     config = seen["log_config"]
     assert config["root"]["level"] == "WARNING" and config["formatters"]["conduit"]["format"]
-    assert cli.build_parser().parse_args(["serve"]).log_format == "json"
+    assert cli.build_parser().parse_args(["serve"]).log_format is None  # CONDUIT_LOG_FORMAT decides
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(
+    ("log_format", "production", "tty", "expected"),
+    [
+        ("auto", False, True, False),  # a developer's terminal: text
+        ("auto", False, False, True),  # a pipe, a file, a container's log driver: JSON
+        ("auto", True, True, True),  # production: JSON even on a terminal
+        ("json", False, True, True),
+        ("text", True, False, False),
+    ],
+)
+def test_log_format_auto_is_text_on_a_terminal_in_development_only(
+    log_format: Any, production: bool, tty: bool, expected: bool
+) -> None:
+    assert json_logs(log_format, production=production, stream=_Stream(tty)) is expected
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "setting", "expected"),
+    [
+        ([], "development", "auto", True),  # pytest's captured stderr is no terminal
+        ([], "development", "text", False),
+        (["--log-format", "json"], "development", "text", True),  # the flag beats the setting
+        (["--log-format", "text"], "production", "json", False),
+    ],
+)
+def test_serve_takes_the_log_format_from_the_flag_else_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, flag: list[str], env: Any, setting: Any, expected: bool
+) -> None:
+    import uvicorn
+
+    from graph import cli, observability
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(observability, "configure_logging", lambda level, json: seen.update(json=json))
+    settings = Settings(
+        env=env,
+        log_format=setting,
+        database_url=f"sqlite:///{tmp_path / 'serve.db'}",
+        jwt_secret="s" * 40,
+        jwt_secret_file=tmp_path / "secret",
+    )
+    assert cli._serve(cli.build_parser().parse_args(["serve", *flag]), settings) == 0
+    assert seen["json"] is expected
+    assert ("()" in seen["log_config"]["formatters"]["conduit"]) is expected  # the JSON formatter's factory
+
+
+def test_development_logs_are_text_on_a_real_terminal_and_json_through_a_pipe() -> None:
+    code = (
+        "import logging\n"
+        "from graph.observability import configure_logging, json_logs\n"
+        "configure_logging('info', json=json_logs('auto', production=False))\n"
+        "logging.getLogger('conduit.test').info('hello')\n"
+    )
+    piped = run_python(code).stderr.strip()
+    assert json.loads(piped)["message"] == "hello"
+    primary, secondary = pty.openpty()
+    try:
+        subprocess.run([sys.executable, "-c", code], stderr=secondary, timeout=60, check=True)
+        os.set_blocking(primary, False)  # written already; never wait for more
+        on_terminal = os.read(primary, 65536).decode()
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert on_terminal.rstrip().endswith("INFO conduit.test [-] hello"), on_terminal
 
 
 @pytest.mark.slow  # fresh Python processes

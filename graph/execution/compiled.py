@@ -48,6 +48,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
+from graph.execution.futures import take_over
 from graph.execution.planned import NotPlanned, OperationSql
 
 logger = logging.getLogger("conduit.compiler")
@@ -328,9 +329,7 @@ async def gather(coroutines: list[Coroutine[Any, Any, Any]]) -> list[Any]:
                     ready.append(index)
                     yielded_bare = True
                 elif asyncio.isfuture(yielded):
-                    # What a Task does on receiving a future: another coroutine may await the
-                    # same (cached DataLoader) future, which asyncio refuses while this is set.
-                    yielded._asyncio_future_blocking = False
+                    take_over(yielded)  # another coroutine may await the same (cached DataLoader) future
                     yielded.add_done_callback(resume(index))
                 else:
                     raise Bailout("awaitable", f"a resolver yielded {type(yielded).__name__}, not a future")

@@ -34,13 +34,24 @@ untouched) takes a sane ``X-Request-ID`` from the request or makes one, keeps it
 and ``RequestIdFilter`` stamps it on every log record emitted while the request is handled. Masked
 errors return the same id as ``extensions.requestId``.
 
+Log format: JSON lines or text (``json_logs``): ``CONDUIT_LOG_FORMAT`` or ``conduit serve
+--log-format``, ``auto`` by default: text on a terminal in development, JSON otherwise.
+
 Access log: one line per HTTP request on the ``conduit.access`` logger (see ``ACCESS_FIELDS``).
 It never carries headers, query strings, variables or bodies, so no token or password reaches it.
 """
 
 from __future__ import annotations
 
-from graph.observability.logs import TEXT_FORMAT, RequestIdFilter, configure_logging, json_formatter, logging_config
+from graph.observability.logs import (
+    TEXT_FORMAT,
+    LogFormat,
+    RequestIdFilter,
+    configure_logging,
+    json_formatter,
+    json_logs,
+    logging_config,
+)
 from graph.observability.metrics import (
     MAX_LABEL_LENGTH,
     MAX_LOGGED_PATH_LENGTH,
@@ -76,6 +87,7 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "SANE_REQUEST_ID",
     "TEXT_FORMAT",
+    "LogFormat",
     "Metrics",
     "ObservabilityMiddleware",
     "PoolCollector",
@@ -88,6 +100,7 @@ __all__ = [
     "graphql_outcome",
     "incoming_request_id",
     "json_formatter",
+    "json_logs",
     "logging_config",
     "metrics_endpoint",
     "new_request_id",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import logging.config
-from typing import Any
+import sys
+from typing import Any, Literal, TextIO
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -32,6 +33,26 @@ class RequestIdFilter(logging.Filter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+LogFormat = Literal["auto", "json", "text"]
+
+
+def json_logs(log_format: LogFormat, *, production: bool, stream: TextIO | None = None) -> bool:
+    """Whether to log JSON lines: ``json`` and ``text`` say so; ``auto`` decides by where logs go.
+
+    ``auto`` gives text to a person reading a terminal in development (``stream``, by default
+    ``sys.stderr``, is a TTY), and JSON to a log collector: a pipe, a file or a container's
+    log driver, and always in production.
+    """
+    if log_format != "auto":
+        return log_format == "json"
+    if production:
+        return True
+    stream = sys.stderr if stream is None else stream
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return True
 
 
 def json_formatter() -> JsonFormatter:
