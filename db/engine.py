@@ -225,7 +225,7 @@ class Database:
     async def fetch_raw(self, statements: Statements, *, retry: bool = True) -> list[list[Any]]:
         """The rows of each ``(sql, parameters)``, run in order, in autocommit, on one pooled connection.
 
-        For hot paths (planned queries in ``graph/execution/planned.py``, the viewer lookup, the cost
+        For hot paths (planned queries in ``graph/execution/planned/``, the viewer lookup, the cost
         budget's charge on PostgreSQL): ``sql`` is already in the driver's dialect (``?``
         placeholders on SQLite, ``$n`` on PostgreSQL), so SQLAlchemy's statement compilation
         and result processing are skipped; on SQLite the statements run inline or in one trip

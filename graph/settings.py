@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Run known queries from compiled plans (graph/execution/compiled.py); off only to compare or debug.
     compiled_execution: bool = True
-    # Within the compiled path, answer the covered shapes from planned SQL (graph/execution/planned.py).
+    # Within the compiled path, answer the covered shapes from planned SQL (graph/execution/planned/).
     planned_execution: bool = True
     # GET /__stats (SQL statements and requests so far) for the benchmark harness in bench/; never in production
     bench_stats: bool = False
