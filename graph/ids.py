@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from typing import TypeVar, cast
 
 from graph.errors import BadUserInput
 
@@ -45,7 +46,10 @@ def encode_cursor(kind: str, key: object, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}|{'' if key is None else key}|{pk}".encode()).decode()
 
 
-def decode_cursor(cursor: str, kind: str, key_type: type, argument: str = "after") -> tuple[object, int]:
+Key = TypeVar("Key")
+
+
+def decode_cursor(cursor: str, kind: str, key_type: type[Key], argument: str = "after") -> tuple[Key, int]:
     """``(key, pk)`` of a cursor of ``kind``; ``BadUserInput`` on ``argument`` when it does not decode.
 
     ``key_type`` is ``dt.datetime``, ``int`` or ``type(None)`` (cursors ordered by pk alone).
@@ -65,4 +69,4 @@ def decode_cursor(cursor: str, kind: str, key_type: type, argument: str = "after
             key = None
     except (binascii.Error, UnicodeError, ValueError):
         raise BadUserInput({argument: ["is invalid"]}) from None
-    return key, pk
+    return cast(Key, key), pk
