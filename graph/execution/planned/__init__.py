@@ -36,10 +36,11 @@ same ordering, cursors, tag order, counts and viewer flags, which the differenti
 Invalid arguments (``first`` out of range, a bad cursor) raise ``NotPlanned`` so that the
 ordinary executor reports them.
 
-Modules: ``errors`` (how an operation is handed back), ``flavour`` (what differs between the
-engines), ``statements`` (select lists and statement variants), ``shaping`` (generated
-code), ``selection`` (the planner proper), ``root``/``reads``/``writes`` (root fields at run
-time) and ``operation`` (an operation's fields together, and ``plan_operation``).
+Modules: ``errors`` (how an operation is handed back), ``statements`` (select lists and
+statement variants), ``shaping`` (generated code), ``selection`` (the planner proper),
+``root``/``reads``/``writes`` (root fields at run time) and ``operation`` (an operation's
+fields together, and ``plan_operation``). The SQL text is ``db/driver_sql.py``'s, and what
+differs between the engines in it ``db/dialect.py``'s ``DriverDialect``.
 """
 
 from __future__ import annotations

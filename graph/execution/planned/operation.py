@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from graphql import FieldNode, FragmentDefinitionNode, GraphQLObjectType, OperationDefinitionNode, OperationType
 from graphql.execution.values import VariableValues
 
+from db.dialect import DriverDialect
 from db.engine import CommitOutcomeUnknown
 from graph.execution.planned.errors import NotPlannable, NotPlanned, WriteCommitted
-from graph.execution.planned.flavour import Flavour
 from graph.execution.planned.root import RootPlan
 from graph.execution.planned.selection import Planner
 from graph.execution.planned.writes import AddCommentPlan
@@ -87,7 +87,7 @@ def plan_operation(
     collect: Callable[[GraphQLObjectType, list[Any], dict[str, FragmentDefinitionNode]], dict[str, list[FieldNode]]],
 ) -> OperationSql:
     """Plan the query or mutation ``operation`` (already validated); raises NotPlannable."""
-    planner = Planner(schema, Flavour(is_sqlite), lambda t, sets: collect(t, sets, fragments))
+    planner = Planner(schema, DriverDialect(is_sqlite), lambda t, sets: collect(t, sets, fragments))
     writes = operation.operation is OperationType.MUTATION
     if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
         raise NotPlannable(f"{operation.operation.value} operations are not planned")

@@ -9,10 +9,11 @@ from typing import Any
 
 from graphql.execution.values import VariableValues
 
+from db import driver_sql
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.root import Prepared, RootPlan, first_of
-from graph.execution.planned.statements import Statement, bind, render
+from graph.execution.planned.statements import Rendered, Statement, bind
 from graph.ids import decode_cursor
 
 __all__ = ["ArticlePlan", "ArticlesPlan", "CommentsPlan", "PagePlan"]
@@ -30,10 +31,10 @@ class PagePlan(RootPlan):
         self.page = Statement(self._page_sql)
         self.count = Statement(self._count_sql)
 
-    def _page_sql(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+    def _page_sql(self, variant: tuple[Any, ...]) -> Rendered:
         raise NotImplementedError
 
-    def _count_sql(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+    def _count_sql(self, variant: tuple[Any, ...]) -> Rendered:
         raise NotImplementedError
 
     def paged(
@@ -59,41 +60,14 @@ class PagePlan(RootPlan):
 class ArticlesPlan(PagePlan):
     """``articles(first, after, tag, author)``, newest first."""
 
-    @staticmethod
-    def _conditions(tag: bool, author: bool, after: bool) -> list[str]:
-        conditions = []
-        if tag:
-            # EXISTS, as in graph/queries.py: SQLite walks the newest-first index and stops after a page
-            conditions.append(
-                "EXISTS (SELECT 1 FROM article_tag at JOIN tag t ON t.id = at.tag_id "
-                "WHERE at.article_id = a.id AND t.name = :tag)"
-            )
-        if author:
-            conditions.append('a.author_id = (SELECT id FROM "user" WHERE username = :author)')
-        if after:
-            conditions.append("(a.created_at < :key OR (a.created_at = :key AND a.id < :pk))")
-        return conditions
-
-    def _page_sql(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+    def _page_sql(self, variant: tuple[Any, ...]) -> Rendered:
         tag, author, after, signed_in = variant
-        conditions = self._conditions(tag, author, after)
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        sql = (
-            f'SELECT {self.columns.render(self.flavour, signed_in)} FROM article a JOIN "user" u ON u.id = a.author_id'
-            f"{where} ORDER BY a.created_at DESC, a.id DESC LIMIT :limit"
-        )
-        return render(sql, ("viewer", "tag", "author", "key", "pk", "limit"), self.flavour)
+        select = self.columns.render(self.dialect, signed_in)
+        return self.dialect.render(driver_sql.article_page(select, tag=tag, author=author, after=after))
 
-    def _count_sql(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+    def _count_sql(self, variant: tuple[Any, ...]) -> Rendered:
         tag, author = variant
-        if tag and not author:
-            # one article_tag row per tagged article: no need to visit the articles (graph/queries.py)
-            sql = "SELECT count(*) FROM article_tag at JOIN tag t ON t.id = at.tag_id WHERE t.name = :tag"
-        else:
-            conditions = self._conditions(tag, author, False)
-            where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-            sql = f"SELECT count(*) FROM article a{where}"
-        return render(sql, ("tag", "author"), self.flavour)
+        return self.dialect.render(driver_sql.article_count(tag=tag, author=author))
 
     def prepare(self, definition: Any, variables: VariableValues, viewer_id: int | None) -> Prepared:
         args = self.arguments(definition, variables)
@@ -108,7 +82,7 @@ class ArticlesPlan(PagePlan):
                 key, pk = decode_cursor(after, "cd", dt.datetime)
             except BadUserInput as error:
                 raise NotPlanned("the cursor does not decode") from error
-            values["key"], values["pk"] = self.flavour.bind_time(key), pk
+            values["key"], values["pk"] = self.dialect.bind_time(key), pk
         filters = (tag is not None, author is not None)
         page_variant = (*filters, after is not None, viewer_id is not None)
         return self.paged(values, (page_variant, filters), first, after is not None)
@@ -118,18 +92,12 @@ class ArticlesPlan(PagePlan):
 class CommentsPlan(PagePlan):
     """``Article.comments(first, after)`` of the article named by the root's ``slug``: oldest first."""
 
-    def _page_sql(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+    def _page_sql(self, variant: tuple[Any, ...]) -> Rendered:
         (after,) = variant
-        where = " AND c.id > :pk" if after else ""
-        sql = (
-            f'SELECT {self.columns.render(self.flavour, False)} FROM comment c JOIN "user" cu ON cu.id = c.author_id '
-            f"WHERE c.article_id = (SELECT id FROM article WHERE slug = :slug){where} ORDER BY c.id LIMIT :limit"
-        )
-        return render(sql, ("slug", "pk", "limit"), self.flavour)
+        return self.dialect.render(driver_sql.comment_page(self.columns.render(self.dialect, False), after=after))
 
-    def _count_sql(self, _variant: tuple[Any, ...]) -> tuple[str, list[str]]:
-        sql = "SELECT count(*) FROM comment c WHERE c.article_id = (SELECT id FROM article WHERE slug = :slug)"
-        return render(sql, ("slug",), self.flavour)
+    def _count_sql(self, _variant: tuple[Any, ...]) -> Rendered:
+        return self.dialect.render(driver_sql.COMMENT_COUNT)
 
     def page_arguments(self, definition: Any, variables: VariableValues) -> tuple[int, int | None]:
         """``first`` and the id after which the page starts (``None`` from the beginning)."""
@@ -149,18 +117,10 @@ class CommentsPlan(PagePlan):
         return self.paged(values, ((after is not None,), ()), first, after is not None)
 
     def embedded(self, index: int, after: bool) -> list[str]:
-        """Columns of an ``article a`` statement that carry this page (and count) on PostgreSQL.
-
-        The page is an array of anonymous records, which asyncpg decodes into tuples shaped
-        like the rows of the page statement: one round trip for the article and its comments.
-        """
-        where = f" AND c.id > :pk{index}" if after else ""
-        columns = [
-            f"ARRAY(SELECT ROW({self.columns.render(self.flavour, False)}) FROM comment c "
-            f'JOIN "user" cu ON cu.id = c.author_id WHERE c.article_id = a.id{where} ORDER BY c.id LIMIT :limit{index})'
-        ]
+        """Columns of the article's statement that carry this page (and count) on PostgreSQL."""
+        columns = [driver_sql.embedded_comment_page(self.columns.render(self.dialect, False), index, after=after)]
         if self.counts:
-            columns.append("(SELECT count(*) FROM comment c WHERE c.article_id = a.id)")
+            columns.append(driver_sql.EMBEDDED_COMMENT_COUNT)
         return columns
 
 
@@ -180,19 +140,16 @@ class ArticlePlan(RootPlan):
         for plan in self.comments:
             plan.bind(namespace)
 
-    def _sql(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+    def _sql(self, variant: tuple[Any, ...]) -> Rendered:
         signed_in, afters = variant
-        columns = [self.columns.render(self.flavour, signed_in)]
-        names = ["viewer", "slug"]
+        columns = [self.columns.render(self.dialect, signed_in)]
         for index, (plan, after) in enumerate(zip(self.comments, afters, strict=False)):
             columns.extend(plan.embedded(index, after))
-            names += [f"pk{index}", f"limit{index}"]
-        sql = f'SELECT {", ".join(columns)} FROM article a JOIN "user" u ON u.id = a.author_id WHERE a.slug = :slug'
-        return render(sql, names, self.flavour)
+        return self.dialect.render(driver_sql.article_by_slug(", ".join(columns)))
 
     def prepare(self, definition: Any, variables: VariableValues, viewer_id: int | None) -> Prepared:
         slug = self.arguments(definition, variables)["slug"]
-        if not self.flavour.is_sqlite:
+        if not self.dialect.is_sqlite:
             return self._prepare_embedded(slug, variables, viewer_id)
         statements = [bind(self.statement.get((viewer_id is not None, ())), {"slug": slug, "viewer": viewer_id})]
         parts: list[tuple[int, Prepared]] = []

@@ -9,9 +9,9 @@ from typing import Any
 from graphql import FieldNode, GraphQLError
 from graphql.execution.values import VariableValues, get_argument_values
 
+from db.dialect import DriverDialect
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
-from graph.execution.planned.flavour import Flavour
 from graph.execution.planned.statements import Columns
 from graph.types.node import check_first
 
@@ -31,7 +31,7 @@ class RootPlan:
     """One root field: its statements for given arguments, and how to shape their rows."""
 
     node: FieldNode
-    flavour: Flavour
+    dialect: DriverDialect
     columns: Columns
     shape_name: str
     shape: Callable[..., Any] = field(init=False, repr=False)

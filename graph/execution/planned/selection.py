@@ -13,12 +13,13 @@ from typing import Any
 
 from graphql import FieldNode, GraphQLObjectType
 
+from db.dialect import DriverDialect
+from db.driver_sql import FAVORITED, FOLLOWING, tag_names
 from graph.execution.planned.errors import NotPlannable
-from graph.execution.planned.flavour import Flavour
 from graph.execution.planned.reads import ArticlePlan, ArticlesPlan, CommentsPlan
 from graph.execution.planned.root import RootPlan
 from graph.execution.planned.shaping import Source, literal
-from graph.execution.planned.statements import FAVORITED, FOLLOWING, Columns
+from graph.execution.planned.statements import Columns
 from graph.execution.planned.writes import AddCommentPlan
 
 __all__ = ["Collect", "Planner"]
@@ -30,11 +31,11 @@ Collect = Callable[[GraphQLObjectType, list[Any]], dict[str, list[FieldNode]]]
 class Planner:
     """Compiles one operation's root fields (see the module docstring)."""
 
-    def __init__(self, schema: Any, flavour: Flavour, collect: Collect) -> None:
+    def __init__(self, schema: Any, dialect: DriverDialect, collect: Collect) -> None:
         self.schema = schema
-        self.flavour = flavour
+        self.dialect = dialect
         self.collect = collect
-        self.source = Source(flavour)
+        self.source = Source(dialect.is_sqlite)
 
     def type_(self, name: str) -> GraphQLObjectType:
         found = self.schema.type_map[name]
@@ -86,7 +87,7 @@ class Planner:
             elif name == "favoritesCount":
                 value = f"{row}[{columns.add('a.favorites_count')}]"
             elif name == "tagList":
-                value = f"_tags({row}[{columns.add(self.flavour.tag_names)}])"
+                value = f"_tags({row}[{columns.add(tag_names(self.dialect.is_sqlite))}])"
             elif name == "favorited":
                 value = f"_bool({row}[{columns.add(FAVORITED)}])"
             elif name == "author":
@@ -170,11 +171,11 @@ class Planner:
             lambda nodes: self.article(nodes, columns, "r", None),
             # encode_cursor formats a datetime itself; SQLite's text needs its own conversion
             f"_cursor('cd', _cursor_key(r[{created}]), r[{pk}])"
-            if self.flavour.is_sqlite
+            if self.dialect.is_sqlite
             else f"_cursor('cd', r[{created}], r[{pk}])",
         )
         shape = self.source.function("_rows, _first, _has_previous, _total", body)
-        return ArticlesPlan(node, self.flavour, columns, shape, counts)
+        return ArticlesPlan(node, self.dialect, columns, shape, counts)
 
     def comments(self, node: FieldNode, merged: list[FieldNode]) -> CommentsPlan:
         columns = Columns()
@@ -201,7 +202,7 @@ class Planner:
 
         body, counts = self.connection("CommentConnection", merged, comment, f"_cursor('i', None, r[{pk}])")
         shape = self.source.function("_rows, _first, _has_previous, _total", body)
-        return CommentsPlan(node, self.flavour, columns, shape, counts)
+        return CommentsPlan(node, self.dialect, columns, shape, counts)
 
     def add_comment(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
         """``addComment``: the new comment from the insert's ``RETURNING``, its author (the viewer) read after."""
@@ -223,7 +224,7 @@ class Planner:
                 raise NotPlannable(f"Comment.{name}")
             out.append(f"{key!r}: {value}")
         shape = self.source.function("r, u", [f"return {literal(out)}"])
-        return AddCommentPlan(node, self.flavour, author, shape)
+        return AddCommentPlan(node, self.dialect, author, shape)
 
     def article_root(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
         columns = Columns()
@@ -232,4 +233,4 @@ class Planner:
         expression = self.article(merged, columns, "_row", comments)
         shape = self.source.function("_row, _comments", [f"return {expression}"])
         comments_definition = self.type_("Article").fields["comments"]
-        return ArticlePlan(node, self.flavour, columns, shape, comments, comments_definition)
+        return ArticlePlan(node, self.dialect, columns, shape, comments, comments_definition)

@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 
-from graph.execution.planned.flavour import Flavour
 from graph.ids import encode_cursor, to_global_id
 from graph.scalars import serialize_datetime
 
@@ -38,10 +37,10 @@ def _tags(value: str | None) -> list[str]:
     return orjson.loads(value) if value else []
 
 
-def helpers(flavour: Flavour) -> dict[str, Any]:
-    """The helpers generated shaping code calls."""
+def helpers(is_sqlite: bool) -> dict[str, Any]:
+    """The helpers generated shaping code calls, by name (values as ``is_sqlite``'s driver returns them)."""
     return {
-        "_datetime": _sqlite_datetime if flavour.is_sqlite else serialize_datetime,
+        "_datetime": _sqlite_datetime if is_sqlite else serialize_datetime,
         "_cursor_key": _sqlite_cursor_key,
         "_cursor": encode_cursor,
         "_tags": _tags,
@@ -55,9 +54,9 @@ def helpers(flavour: Flavour) -> dict[str, Any]:
 class Source:
     """Python source of the shaping functions of one operation, and their namespace."""
 
-    def __init__(self, flavour: Flavour) -> None:
+    def __init__(self, is_sqlite: bool) -> None:
         self.lines: list[str] = []
-        self.namespace = helpers(flavour)
+        self.namespace = helpers(is_sqlite)
         self.count = 0
 
     def function(self, parameters: str, body: list[str]) -> str:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from graph.execution.planned.flavour import Flavour
+from db.dialect import DriverDialect
+from db.driver_sql import VIEWER_COLUMNS
 
-__all__ = ["FAVORITED", "FOLLOWING", "Columns", "Statement", "bind", "render"]
+__all__ = ["Columns", "Rendered", "Statement", "bind"]
 
-# Column expressions that depend on the viewer; rendered as a constant false when anonymous.
-FAVORITED = "EXISTS(SELECT 1 FROM favorite f WHERE f.article_id = a.id AND f.user_id = :viewer)"
-FOLLOWING = "EXISTS(SELECT 1 FROM follow fo WHERE fo.followee_id = u.id AND fo.follower_id = :viewer)"
-VIEWER_COLUMNS = (FAVORITED, FOLLOWING)
+Rendered = tuple[str, list[str]]
+"""Driver SQL and its parameters' names in placeholder order (``DriverDialect.render``)."""
 
 
 class Columns:
@@ -28,49 +27,33 @@ class Columns:
             self.expressions.append(expression)
         return self.expressions.index(expression)
 
-    def render(self, flavour: Flavour, signed_in: bool) -> str:
+    def render(self, dialect: DriverDialect, signed_in: bool) -> str:
+        """The select list; without a viewer, a constant false stands for each viewer column."""
         return ", ".join(
-            e if signed_in or e not in VIEWER_COLUMNS else f"{flavour.false} AS viewer_flag" for e in self.expressions
+            e if signed_in or e not in VIEWER_COLUMNS else f"{dialect.false} AS viewer_flag" for e in self.expressions
         )
-
-
-def render(sql: str, names: Sequence[str], flavour: Flavour) -> tuple[str, list[str]]:
-    """``sql`` with ``:name`` parameters in ``names`` made positional for ``flavour``.
-
-    Returns the text and the parameter names in placeholder order (a name may repeat).
-    """
-    order: list[str] = []
-    out: list[str] = []
-    index = 0
-    while True:
-        positions = [(sql.find(":" + n, index), n) for n in names]
-        found = [(p, n) for p, n in positions if p >= 0 and not sql[p + 1 + len(n) : p + 2 + len(n)].isalnum()]
-        if not found:
-            out.append(sql[index:])
-            break
-        position, name = min(found)
-        out.append(sql[index:position])
-        order.append(name)
-        out.append(flavour.placeholder(len(order)))
-        index = position + 1 + len(name)
-    return "".join(out), order
 
 
 @dataclass(eq=False)
 class Statement:
-    """One statement of a plan in every variant it has, rendered on first use."""
+    """One statement of a plan in every variant it has, rendered on first use.
 
-    build: Callable[[tuple[Any, ...]], tuple[str, list[str]]]
-    variants: dict[tuple[Any, ...], tuple[str, list[str]]] = field(default_factory=dict)
+    A variant is a tuple of flags (which filters are present, a cursor, a viewer) that
+    ``build`` turns into driver SQL.
+    """
 
-    def get(self, variant: tuple[Any, ...]) -> tuple[str, list[str]]:
+    build: Callable[[tuple[Any, ...]], Rendered]
+    variants: dict[tuple[Any, ...], Rendered] = field(default_factory=dict)
+
+    def get(self, variant: tuple[Any, ...]) -> Rendered:
+        """The rendered SQL of ``variant``."""
         found = self.variants.get(variant)
         if found is None:
             found = self.variants[variant] = self.build(variant)
         return found
 
 
-def bind(sql: tuple[str, list[str]], values: dict[str, Any]) -> tuple[str, list[Any]]:
-    """A rendered statement with its parameters' values in placeholder order."""
+def bind(sql: Rendered, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A rendered statement with its parameters' values in placeholder order; ``KeyError`` for a missing one."""
     text, names = sql
     return text, [values[name] for name in names]

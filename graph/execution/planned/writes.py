@@ -8,12 +8,13 @@ from typing import Any
 
 from graphql.execution.values import VariableValues
 
+from db import driver_sql
 from db.broker import Broker, Event, notify_statement
 from db.models import utcnow
 from graph.errors import FieldErrors
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.root import RootPlan
-from graph.execution.planned.statements import Statement, bind, render
+from graph.execution.planned.statements import Rendered, Statement, bind
 from graph.mutations.comments import comment_channel
 from graph.validation import COMMENT_MAX, check_text
 
@@ -52,17 +53,11 @@ class AddCommentPlan(RootPlan):
         self.statement = Statement(self._insert_sql)
         self.author = Statement(self._author_sql)
 
-    def _insert_sql(self, _variant: tuple[Any, ...]) -> tuple[str, list[str]]:
-        sql = (
-            "INSERT INTO comment (body, article_id, author_id, created_at, updated_at) "
-            "SELECT :body, a.id, :viewer, :now, :now FROM article a WHERE a.slug = :slug "
-            "RETURNING id, article_id, body, created_at, updated_at"
-        )
-        return render(sql, ("body", "viewer", "now", "slug"), self.flavour)
+    def _insert_sql(self, _variant: tuple[Any, ...]) -> Rendered:
+        return self.dialect.render(driver_sql.INSERT_COMMENT)
 
-    def _author_sql(self, _variant: tuple[Any, ...]) -> tuple[str, list[str]]:
-        columns = self.columns.render(self.flavour, False)
-        return render(f'SELECT {columns} FROM "user" cu WHERE cu.id = :viewer', ("viewer",), self.flavour)
+    def _author_sql(self, _variant: tuple[Any, ...]) -> Rendered:
+        return self.dialect.render(driver_sql.user_by_id(self.columns.render(self.dialect, False)))
 
     def prepare_write(
         self, definition: Any, variables: VariableValues, viewer_id: int | None, broker: Broker
@@ -75,7 +70,7 @@ class AddCommentPlan(RootPlan):
         check_text(errors, "body", body, COMMENT_MAX)
         if errors:
             raise NotPlanned("the body is invalid")
-        values = {"body": body, "viewer": viewer_id, "slug": slug, "now": self.flavour.bind_time(utcnow())}
+        values = {"body": body, "viewer": viewer_id, "slug": slug, "now": self.dialect.bind_time(utcnow())}
         statements = [bind(self.statement.get(()), values), bind(self.author.get(()), values)]
         transactional = broker.transactional
 
