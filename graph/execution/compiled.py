@@ -65,7 +65,8 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from graph.admission.limits import coerced_variables
-from graph.execution.planned import NotPlannable, NotPlanned, OperationSql, WriteCommitted, plan_operation
+from graph.execution.planned import NotPlanned, OperationSql, WriteCommitted, plan_operation
+from graph.execution.planned import NotPlanned as NotPlannable
 
 logger = logging.getLogger("conduit.compiler")
 

@@ -16,7 +16,7 @@ written by hand:
   connection on PostgreSQL, where an article's comments pages ride in the article's own
   statement), and shape.
 
-What is covered (everything else raises ``NotPlannable`` at compile time, and the compiled
+What is covered (everything else raises ``NotPlanned`` at compile time, and the compiled
 executor keeps its field-by-field plan for it):
 
 - root fields ``articles`` (``first``, ``after``, ``tag``, ``author``; ``favoritedBy``,
@@ -45,7 +45,7 @@ differs between the engines in it ``db/dialect.py``'s ``DriverDialect``.
 
 from __future__ import annotations
 
-from graph.execution.planned.errors import NotPlannable, NotPlanned, WriteCommitted
+from graph.execution.planned.errors import NotPlanned, WriteCommitted
 from graph.execution.planned.operation import OperationSql, plan_operation
 
-__all__ = ["NotPlannable", "NotPlanned", "OperationSql", "WriteCommitted", "plan_operation"]
+__all__ = ["NotPlanned", "OperationSql", "WriteCommitted", "plan_operation"]

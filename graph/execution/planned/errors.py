@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from graphql import FieldNode
 
-__all__ = ["NotPlannable", "NotPlanned", "WriteCommitted"]
-
-
-class NotPlannable(Exception):
-    """The operation selects something this planner does not cover (compile time)."""
+__all__ = ["NotPlanned", "WriteCommitted"]
 
 
 class NotPlanned(Exception):
-    """This run's arguments are outside the plan (run time); the field-by-field plan answers."""
+    """Planned SQL does not answer this: another executor must.
+
+    ``plan_operation`` raises it when the operation selects something the planner does not
+    cover (compile time); ``OperationSql.execute`` when this run's arguments are outside the
+    plan (run time), always before anything is written. Which call raised it tells the two
+    apart; the message says what was not covered.
+    """
 
 
 class WriteCommitted(Exception):

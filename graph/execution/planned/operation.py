@@ -11,7 +11,7 @@ from graphql.execution.values import VariableValues
 
 from db.dialect import DriverDialect
 from db.engine import CommitOutcomeUnknown
-from graph.execution.planned.errors import NotPlannable, NotPlanned, WriteCommitted
+from graph.execution.planned.errors import NotPlanned, WriteCommitted
 from graph.execution.planned.root import RootPlan
 from graph.execution.planned.selection import Planner
 from graph.execution.planned.writes import AddCommentPlan
@@ -86,11 +86,11 @@ def plan_operation(
     is_sqlite: bool,
     collect: Callable[[GraphQLObjectType, list[Any], dict[str, FragmentDefinitionNode]], dict[str, list[FieldNode]]],
 ) -> OperationSql:
-    """Plan the query or mutation ``operation`` (already validated); raises NotPlannable."""
+    """Plan the query or mutation ``operation`` (already validated); raises NotPlanned."""
     planner = Planner(schema, DriverDialect(is_sqlite), lambda t, sets: collect(t, sets, fragments))
     writes = operation.operation is OperationType.MUTATION
     if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
-        raise NotPlannable(f"{operation.operation.value} operations are not planned")
+        raise NotPlanned(f"{operation.operation.value} operations are not planned")
     root_type = schema.get_root_type(operation.operation)
     roots: list[tuple[str, Any, RootPlan | None]] = []
     for key, nodes in collect(root_type, [operation.selection_set], fragments).items():
@@ -102,18 +102,18 @@ def plan_operation(
         root: RootPlan
         if writes:
             if name != "addComment" or any(r is not None for _k, _d, r in roots):
-                raise NotPlannable(f"Mutation.{name}, or more than one mutation")
+                raise NotPlanned(f"Mutation.{name}, or more than one mutation")
             root = planner.add_comment(nodes[0], nodes)
         elif name == "articles":
             root = planner.articles(nodes[0], nodes)
         elif name == "article":
             root = planner.article_root(nodes[0], nodes)
         else:
-            raise NotPlannable(f"Query.{name}")
+            raise NotPlanned(f"Query.{name}")
         roots.append((key, definition, root))
     planned = [plan for _key, _definition, plan in roots if plan is not None]
     if not planned:
-        raise NotPlannable("nothing to plan")
+        raise NotPlanned("nothing to plan")
     namespace = planner.source.compile()
     for plan in planned:
         plan.bind(namespace)

@@ -3,7 +3,7 @@
 At compile time, from the validated document: the columns each statement selects (only what
 the selection asks for: no ``body`` on a list page, no count without ``totalCount``) and the
 body of one generated function per root field (``shaping.Source``). A field the planner does
-not cover raises ``NotPlannable``.
+not cover raises ``NotPlanned``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from graphql import FieldNode, GraphQLObjectType
 
 from db.dialect import DriverDialect
 from db.driver_sql import FAVORITED, FOLLOWING, tag_names
-from graph.execution.planned.errors import NotPlannable
+from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.reads import ArticlePlan, ArticlesPlan, CommentsPlan
 from graph.execution.planned.root import RootPlan
 from graph.execution.planned.shaping import Source, literal
@@ -64,10 +64,10 @@ class Planner:
                 value = f"_datetime({row}[{columns.add(f'{alias}.created_at')}])"
             elif name == "following":
                 if alias != "u":
-                    raise NotPlannable("following outside an article's author")
+                    raise NotPlanned("following outside an article's author")
                 value = f"_bool({row}[{columns.add(FOLLOWING)}])"
             else:
-                raise NotPlannable(f"User.{name}")
+                raise NotPlanned(f"User.{name}")
             out.append(f"{key!r}: {value}")
         return literal(out)
 
@@ -97,7 +97,7 @@ class Planner:
                 comments.append(plan)
                 value = f"_comments[{len(comments) - 1}]"
             else:
-                raise NotPlannable(f"Article.{name}")
+                raise NotPlanned(f"Article.{name}")
             out.append(f"{key!r}: {value}")
         return literal(out)
 
@@ -132,7 +132,7 @@ class Planner:
                     elif edge_name == "node":
                         edge.append(f"{edge_key!r}: {node_of(edge_nodes)}")
                     else:
-                        raise NotPlannable(f"{type_name}.edges.{edge_name}")
+                        raise NotPlanned(f"{type_name}.edges.{edge_name}")
                 value = f"[{literal(edge)} for r, c in zip(_page, _cursors)]"
                 if not cursors:
                     value = f"[{literal(edge)} for r in _page]"
@@ -147,12 +147,12 @@ class Planner:
                         "endCursor": "(_cursors[-1] if _cursors else None)",
                     }.get(info_name)
                     if info_value is None:
-                        raise NotPlannable(f"PageInfo.{info_name}")
+                        raise NotPlanned(f"PageInfo.{info_name}")
                     cursors = cursors or "_cursors" in info_value
                     info.append(f"{info_key!r}: {info_value}")
                 value = literal(info)
             else:
-                raise NotPlannable(f"{type_name}.{name}")
+                raise NotPlanned(f"{type_name}.{name}")
             out.append(f"{key!r}: {value}")
         body = ["_page = _rows[:_first]"]
         if cursors:
@@ -196,7 +196,7 @@ class Planner:
                 elif name == "author":
                     value = self.user(sub, columns, "cu", "r")
                 else:
-                    raise NotPlannable(f"Comment.{name}")
+                    raise NotPlanned(f"Comment.{name}")
                 out.append(f"{key!r}: {value}")
             return literal(out)
 
@@ -221,7 +221,7 @@ class Planner:
             elif name == "author":
                 value = self.user(sub, author, "cu", "u")
             else:
-                raise NotPlannable(f"Comment.{name}")
+                raise NotPlanned(f"Comment.{name}")
             out.append(f"{key!r}: {value}")
         shape = self.source.function("r, u", [f"return {literal(out)}"])
         return AddCommentPlan(node, self.dialect, author, shape)
