@@ -18,7 +18,7 @@ from db.driver_sql import FAVORITED, FOLLOWING, tag_names
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.reads import ArticlePlan, ArticlesPlan, CommentsPlan
 from graph.execution.planned.root import RootPlan
-from graph.execution.planned.shaping import Source, literal
+from graph.execution.planned.shaping import Source, entry, literal, name_literal
 from graph.execution.planned.statements import Columns
 from graph.execution.planned.writes import AddCommentPlan
 
@@ -68,7 +68,7 @@ class Planner:
                 value = f"_bool({row}[{columns.add(FOLLOWING)}])"
             else:
                 raise NotPlanned(f"User.{name}")
-            out.append(f"{key!r}: {value}")
+            out.append(entry(key, value))
         return literal(out)
 
     def article(self, nodes: list[FieldNode], columns: Columns, row: str, comments: list[CommentsPlan] | None) -> str:
@@ -98,7 +98,7 @@ class Planner:
                 value = f"_comments[{len(comments) - 1}]"
             else:
                 raise NotPlanned(f"Article.{name}")
-            out.append(f"{key!r}: {value}")
+            out.append(entry(key, value))
         return literal(out)
 
     def connection(
@@ -118,19 +118,19 @@ class Planner:
         cursors = False  # whether any cursor is selected: encoding them is most of the shaping
         for key, name, _node, merged in self.fields(type_name, nodes):
             if name == "__typename":
-                value = repr(type_name)
+                value = name_literal(type_name)
             elif name == "totalCount":
                 value, counts = "_total", True
             elif name == "edges":
-                edge = []
-                for edge_key, edge_name, _n, edge_nodes in self.fields(type_name.replace("Connection", "Edge"), merged):
+                edge, edge_type = [], type_name.replace("Connection", "Edge")
+                for edge_key, edge_name, _n, edge_nodes in self.fields(edge_type, merged):
                     if edge_name == "__typename":
-                        edge.append(f"{edge_key!r}: {type_name.replace('Connection', 'Edge')!r}")
+                        edge.append(entry(edge_key, name_literal(edge_type)))
                     elif edge_name == "cursor":
-                        edge.append(f"{edge_key!r}: c")
+                        edge.append(entry(edge_key, "c"))
                         cursors = True
                     elif edge_name == "node":
-                        edge.append(f"{edge_key!r}: {node_of(edge_nodes)}")
+                        edge.append(entry(edge_key, node_of(edge_nodes)))
                     else:
                         raise NotPlanned(f"{type_name}.edges.{edge_name}")
                 value = f"[{literal(edge)} for r, c in zip(_page, _cursors)]"
@@ -149,11 +149,11 @@ class Planner:
                     if info_value is None:
                         raise NotPlanned(f"PageInfo.{info_name}")
                     cursors = cursors or "_cursors" in info_value
-                    info.append(f"{info_key!r}: {info_value}")
+                    info.append(entry(info_key, info_value))
                 value = literal(info)
             else:
                 raise NotPlanned(f"{type_name}.{name}")
-            out.append(f"{key!r}: {value}")
+            out.append(entry(key, value))
         body = ["_page = _rows[:_first]"]
         if cursors:
             body.append(f"_cursors = [{cursor_of} for r in _page]")
@@ -197,7 +197,7 @@ class Planner:
                     value = self.user(sub, columns, "cu", "r")
                 else:
                     raise NotPlanned(f"Comment.{name}")
-                out.append(f"{key!r}: {value}")
+                out.append(entry(key, value))
             return literal(out)
 
         body, counts = self.connection("CommentConnection", merged, comment, f"_cursor('i', None, r[{pk}])")
@@ -222,7 +222,7 @@ class Planner:
                 value = self.user(sub, author, "cu", "u")
             else:
                 raise NotPlanned(f"Comment.{name}")
-            out.append(f"{key!r}: {value}")
+            out.append(entry(key, value))
         shape = self.source.function("r, u", [f"return {literal(out)}"])
         return AddCommentPlan(node, self.dialect, author, shape)
 

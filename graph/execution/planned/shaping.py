@@ -3,20 +3,34 @@
 Straight-line code with the scalar serializers inlined (``ceiling.md``, variant F): the
 planner writes each function's body from the selection, and ``Source.compile`` turns them
 into functions once per operation.
+
+What keeps the source safe to run: the only text in it that comes from the document is
+response keys and type names, and both go through ``entry`` or ``name_literal``, which
+refuse anything but a GraphQL name (``GRAPHQL_NAME``) and write it with ``repr()``; argument
+values are never in it, they travel as SQL parameters. The functions run with the helpers
+of ``helpers`` and the builtins of ``BUILTINS`` only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from typing import Any
 
 import orjson
 
+from graph.execution.planned.errors import NotPlanned
 from graph.ids import encode_cursor, to_global_id
 from graph.scalars import serialize_datetime
 
-__all__ = ["Source", "literal"]
+__all__ = ["BUILTINS", "GRAPHQL_NAME", "Source", "entry", "helpers", "literal", "name_literal"]
+
+GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+"""A GraphQL name (spec, 2.1.9 Names), matched whole: what a response key or type name must be."""
+
+BUILTINS: dict[str, Any] = {"len": len, "zip": zip}
+"""The builtins generated code calls: nothing else is reachable from it."""
 
 
 def _sqlite_datetime(value: str) -> str:
@@ -68,13 +82,27 @@ class Source:
         return name
 
     def compile(self) -> dict[str, Any]:
+        """The namespace with every function added, by name (``_f1``, ``_f2``, ...)."""
         code = compile("\n".join(self.lines) + "\n", "<planned query>", "exec")
-        # The only text from the document in the source is response keys, GraphQL names written
-        # with repr(); argument values are never in it, they travel as SQL parameters.
-        exec(code, self.namespace)
-        return self.namespace
+        namespace = {**self.namespace, "__builtins__": BUILTINS}
+        # Source written by the planner alone; document text in it only through entry() and
+        # name_literal() (see the module docstring), and no builtins beyond BUILTINS.
+        exec(code, namespace)
+        return namespace
 
 
-def literal(fields: list[str]) -> str:
-    """A dict display of ``fields`` (``'key': expression`` each)."""
-    return "{" + ", ".join(fields) + "}"
+def name_literal(name: str) -> str:
+    """The Python literal of the GraphQL name ``name``; ``NotPlanned`` for anything else."""
+    if GRAPHQL_NAME.fullmatch(name) is None:
+        raise NotPlanned(f"{name!r} is not a GraphQL name")
+    return repr(name)
+
+
+def entry(key: str, expression: str) -> str:
+    """``'key': expression``, an entry of a dict display; ``NotPlanned`` unless ``key`` is a GraphQL name."""
+    return f"{name_literal(key)}: {expression}"
+
+
+def literal(entries: list[str]) -> str:
+    """A dict display of ``entries`` (each from ``entry``)."""
+    return "{" + ", ".join(entries) + "}"
