@@ -342,7 +342,8 @@ class Database:
     def _inline_sqlite(self) -> InlineSQLite:
         """The connection for inline statements (``InlineSQLite``), opened on first use."""
         if self._inline is None:
-            assert self._sqlite_path is not None
+            if self._sqlite_path is None:  # callers check first: an in-memory database has no file to open
+                raise RuntimeError("inline SQLite needs a database file")
             path, budget = self._sqlite_path, self.inline_budget_seconds
             self._inline = InlineSQLite(path, budget, lambda connection: self._sqlite_on_connect(connection, None))
         return self._inline
@@ -365,7 +366,8 @@ class Database:
         one-statement trip took (``SELECT 1``), against 22 µs with this queue.
         """
         if self._sqlite_idle.empty() and self._sqlite_opened < (self.pool_size or 1):
-            assert self._sqlite_path is not None
+            if self._sqlite_path is None:  # callers check first: an in-memory database has no file to open
+                raise RuntimeError("the driver-SQL pool needs a database file")
             self._sqlite_opened += 1
             try:
                 connection = await aiosqlite.connect(self._sqlite_path, isolation_level=None)

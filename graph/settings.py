@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth.passwords import DEFAULT_PROFILE, ProfileName
 from auth.tokens import SANE_KID
 
 MIN_SECRET_LENGTH = 32
@@ -82,7 +83,7 @@ class Settings(BaseSettings):
     persisted_documents_only: bool = False
 
     # argon2id parameters (auth/passwords.py PROFILES); "cheapest" only for test suites
-    password_hash_profile: Literal["rfc9106-low-memory", "cheapest"] = "rfc9106-low-memory"
+    password_hash_profile: ProfileName = DEFAULT_PROFILE
 
     @field_validator("password_hash_profile")
     @classmethod

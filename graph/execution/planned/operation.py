@@ -61,7 +61,8 @@ class OperationSql:
     async def _write(self, context: Context, variables: VariableValues) -> dict[str, Any]:
         broker = context.app.broker
         ((key, definition, root),) = [r for r in self.roots if r[2] is not None]
-        assert isinstance(root, AddCommentPlan)
+        if not isinstance(root, AddCommentPlan):  # plan_operation plans no other write
+            raise NotPlanned(f"{type(root).__name__} does not write")
         prepared = root.prepare_write(definition, variables, context.viewer_id, broker)
         try:
             results = await context.app.db.write(prepared.statements, prepared.decide)

@@ -38,8 +38,10 @@ class Planner:
         self.source = Source(dialect.is_sqlite)
 
     def type_(self, name: str) -> GraphQLObjectType:
+        """The schema's object type ``name``; ``NotPlanned`` if it is another kind of type."""
         found = self.schema.type_map[name]
-        assert isinstance(found, GraphQLObjectType)
+        if not isinstance(found, GraphQLObjectType):
+            raise NotPlanned(f"{name} is not an object type")
         return found
 
     def fields(self, type_name: str, nodes: list[FieldNode]) -> Iterator[tuple[str, str, FieldNode, list[FieldNode]]]:
