@@ -11,7 +11,7 @@ from strawberry.permission import PermissionExtension
 from strawberry.types import Info
 
 from graph.context import Context
-from graph.ids import decode_cursor, encode_cursor, to_global_id
+from graph.ids import CursorKind, decode_cursor, encode_cursor, to_global_id
 from graph.loaders import Page
 from graph.permissions import IsSelfOrAdmin
 from graph.types.node import DEFAULT_FIRST, Node, Role, check_first
@@ -76,7 +76,7 @@ class UserType(Node):
         return await _article_page(
             first,
             after,
-            "c",
+            CursorKind.USER_ARTICLES,
             "created_at",
             page=lambda key: loaders.article_page_by_author_id.load((self.pk, *key)),
             count=lambda: loaders.article_count_by_author_id.load(self.pk),
@@ -90,7 +90,7 @@ class UserType(Node):
         return await _article_page(
             first,
             after,
-            "fa",
+            CursorKind.USER_FAVORITES,
             "favorited_at",
             page=lambda key: loaders.favorite_page_by_user_id.load((self.pk, *key)),
             count=lambda: loaders.favorite_count_by_user_id.load(self.pk),
@@ -100,7 +100,7 @@ class UserType(Node):
 async def _article_page(
     first: int | None,
     after: str | None,
-    kind: str,
+    kind: CursorKind,
     key_column: str,
     *,
     page: Callable[[tuple[int, Any]], Awaitable[Page]],

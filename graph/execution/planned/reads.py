@@ -14,7 +14,7 @@ from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.root import Prepared, RootPlan, first_of
 from graph.execution.planned.statements import Rendered, Statement, bind
-from graph.ids import decode_cursor
+from graph.ids import CursorKind, decode_cursor
 
 __all__ = ["ArticlePlan", "ArticlesPlan", "CommentsPlan", "PagePlan"]
 
@@ -79,7 +79,7 @@ class ArticlesPlan(PagePlan):
         values: dict[str, Any] = {"viewer": viewer_id, "tag": tag, "author": author, "limit": first + 1}
         if after is not None:
             try:
-                key, pk = decode_cursor(after, "cd", dt.datetime)
+                key, pk = decode_cursor(after, CursorKind.CREATED_DESC, dt.datetime)
             except BadUserInput as error:
                 raise NotPlanned("the cursor does not decode") from error
             values["key"], values["pk"] = self.dialect.bind_time(key), pk
@@ -107,7 +107,7 @@ class CommentsPlan(PagePlan):
         if after is None:
             return first, None
         try:
-            return first, decode_cursor(after, "i", type(None))[1]
+            return first, decode_cursor(after, CursorKind.COMMENTS, type(None))[1]
         except BadUserInput as error:
             raise NotPlanned("the cursor does not decode") from error
 

@@ -21,6 +21,7 @@ from graph.execution.planned.root import RootPlan
 from graph.execution.planned.shaping import Source, entry, literal, name_literal
 from graph.execution.planned.statements import Columns
 from graph.execution.planned.writes import AddCommentPlan
+from graph.ids import CursorKind
 
 __all__ = ["Collect", "Planner"]
 
@@ -172,9 +173,9 @@ class Planner:
             merged,
             lambda nodes: self.article(nodes, columns, "r", None),
             # encode_cursor formats a datetime itself; SQLite's text needs its own conversion
-            f"_cursor('cd', _cursor_key(r[{created}]), r[{pk}])"
+            f"_cursor({CursorKind.CREATED_DESC.value!r}, _cursor_key(r[{created}]), r[{pk}])"
             if self.dialect.is_sqlite
-            else f"_cursor('cd', r[{created}], r[{pk}])",
+            else f"_cursor({CursorKind.CREATED_DESC.value!r}, r[{created}], r[{pk}])",
         )
         shape = self.source.function("_rows, _first, _has_previous, _total", body)
         return ArticlesPlan(node, self.dialect, columns, shape, counts)
@@ -202,7 +203,9 @@ class Planner:
                 out.append(entry(key, value))
             return literal(out)
 
-        body, counts = self.connection("CommentConnection", merged, comment, f"_cursor('i', None, r[{pk}])")
+        body, counts = self.connection(
+            "CommentConnection", merged, comment, f"_cursor({CursorKind.COMMENTS.value!r}, None, r[{pk}])"
+        )
         shape = self.source.function("_rows, _first, _has_previous, _total", body)
         return CommentsPlan(node, self.dialect, columns, shape, counts)
 
