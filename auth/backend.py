@@ -15,6 +15,7 @@ from auth.tokens import InvalidToken, TokenService
 from db.dialect import DriverDialect
 from db.driver_sql import VIEWER_BY_ID
 from db.engine import Database
+from db.models import Role
 
 SCHEMES = ("bearer", "token")
 
@@ -29,7 +30,7 @@ class Viewer:
 
     id: int
     username: str
-    role: str
+    role: Role
 
 
 def token_from_header(value: str | None) -> str | None:
@@ -85,7 +86,7 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
         audit("token_rejected", reason="deleted_user", user_id=user_id)
         raise AuthenticationFailed("the access token's user no longer exists")
     pk, username, role = rows[0]
-    return Viewer(id=pk, username=username, role=role)
+    return Viewer(id=pk, username=username, role=Role(role))
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import Database
 from db.models import (
+    Role,
     article_table,
     article_tag_table,
     comment_table,
@@ -242,7 +243,7 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
                 "password_hash": password_hash,
                 "bio": _sentence(rng, 5, 20).capitalize() + ".",
                 "image": f"https://i.pravatar.cc/150?u={username}",
-                "role": "ADMIN" if i == 1 else "USER",
+                "role": (Role.ADMIN if i == 1 else Role.USER).value,
                 "created_at": created,
                 "updated_at": created,
             }

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from auth.passwords import hash_password
 from db.engine import Database, is_sqlite_url
 from db.migrate import upgrade
-from db.models import ROLES, user_table
+from db.models import Role, user_table
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, is_empty, seed, timed_seed_message
 from graph.settings import Settings
 
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="user commands").add_subparsers(dest="user_command", required=True)
     set_role = user.add_parser("set-role", help="give a user a role")
     set_role.add_argument("username")
-    set_role.add_argument("role", choices=ROLES)
+    set_role.add_argument("role", choices=[role.value for role in Role])
     set_role.set_defaults(handler=_set_role)
     return parser
 

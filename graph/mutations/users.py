@@ -12,16 +12,15 @@ from strawberry.types import Info
 from auth.audit import audit
 from auth.passwords import hash_password_async
 from db.dialect import insert_ignore
+from db.models import Role, utcnow
 from db.models import follow_table as fo
 from db.models import refresh_token_table as rt
 from db.models import user_table as u
-from db.models import utcnow
 from graph.context import Context
 from graph.errors import BadUserInput, FieldErrors, NotFound
 from graph.loaders import USER_COLUMNS
 from graph.mutations.auth import check_unique
 from graph.permissions import IsAdmin, IsAuthenticated
-from graph.types.node import Role
 from graph.types.user import UserType
 from graph.validation import check_bio, check_email, check_image, check_password, check_username, given
 

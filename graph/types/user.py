@@ -10,11 +10,12 @@ import strawberry
 from strawberry.permission import PermissionExtension
 from strawberry.types import Info
 
+from db.models import Role
 from graph.context import Context
 from graph.ids import CursorKind, decode_cursor, encode_cursor, to_global_id
 from graph.loaders import Page
 from graph.permissions import IsSelfOrAdmin
-from graph.types.node import DEFAULT_FIRST, Node, Role, check_first
+from graph.types.node import DEFAULT_FIRST, Node, check_first
 
 if TYPE_CHECKING:
     from graph.types.article import ArticleConnection
