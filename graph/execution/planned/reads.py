@@ -70,6 +70,11 @@ class ArticlesPlan(PagePlan):
         return self.dialect.render(driver_sql.article_count(tag=tag, author=author))
 
     def prepare(self, definition: Any, variables: VariableValues, viewer_id: int | None) -> Prepared:
+        """A page (``first + 1`` rows) and, for ``totalCount``, a count.
+
+        ``NotPlanned`` for ``favoritedBy``, ``search`` or ``orderBy``, for a ``first`` out of
+        range and for a cursor that does not decode.
+        """
         args = self.arguments(definition, variables)
         if args.get("favoritedBy") is not None or args.get("search") is not None or args.get("orderBy") is not None:
             raise NotPlanned("a filter or ordering the plan does not cover")
@@ -112,6 +117,7 @@ class CommentsPlan(PagePlan):
             raise NotPlanned("the cursor does not decode") from error
 
     def prepare_for(self, definition: Any, variables: VariableValues, slug: str) -> Prepared:
+        """SQLite: this page (and count) of the article ``slug`` as statements of their own."""
         first, after = self.page_arguments(definition, variables)
         values: dict[str, Any] = {"slug": slug, "limit": first + 1, "pk": after}
         return self.paged(values, ((after is not None,), ()), first, after is not None)
@@ -136,6 +142,7 @@ class ArticlePlan(RootPlan):
         self.statement = Statement(self._sql)
 
     def bind(self, namespace: dict[str, Any]) -> None:
+        """Take this field's and its ``comments`` fields' shaping functions from ``namespace``."""
         super().bind(namespace)
         for plan in self.comments:
             plan.bind(namespace)
@@ -148,6 +155,10 @@ class ArticlePlan(RootPlan):
         return self.dialect.render(driver_sql.article_by_slug(", ".join(columns)))
 
     def prepare(self, definition: Any, variables: VariableValues, viewer_id: int | None) -> Prepared:
+        """The article's statement; on SQLite each ``comments`` page is a statement of its own.
+
+        Shapes to ``None`` when no article has the slug.
+        """
         slug = self.arguments(definition, variables)["slug"]
         if not self.dialect.is_sqlite:
             return self._prepare_embedded(slug, variables, viewer_id)

@@ -37,15 +37,21 @@ class RootPlan:
     shape: Callable[..., Any] = field(init=False, repr=False)
 
     def bind(self, namespace: dict[str, Any]) -> None:
+        """Take the shaping function from the compiled ``namespace`` (``Source.compile``)."""
         self.shape = namespace[self.shape_name]
 
     def arguments(self, definition: Any, variables: VariableValues) -> dict[str, Any]:
+        """The field's coerced arguments by name; ``NotPlanned`` when they do not coerce."""
         try:
             return get_argument_values(definition, self.node, variables)
         except GraphQLError as error:
             raise NotPlanned("arguments do not coerce") from error
 
     def prepare(self, definition: Any, variables: VariableValues, viewer_id: int | None) -> Prepared:
+        """The statements of this run and how to shape their rows; ``NotPlanned`` for arguments outside the plan.
+
+        ``definition`` is the field's ``GraphQLField``; ``viewer_id`` the signed-in user or ``None``.
+        """
         raise NotImplementedError
 
 

@@ -166,6 +166,7 @@ class Planner:
     # -- root fields ----------------------------------------------------------------------
 
     def articles(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
+        """``articles``: columns and shaping of its page; ``NotPlanned`` for a field not covered."""
         columns = Columns()
         pk, created = columns.add("a.id"), columns.add("a.created_at")
         body, counts = self.connection(
@@ -181,6 +182,7 @@ class Planner:
         return ArticlesPlan(node, self.dialect, columns, shape, counts)
 
     def comments(self, node: FieldNode, merged: list[FieldNode]) -> CommentsPlan:
+        """``Article.comments`` under ``article``: columns and shaping of its page."""
         columns = Columns()
         pk = columns.add("c.id")
 
@@ -232,6 +234,7 @@ class Planner:
         return AddCommentPlan(node, self.dialect, author, shape)
 
     def article_root(self, node: FieldNode, merged: list[FieldNode]) -> RootPlan:
+        """``article(slug)``: the article's columns and shaping, with its ``comments`` fields' plans."""
         columns = Columns()
         columns.add("a.id")  # a statement needs a column even when only comments are selected
         comments: list[CommentsPlan] = []

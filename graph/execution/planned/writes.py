@@ -62,6 +62,11 @@ class AddCommentPlan(RootPlan):
     def prepare_write(
         self, definition: Any, variables: VariableValues, viewer_id: int | None, broker: Broker
     ) -> PreparedWrite:
+        """The insert and the author's read, in one transaction, for this run.
+
+        ``NotPlanned``, before anything is written, without a viewer or for a body the mutation
+        would refuse.
+        """
         if viewer_id is None:
             raise NotPlanned("addComment needs a viewer")
         args = self.arguments(definition, variables)
