@@ -6,12 +6,16 @@ README, Authentication).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from auth.audit import audit
 from auth.tokens import InvalidToken, TokenService
+from db.dialect import DriverDialect
+from db.driver_sql import VIEWER_BY_ID
 from db.engine import Database
+from db.models import Role
 
 SCHEMES = ("bearer", "token")
 
@@ -26,7 +30,7 @@ class Viewer:
 
     id: int
     username: str
-    role: str
+    role: Role
 
 
 def token_from_header(value: str | None) -> str | None:
@@ -76,11 +80,16 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
         audit("token_rejected", reason=error.reason, kid=error.kid)
         raise AuthenticationFailed("the access token is invalid or expired") from error
     # driver SQL: one short read on every signed-in request, not worth a compiled statement
-    placeholder = "?" if db.is_sqlite else "$1"
-    (rows,) = await db.fetch_raw([(f'SELECT id, username, role FROM "user" WHERE id = {placeholder}', [user_id])])
+    (rows,) = await db.fetch_raw([(_viewer_by_id(db.is_sqlite), [user_id])])
     if not rows:
         # a correctly signed token outliving its user: worth telling apart from forgeries
         audit("token_rejected", reason="deleted_user", user_id=user_id)
         raise AuthenticationFailed("the access token's user no longer exists")
     pk, username, role = rows[0]
-    return Viewer(id=pk, username=username, role=role)
+    return Viewer(id=pk, username=username, role=Role(role))
+
+
+@functools.cache
+def _viewer_by_id(is_sqlite: bool) -> str:
+    """``VIEWER_BY_ID`` in the driver's dialect; its one parameter is the user id."""
+    return DriverDialect(is_sqlite).render(VIEWER_BY_ID)[0]

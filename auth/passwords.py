@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from functools import lru_cache
+from typing import Final, Literal
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 # Named argon2id parameter sets (argon2-cffi's profiles). "cheapest" is argon2-cffi's profile
 # for test suites: the settings refuse it outside CONDUIT_ENV=test.
+ProfileName = Literal["rfc9106-low-memory", "cheapest"]
 PROFILES = {"rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY, "cheapest": profiles.CHEAPEST}
-DEFAULT_PROFILE = "rfc9106-low-memory"
+DEFAULT_PROFILE: Final = "rfc9106-low-memory"
 
 _hasher = PasswordHasher.from_parameters(PROFILES[DEFAULT_PROFILE])
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from db.dialect import DriverDialect
+from db.driver_sql import CHARGE_BUDGET
 from db.engine import Database
 from db.models import cost_budget_table as budget_rows
 from db.models import sqlite_timestamp, utcnow
@@ -105,9 +107,7 @@ def _commit(_results: list[list[Any]]) -> list[tuple[str, list[Any]]]:
 def _charge_sql(is_sqlite: bool) -> str:
     """The charge's upsert in the driver's dialect (run through ``Database.fetch_raw``: compiling
     the same SQLAlchemy statement on every request cost more than running it)."""
-    bucket, window, cost, points = ("?", "?", "?", "?") if is_sqlite else ("$1", "$2", "$3", "$4")
-    return (
-        f"INSERT INTO cost_budget (bucket, window_start, used) VALUES ({bucket}, {window}, {cost}) "
-        "ON CONFLICT (bucket, window_start) DO UPDATE SET used = cost_budget.used + excluded.used "
-        f"WHERE cost_budget.used + excluded.used <= {points} RETURNING used"
-    )
+    sql, names = DriverDialect(is_sqlite).render(CHARGE_BUDGET)
+    if names != ["bucket", "window", "cost", "points"]:  # the callers pass the values in this order
+        raise ValueError(f"CHARGE_BUDGET's parameters changed: {names}")
+    return sql

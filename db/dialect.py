@@ -1,12 +1,19 @@
-"""Statements whose SQL differs between SQLite and PostgreSQL."""
+"""What differs between SQLite and PostgreSQL: SQLAlchemy statements, and driver SQL's placeholders and values."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import sqlite_timestamp
+
+__all__ = ["DriverDialect", "insert_ignore"]
 
 
 def insert_ignore(session: AsyncSession, table: sa.Table) -> Any:
@@ -14,3 +21,42 @@ def insert_ignore(session: AsyncSession, table: sa.Table) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing()
+
+
+# ``:name`` parameters; not the second colon of PostgreSQL's ``::type`` casts
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True)
+class DriverDialect:
+    """What differs in driver SQL (``Database.fetch_raw``, ``Database.write``) between the engines."""
+
+    is_sqlite: bool
+
+    def placeholder(self, number: int) -> str:
+        """The driver's placeholder for the ``number``-th parameter (from 1): ``?`` or ``$number``."""
+        return "?" if self.is_sqlite else f"${number}"
+
+    @property
+    def false(self) -> str:
+        """The boolean literal false (SQLite has no boolean type)."""
+        return "0" if self.is_sqlite else "false"
+
+    def bind_time(self, value: dt.datetime) -> str | dt.datetime:
+        """``value`` as a parameter compared with stored timestamps (SQLite stores them as text)."""
+        return sqlite_timestamp(value) if self.is_sqlite else value
+
+    def render(self, sql: str) -> tuple[str, list[str]]:
+        """``sql`` with its ``:name`` parameters made the driver's placeholders.
+
+        Returns the text and the parameter names in placeholder order (a name may repeat:
+        each use is its own placeholder). ``sql`` must not hold a colon before a name in a
+        string literal: parameters are found by pattern, not by parsing.
+        """
+        names: list[str] = []
+
+        def placeholder(match: re.Match[str]) -> str:
+            names.append(match.group(1))
+            return self.placeholder(len(names))
+
+        return _PARAMETER.sub(placeholder, sql), names

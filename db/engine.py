@@ -218,7 +218,7 @@ class Database:
     async def fetch_raw(self, statements: Statements, *, retry: bool = True) -> list[list[Any]]:
         """The rows of each ``(sql, parameters)``, run in order, in autocommit, on one pooled connection.
 
-        For hot paths (planned queries in ``graph/execution/planned.py``, the viewer lookup, the cost
+        For hot paths (planned queries in ``graph/execution/planned/``, the viewer lookup, the cost
         budget's charge on PostgreSQL): ``sql`` is already in the driver's dialect (``?``
         placeholders on SQLite, ``$n`` on PostgreSQL), so SQLAlchemy's statement compilation
         and result processing are skipped; on SQLite the statements run inline or in one trip
@@ -327,7 +327,8 @@ class Database:
     def _inline_sqlite(self) -> InlineSQLite:
         """The connection for inline statements (``InlineSQLite``), opened on first use."""
         if self._inline is None:
-            assert self._sqlite_path is not None
+            if self._sqlite_path is None:  # callers check first: an in-memory database has no file to open
+                raise RuntimeError("inline SQLite needs a database file")
             path, budget = self._sqlite_path, self.inline_budget_seconds
             self._inline = InlineSQLite(path, budget, lambda connection: self._sqlite_on_connect(connection, None))
         return self._inline
@@ -350,7 +351,8 @@ class Database:
         one-statement trip took (``SELECT 1``), against 22 µs with this queue.
         """
         if self._sqlite_idle.empty() and self._sqlite_opened < (self.pool_size or 1):
-            assert self._sqlite_path is not None
+            if self._sqlite_path is None:  # callers check first: an in-memory database has no file to open
+                raise RuntimeError("the driver-SQL pool needs a database file")
             self._sqlite_opened += 1
             try:
                 connection = await aiosqlite.connect(self._sqlite_path, isolation_level=None)

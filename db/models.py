@@ -10,6 +10,7 @@ engine: ``YYYY-MM-DD HH:MM:SS.ffffff`` text on SQLite, ``timestamptz`` on Postgr
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -38,7 +39,15 @@ def sqlite_timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime(SQLITE_TIMESTAMP)
 
 
-ROLES = ("USER", "MODERATOR", "ADMIN")
+class Role(enum.StrEnum):
+    """What a user may do (``graph/permissions.py``); stored by value in ``user.role``.
+
+    Also the GraphQL enum ``Role`` (``graph/types/node.py`` registers it with Strawberry).
+    """
+
+    USER = "USER"
+    MODERATOR = "MODERATOR"
+    ADMIN = "ADMIN"
 
 
 class User(SQLModel, table=True):
@@ -51,7 +60,7 @@ class User(SQLModel, table=True):
     password_hash: str = Field(nullable=False)
     bio: str | None = Field(default=None)
     image: str | None = Field(default=None)
-    role: str = Field(default="USER", max_length=16, nullable=False)
+    role: str = Field(default=Role.USER.value, max_length=16, nullable=False)
     created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
     updated_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
 

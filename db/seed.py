@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engine import Database
 from db.models import (
+    Role,
     article_table,
     article_tag_table,
     comment_table,
@@ -28,7 +29,7 @@ from db.models import (
     user_table,
 )
 
-DEMO_PASSWORD = "conduit-demo"
+DEMO_PASSWORD = "conduit-demo"  # noqa: S105 - the documented demo login, printed by `conduit db seed`
 DEMO_USERNAME = "demo"
 DEMO_EMAIL = "demo@conduit.example"
 BATCH = 5_000
@@ -221,7 +222,7 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
     """
     if not await is_empty(db):
         raise ValueError("the database already has users; seed only an empty database")
-    rng = random.Random(plan.seed)
+    rng = random.Random(plan.seed)  # noqa: S311 - reproducible demo data from a seed, not secrets
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     epoch = now - dt.timedelta(days=730)
     span = (now - epoch).total_seconds()
@@ -242,7 +243,7 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
                 "password_hash": password_hash,
                 "bio": _sentence(rng, 5, 20).capitalize() + ".",
                 "image": f"https://i.pravatar.cc/150?u={username}",
-                "role": "ADMIN" if i == 1 else "USER",
+                "role": (Role.ADMIN if i == 1 else Role.USER).value,
                 "created_at": created,
                 "updated_at": created,
             }
@@ -328,11 +329,10 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
         await _insert(connection, comment_table, comments)
         if not db.is_sqlite:
             # explicit ids were inserted; move each sequence past them
-            for table in ("user", "article", "tag", "comment"):
-                await connection.exec_driver_sql(
-                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                    f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
-                )
+            for table in (user_table, article_table, tag_table, comment_table):
+                sequence = sa.func.pg_get_serial_sequence(f'"{table.name}"', "id")
+                next_id = sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0) + 1).scalar_subquery()
+                await connection.execute(sa.select(sa.func.setval(sequence, next_id, False)))
         await connection.commit()
     return {
         "users": len(users),

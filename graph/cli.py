@@ -11,13 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from auth.passwords import hash_password
 from db.engine import Database, is_sqlite_url
 from db.migrate import upgrade
-from db.models import ROLES, user_table
+from db.models import Role
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, is_empty, seed, timed_seed_message
+from db.users import change_role
 from graph.settings import Settings
 
 logger = logging.getLogger("conduit")
@@ -148,26 +147,20 @@ def _set_role(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> int:
         db = Database(settings.database_url)
+        session = db.session()
         try:
-            named = user_table.c.username == args.username
-            # locked, so the audit log's old_role is the role this update replaced
-            current = sa.select(user_table.c.id, user_table.c.role).where(named).with_for_update()
-            async with db.engine.begin() as connection:
-                if db.is_sqlite:
-                    # SQLite's driver is in autocommit (db/engine.py), so begin() sends no BEGIN and
-                    # FOR UPDATE is not SQL there: take the write lock first, as Database.transaction does
-                    await connection.exec_driver_sql("BEGIN IMMEDIATE")
-                old = (await connection.execute(current)).first()
-                if old is not None:
-                    await connection.execute(sa.update(user_table).where(named).values(role=args.role))
-            if old is None:
-                print(f"no user named {args.username!r}", file=sys.stderr)
-                return 1
-            audit("role_changed", source="cli", target_user_id=old.id, old_role=old.role, new_role=args.role)
-            print(f"{args.username} is now {args.role}")
-            return 0
+            async with db.transaction(session):
+                change = await change_role(session=session, username=args.username, role=Role(args.role))
         finally:
+            await session.close()
             await db.dispose()
+        if change is None:
+            print(f"no user named {args.username!r}", file=sys.stderr)
+            return 1
+        old, new = change.old_role.value, change.new_role.value
+        audit("role_changed", source="cli", target_user_id=change.user_id, old_role=old, new_role=new)
+        print(f"{args.username} is now {new}")
+        return 0
 
     return asyncio.run(run())
 
@@ -230,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="user commands").add_subparsers(dest="user_command", required=True)
     set_role = user.add_parser("set-role", help="give a user a role")
     set_role.add_argument("username")
-    set_role.add_argument("role", choices=ROLES)
+    set_role.add_argument("role", choices=[role.value for role in Role])
     set_role.set_defaults(handler=_set_role)
     return parser
 

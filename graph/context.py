@@ -14,6 +14,7 @@ from auth.backend import Viewer
 from auth.tokens import TokenService
 from db.broker import Broker, Event
 from db.engine import Database
+from db.models import Role
 from graph.caches import Caches
 from graph.loaders import Loaders
 from graph.observability import new_request_id
@@ -95,7 +96,7 @@ class Context:
         After ``register``, ``login`` or ``refreshToken`` the payload is read as its new owner
         would read it (``user.email`` included).
         """
-        self.viewer = Viewer(id=user.id, username=user.username, role=user.role)
+        self.viewer = Viewer(id=user.id, username=user.username, role=Role(user.role))
         self.refresh()
 
     def refresh(self) -> None:

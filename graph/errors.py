@@ -1,7 +1,8 @@
 """Errors a client may see, each with a stable ``extensions.code`` (contract README, Errors).
 
 graphql-core copies an original exception's ``extensions`` attribute onto the GraphQL error it
-reports, so raising one of these from a resolver is all it takes.
+reports, so raising one of these from a resolver is all it takes. ``QUERY_TOO_COMPLEX`` is
+not among them: validation reports it before any resolver runs (``graph/admission/limits.py``).
 """
 
 from __future__ import annotations
@@ -53,12 +54,6 @@ class NotFound(AppError):
 
     code = "NOT_FOUND"
     default_message = "Not found."
-
-
-class QueryTooComplex(AppError):
-    """The operation is over a depth, alias, token or cost limit."""
-
-    code = "QUERY_TOO_COMPLEX"
 
 
 class RateLimited(AppError):

@@ -1,7 +1,8 @@
 """Global object IDs and opaque connection cursors.
 
 A global ID is ``base64("Type:pk")`` (Relay Global Object Identification); a cursor is
-``base64("kind|key|pk")``. Both are opaque to clients: the encoding may change between releases.
+``base64("kind|key|pk")``, its kind a ``CursorKind``. Both are opaque to clients: the encoding
+may change between releases.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import enum
+from typing import TypeVar, cast
 
 from graph.errors import BadUserInput
 
@@ -38,14 +41,48 @@ def pk_of(global_id: str, type_name: str, argument: str = "id") -> int:
     return decoded[1]
 
 
-def encode_cursor(kind: str, key: object, pk: int) -> str:
+@enum.unique
+class CursorKind(enum.StrEnum):
+    """The ordering a cursor continues, and so what its key is; a cursor of one kind is refused by another.
+
+    The values are written into every cursor, so they stay as clients hold them.
+    """
+
+    CREATED_DESC = "cd"
+    """``articles``, newest first (the default): key ``created_at``."""
+    CREATED_ASC = "ca"
+    """``articles(orderBy: {field: CREATED_AT, direction: ASC})``: key ``created_at``."""
+    FAVORITES_COUNT_DESC = "fd"
+    """``articles(orderBy: {field: FAVORITES_COUNT, direction: DESC})``: key ``favorites_count``."""
+    FAVORITES_COUNT_ASC = "fa"
+    """``articles(orderBy: {field: FAVORITES_COUNT, direction: ASC})``: key ``favorites_count``."""
+    USER_ARTICLES = "c"
+    """``User.articles``, newest first: key ``created_at``."""
+    USER_FAVORITES = "fv"
+    """``User.favorites``, most recently favorited first: key ``favorited_at``.
+
+    Written ``fa`` until 2026-12, like ``FAVORITES_COUNT_ASC``; such cursors still decode
+    (``LEGACY_KINDS``), the datetime key telling them apart from a favorites count.
+    """
+    COMMENTS = "i"
+    """``Article.comments``, oldest first: no key, the comment's id alone."""
+
+
+LEGACY_KINDS: dict[CursorKind, frozenset[str]] = {CursorKind.USER_FAVORITES: frozenset({"fa"})}
+"""Other values a kind's cursors were once written with, still accepted by ``decode_cursor``."""
+
+
+def encode_cursor(kind: CursorKind, key: object, pk: int) -> str:
     """A cursor after row ``pk`` whose ordering key is ``key`` (a datetime, int or None)."""
     if isinstance(key, dt.datetime):
         key = key.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return base64.urlsafe_b64encode(f"{kind}|{'' if key is None else key}|{pk}".encode()).decode()
 
 
-def decode_cursor(cursor: str, kind: str, key_type: type, argument: str = "after") -> tuple[object, int]:
+Key = TypeVar("Key")
+
+
+def decode_cursor(cursor: str, kind: CursorKind, key_type: type[Key], argument: str = "after") -> tuple[Key, int]:
     """``(key, pk)`` of a cursor of ``kind``; ``BadUserInput`` on ``argument`` when it does not decode.
 
     ``key_type`` is ``dt.datetime``, ``int`` or ``type(None)`` (cursors ordered by pk alone).
@@ -53,7 +90,7 @@ def decode_cursor(cursor: str, kind: str, key_type: type, argument: str = "after
     try:
         raw = base64.urlsafe_b64decode(cursor.encode()).decode()
         got_kind, key_text, pk_text = raw.split("|")
-        if got_kind != kind:
+        if got_kind != kind and got_kind not in LEGACY_KINDS.get(kind, ()):
             raise ValueError(cursor)
         pk = int(pk_text)
         key: object
@@ -65,4 +102,4 @@ def decode_cursor(cursor: str, kind: str, key_type: type, argument: str = "after
             key = None
     except (binascii.Error, UnicodeError, ValueError):
         raise BadUserInput({argument: ["is invalid"]}) from None
-    return key, pk
+    return cast(Key, key), pk

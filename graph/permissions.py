@@ -29,10 +29,11 @@ from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from auth.audit import audit
+from db.models import Role
 from graph.context import Context
 from graph.ids import from_global_id
 
-STAFF_ROLES = frozenset({"MODERATOR", "ADMIN"})
+STAFF_ROLES = frozenset({Role.MODERATOR, Role.ADMIN})
 
 
 def denied(permission: BasePermission, info: Info[Context, None]) -> bool:
@@ -69,7 +70,7 @@ class IsAdmin(BasePermission):
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         viewer = info.context.viewer
-        return (viewer is not None and viewer.role == "ADMIN") or denied(self, info)
+        return (viewer is not None and viewer.role is Role.ADMIN) or denied(self, info)
 
 
 class IsSelfOrAdmin(BasePermission):
@@ -80,7 +81,7 @@ class IsSelfOrAdmin(BasePermission):
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         viewer = info.context.viewer
-        return viewer is not None and (viewer.id == source.pk or viewer.role == "ADMIN")
+        return viewer is not None and (viewer.id == source.pk or viewer.role is Role.ADMIN)
 
 
 class IsArticleAuthor(BasePermission):

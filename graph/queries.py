@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from graph.context import Context
 from graph.errors import BadUserInput
-from graph.ids import decode_cursor, encode_cursor, from_global_id
+from graph.ids import CursorKind, decode_cursor, encode_cursor, from_global_id
 from graph.loaders import a, article_rows, at, f, fo, t, u
 from graph.permissions import IsAuthenticated
 from graph.types.article import ArticleConnection, ArticleType, article_connection
@@ -93,6 +93,15 @@ def article_conditions(
     return conditions
 
 
+_ARTICLE_CURSOR_KINDS = {
+    (False, True): CursorKind.CREATED_DESC,
+    (False, False): CursorKind.CREATED_ASC,
+    (True, True): CursorKind.FAVORITES_COUNT_DESC,
+    (True, False): CursorKind.FAVORITES_COUNT_ASC,
+}
+"""The cursor kind of an ``articles`` ordering, by (ordered by favorites count, descending)."""
+
+
 async def list_articles(
     info: Info[Context, None],
     conditions: list[sa.ColumnElement[bool]],
@@ -110,7 +119,7 @@ async def list_articles(
     by_favorites = order is not None and order.field is ArticleOrderField.FAVORITES_COUNT
     descending = order is None or order.direction is OrderDirection.DESC
     key_column: sa.ColumnElement[Any] = a.c.favorites_count if by_favorites else a.c.created_at
-    kind = ("f" if by_favorites else "c") + ("d" if descending else "a")
+    kind = _ARTICLE_CURSOR_KINDS[by_favorites, descending]
     where = list(conditions)
     if after is not None:
         key, pk = decode_cursor(after, kind, int if by_favorites else dt.datetime)

@@ -72,7 +72,8 @@ class ConduitSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> AsyncGenerator[ExecutionResult, None]:
         """Run an operation received over a WebSocket through the pipeline; its result(s) as a stream."""
-        assert self.pipeline is not None, "create_app sets the pipeline"
+        if self.pipeline is None:
+            raise RuntimeError("the schema runs through the pipeline create_app gives it")
         # Strawberry's own OperationType enum (legacy graphql-ws allows only subscriptions), as graphql-core's
         kinds = allowed_operation_types or (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
         allowed = frozenset(OperationType(kind.value) for kind in kinds)

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth.passwords import DEFAULT_PROFILE, ProfileName
 from auth.tokens import SANE_KID
 
 MIN_SECRET_LENGTH = 32
@@ -71,7 +72,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Run known queries from compiled plans (graph/execution/compiled.py); off only to compare or debug.
     compiled_execution: bool = True
-    # Within the compiled path, answer the covered shapes from planned SQL (graph/execution/planned.py).
+    # Within the compiled path, answer the covered shapes from planned SQL (graph/execution/planned/).
     planned_execution: bool = True
     # GET /__stats (SQL statements and requests so far) for the benchmark harness in bench/; never in production
     bench_stats: bool = False
@@ -95,7 +96,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
 
     # argon2id parameters (auth/passwords.py PROFILES); "cheapest" only for test suites
-    password_hash_profile: Literal["rfc9106-low-memory", "cheapest"] = "rfc9106-low-memory"
+    password_hash_profile: ProfileName = DEFAULT_PROFILE
 
     @field_validator("password_hash_profile")
     @classmethod

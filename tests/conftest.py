@@ -274,13 +274,17 @@ def pk_of(global_id: str) -> int:
 
 
 async def set_role(app: Any, username: str, role: str) -> None:
-    """Change a role the way an operator does (the CLI's statement), outside the API."""
-    import sqlalchemy as sa
+    """Change a role the way an operator does (``conduit user set-role``), outside the API."""
+    from db.models import Role
+    from db.users import change_role
 
-    from db.models import user_table
-
-    async with app.state.conduit.db.engine.begin() as connection:
-        await connection.execute(sa.update(user_table).where(user_table.c.username == username).values(role=role))
+    db = app.state.conduit.db
+    session = db.session()
+    try:
+        async with db.transaction(session):
+            assert await change_role(session=session, username=username, role=Role(role)) is not None
+    finally:
+        await session.close()
 
 
 @dataclass(frozen=True)

@@ -166,8 +166,7 @@ class ChargeBudget:
         self.costs = costs
 
     async def __call__(self, operation: Operation) -> None:
-        definition, document, coerced = operation.definition, operation.document, operation.coerced
-        assert definition is not None and document is not None and coerced is not None
+        definition, document, coerced = operation.selected, operation.parsed, operation.coerced_variables
         roots = list(_root_fields(definition.selection_set, fragment_definitions(document), set()))
         is_query = definition.operation is OperationType.QUERY
         free = is_query and all(f.name.value in FREE_ROOT_FIELDS for f in roots)
@@ -200,7 +199,8 @@ def dry_run_document(document: DocumentNode, operation_name: str | None) -> Docu
     Root fragments become inline fragments of what they select of those, directives kept.
     """
     operation = get_operation_ast(document, operation_name)
-    assert operation is not None
+    if operation is None:
+        raise ValueError(f"no operation {operation_name!r} in the document")
     fragments = fragment_definitions(document)
     visited: set[str] = set()
 
@@ -213,8 +213,7 @@ def dry_run_document(document: DocumentNode, operation_name: str | None) -> Docu
                 continue
             if isinstance(selection, InlineFragmentNode):
                 condition, directives, inner = selection.type_condition, selection.directives, selection.selection_set
-            else:
-                assert isinstance(selection, FragmentSpreadNode)
+            elif isinstance(selection, FragmentSpreadNode):
                 fragment = fragments.get(selection.name.value)
                 # each fragment once: spreading it again selects the same fields
                 if fragment is None or fragment.name.value in visited:

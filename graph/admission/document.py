@@ -78,18 +78,13 @@ class Parse:
         try:
             operation.document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
+            # graphql-core's words when it stops at max_tokens (graphql.language.parser, Parser.advance_lexer)
             if "Document contains more than" in error.message:
-                value = count_tokens(query, self.max_tokens * TOKEN_COUNT_CAP)
-                raise Refused(
-                    [
-                        too_complex(
-                            f"Document contains more than {self.max_tokens} tokens; the limit is {self.max_tokens}.",
-                            "tokens",
-                            value,
-                            self.max_tokens,
-                        )
-                    ]
-                ) from None
+                cap = self.max_tokens * TOKEN_COUNT_CAP
+                value = count_tokens(query, cap)
+                counted = f"{value}" if value < cap else f"over {cap}"
+                message = f"Document has {counted} tokens; the limit is {self.max_tokens}."
+                raise Refused([too_complex(message, "tokens", value, self.max_tokens)]) from None
             raise Refused([error]) from None
 
 
@@ -99,8 +94,7 @@ def select_operation(operation: Operation) -> None:
     Refusals, 400 whatever the media type: several operations and no ``operationName``, no
     operation of that name.
     """
-    document = operation.document
-    assert document is not None
+    document = operation.parsed
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     name = operation.operation_name
     if name is None:
@@ -155,10 +149,10 @@ class Validate:
     def __call__(self, operation: Operation) -> None:
         if operation.validated:
             return
-        document = operation.document
-        assert document is not None and operation.query is not None
+        document = operation.parsed
         errors = validate(self.schema, document, self.rules, hide_suggestions=self.hide_suggestions)
         if errors:
             raise Refused(errors)
         operation.validated = True
-        self.documents.put(operation.query, document, document_bytes(operation.query))
+        if operation.query is not None:
+            self.documents.put(operation.query, document, document_bytes(operation.query))

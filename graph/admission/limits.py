@@ -40,7 +40,6 @@ from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
-TOKEN_LIMIT_MESSAGE = "Document contains more than"
 
 
 def too_complex(message: str, limit: str, value: int, maximum: int) -> GraphQLError:
@@ -424,8 +423,7 @@ class CostLimit:
         self.costs = costs
 
     def __call__(self, operation: Operation) -> None:
-        assert operation.document is not None
-        cost = operation_cost(self.schema, operation.document, operation.name, operation.variables, cache=self.costs)
+        cost = operation_cost(self.schema, operation.parsed, operation.name, operation.variables, cache=self.costs)
         operation.cost = cost
         if cost > self.max_cost:
             raise Refused(

@@ -46,6 +46,10 @@ class Refused(Exception):
         self.headers = headers or {}
 
 
+class StepOrderError(RuntimeError):
+    """A step or an executor read what an earlier step should have set: the step list is out of order."""
+
+
 @dataclass(eq=False, slots=True)
 class Operation:
     """One GraphQL request as the admission steps see it, and as the executors receive it.
@@ -74,10 +78,30 @@ class Operation:
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def parsed(self) -> DocumentNode:
+        """The parsed document; raises ``StepOrderError`` before the parse step ran."""
+        if self.document is None:
+            raise StepOrderError("the document is not parsed yet")
+        return self.document
+
+    @property
+    def selected(self) -> OperationDefinitionNode:
+        """The operation to run; raises ``StepOrderError`` before it was selected."""
+        if self.definition is None:
+            raise StepOrderError("no operation is selected yet")
+        return self.definition
+
+    @property
+    def coerced_variables(self) -> VariableValues:
+        """The coerced variables; raises ``StepOrderError`` before they were coerced."""
+        if self.coerced is None:
+            raise StepOrderError("the variables are not coerced yet")
+        return self.coerced
+
+    @property
     def kind(self) -> OperationType:
-        """The selected operation's type (after the operation was selected)."""
-        assert self.definition is not None, "no operation selected yet"
-        return self.definition.operation
+        """The selected operation's type."""
+        return self.selected.operation
 
     @property
     def name(self) -> str | None:

@@ -30,9 +30,8 @@ class CoerceVariables:
         self.hide_suggestions = hide_suggestions
 
     def __call__(self, operation: Operation) -> None:
-        assert operation.definition is not None
         coerced = coerced_variables(
-            self.schema, operation.definition, operation.variables, self.cache, hide_suggestions=self.hide_suggestions
+            self.schema, operation.selected, operation.variables, self.cache, hide_suggestions=self.hide_suggestions
         )
         if not isinstance(coerced, VariableValues):
             raise Refused(coerced)

@@ -156,7 +156,8 @@ class _Run:
     def kwargs(self, plan: FieldPlan) -> dict[str, Any]:
         if plan.static_kwargs is not None:
             return plan.static_kwargs
-        assert plan.definition is not None and plan.node is not None and plan.strawberry_field is not None
+        if plan.definition is None or plan.node is None or plan.strawberry_field is None:
+            raise Bailout("plan", f"{plan.key} has no field definition")
         try:
             raw = get_argument_values(plan.definition, plan.node, self.variables)
         except GraphQLError as error:
@@ -183,7 +184,8 @@ class _Run:
             if plan.info_parameter is not None:
                 kwargs = {**kwargs, plan.info_parameter: self.info}
             resolver = plan.resolver
-            assert resolver is not None
+            if resolver is None:
+                raise Bailout("plan", f"{plan.key} has no resolver")
             column = [resolver(obj, **kwargs) if plan.pass_self else resolver(**kwargs) for obj in objects]
             if plan.is_async:
                 pending.extend(column)
@@ -280,7 +282,8 @@ class _Run:
 
     async def complete_objects(self, plan: FieldPlan, column: list[Any]) -> list[Any]:
         present = [value for value in column if value is not None]
-        assert plan.children is not None
+        if plan.children is None:
+            raise Bailout("plan", f"{plan.key} has no sub-selection")
         shaped = iter(await self.selection(plan.children, present)) if present else iter(())
         return [None if value is None else next(shaped) for value in column]
 

@@ -39,7 +39,7 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from graph.execution.compiled import ATTRIBUTE, RESOLVER, TYPENAME, FieldPlan, OperationPlan
-from graph.execution.planned import NotPlannable, plan_operation
+from graph.execution.planned import NotPlanned, plan_operation
 
 logger = logging.getLogger("conduit.compiler")
 
@@ -82,16 +82,17 @@ def compile_operation(
             raise NotCompilable("mutation", "mutations are compiled only when planned")
         try:
             sql = plan_operation(schema, operation, fragments, is_sqlite, _collect)
-        except NotPlannable as refusal:
+        except NotPlanned as refusal:
             raise NotCompilable("mutation_not_planned", str(refusal)) from refusal
         return OperationPlan(schema, strawberry_schema, operation, [], sql)
-    assert schema.query_type is not None
+    if schema.query_type is None:
+        raise NotCompilable("operation", "the schema has no query type")
     fields = _plan_selection(strawberry_schema, schema, schema.query_type, [operation.selection_set], fragments)
     plan = OperationPlan(schema, strawberry_schema, operation, fields)
     if is_sqlite is not None:
         try:
             plan.sql = plan_operation(schema, operation, fragments, is_sqlite, _collect)
-        except NotPlannable as refusal:
+        except NotPlanned as refusal:
             logger.debug("not planned: %s", refusal)
             plan.unplanned = str(refusal)
     return plan

@@ -58,8 +58,7 @@ class RequestPipeline:
         if isinstance(source, GraphQLExecutionResult):
             yield self._pre_execution(list(source.errors or ()), operation)
             return
-        assert operation.document is not None
-        with self.gauge.active(operation.document, operation.operation_name):
+        with self.gauge.active(operation.parsed, operation.operation_name):
             try:
                 async with contextlib.aclosing(source):  # type: ignore[type-var]
                     async for event in source:

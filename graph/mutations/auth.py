@@ -14,9 +14,9 @@ from auth import ratelimit
 from auth.audit import audit, email_hash
 from auth.passwords import hash_password_async, verify_password_async
 from auth.tokens import hash_refresh_token, new_family_id, new_refresh_token
+from db.models import Role, utcnow
 from db.models import refresh_token_table as rt
 from db.models import user_table as u
-from db.models import utcnow
 from graph.context import Context
 from graph.errors import FieldErrors, RateLimited, Unauthenticated
 from graph.loaders import USER_COLUMNS
@@ -114,7 +114,7 @@ class AuthMutations:
                         username=username,
                         email=email,
                         password_hash=password_hash,
-                        role="USER",
+                        role=Role.USER.value,
                         created_at=now,
                         updated_at=now,
                     )

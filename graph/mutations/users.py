@@ -12,16 +12,16 @@ from strawberry.types import Info
 from auth.audit import audit
 from auth.passwords import hash_password_async
 from db.dialect import insert_ignore
+from db.models import Role, utcnow
 from db.models import follow_table as fo
 from db.models import refresh_token_table as rt
 from db.models import user_table as u
-from db.models import utcnow
+from db.users import change_role
 from graph.context import Context
 from graph.errors import BadUserInput, FieldErrors, NotFound
 from graph.loaders import USER_COLUMNS
 from graph.mutations.auth import check_unique
 from graph.permissions import IsAdmin, IsAuthenticated
-from graph.types.node import Role
 from graph.types.user import UserType
 from graph.validation import check_bio, check_email, check_image, check_password, check_username, given
 
@@ -35,11 +35,8 @@ class UpdateViewerInput:
     image: str | None = strawberry.UNSET
 
 
-async def _user_by_username(session: AsyncSession, username: str, *, for_update: bool = False) -> Any:
-    statement = sa.select(*USER_COLUMNS).where(u.c.username == username)
-    if for_update:
-        statement = statement.with_for_update()
-    row = (await session.execute(statement)).first()
+async def _user_by_username(session: AsyncSession, username: str) -> Any:
+    row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.username == username))).first()
     if row is None:
         raise NotFound(f"no user named {username!r}")
     return row
@@ -116,22 +113,16 @@ class UserMutations:
     @strawberry.mutation(description="Admins only.", permission_classes=[IsAuthenticated, IsAdmin])
     async def set_user_role(self, info: Info[Context, None], username: str, role: Role) -> UserType:
         async with info.context.transaction() as session:
-            # locked, so the audit log's old_role is the role this update replaced
-            old = await _user_by_username(session, username, for_update=True)
-            row = (
-                await session.execute(
-                    sa.update(u)
-                    .where(u.c.username == username)
-                    .values(role=role.value, updated_at=utcnow())
-                    .returning(*USER_COLUMNS)
-                )
-            ).one()
+            change = await change_role(session=session, username=username, role=role)
+            if change is None:
+                raise NotFound(f"no user named {username!r}")
+            row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.id == change.user_id))).one()
         audit(
             "role_changed",
             viewer_id=info.context.viewer_id,
             source="api",
-            target_user_id=row.id,
-            old_role=old.role,
-            new_role=row.role,
+            target_user_id=change.user_id,
+            old_role=change.old_role.value,
+            new_role=change.new_role.value,
         )
         return UserType.from_row(row)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Row
 from strawberry.types import Info
 
 from graph.context import Context
-from graph.ids import decode_cursor, encode_cursor, to_global_id
+from graph.ids import CursorKind, decode_cursor, to_global_id
 from graph.types.node import DEFAULT_FIRST, Node, PageInfo, check_first, page_info
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class ArticleType(Node):
         from graph.types.comment import comment_connection
 
         first = check_first(first)
-        cursor = decode_cursor(after, "i", type(None)) if after is not None else None
+        cursor = decode_cursor(after, CursorKind.COMMENTS, type(None)) if after is not None else None
         loaders = info.context.loaders
         rows, has_next = await loaders.comment_page_by_article_id.load((self.pk, first, cursor))
         return comment_connection(
@@ -121,8 +121,3 @@ def article_connection(
         page_info=page_info([edge.cursor for edge in edges], has_next, has_previous),
         count=count,
     )
-
-
-def created_cursor(row: Row[Any]) -> str:
-    """The cursor of an article in newest-first order."""
-    return encode_cursor("c", row.created_at, row.id)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Row
 from strawberry.types import Info
 
 from graph.context import Context
-from graph.ids import encode_cursor, to_global_id
+from graph.ids import CursorKind, encode_cursor, to_global_id
 from graph.types.node import Node, PageInfo, page_info
 
 if TYPE_CHECKING:
@@ -86,7 +86,10 @@ def comment_connection(
     rows: list[Row[Any]], has_next: bool, *, has_previous: bool, count: Callable[[], Awaitable[int]]
 ) -> CommentConnection:
     """A connection over one page of comment rows, oldest first."""
-    edges = [CommentEdge(cursor=encode_cursor("i", None, row.id), node=CommentType.from_row(row)) for row in rows]
+    edges = [
+        CommentEdge(cursor=encode_cursor(CursorKind.COMMENTS, None, row.id), node=CommentType.from_row(row))
+        for row in rows
+    ]
     return CommentConnection(
         edges=edges,
         page_info=page_info([edge.cursor for edge in edges], has_next, has_previous),

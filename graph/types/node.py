@@ -6,6 +6,7 @@ import enum
 
 import strawberry
 
+from db.models import Role
 from graph.errors import BadUserInput
 
 MAX_FIRST = 100
@@ -17,11 +18,8 @@ class Node:
     id: strawberry.ID
 
 
-@strawberry.enum
-class Role(enum.Enum):
-    USER = "USER"
-    MODERATOR = "MODERATOR"
-    ADMIN = "ADMIN"
+# The GraphQL enum Role is db's: one list of roles for the schema, the database and the CLI.
+strawberry.enum(Role)
 
 
 @strawberry.enum

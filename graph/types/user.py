@@ -10,11 +10,12 @@ import strawberry
 from strawberry.permission import PermissionExtension
 from strawberry.types import Info
 
+from db.models import Role
 from graph.context import Context
-from graph.ids import decode_cursor, encode_cursor, to_global_id
+from graph.ids import CursorKind, decode_cursor, encode_cursor, to_global_id
 from graph.loaders import Page
 from graph.permissions import IsSelfOrAdmin
-from graph.types.node import DEFAULT_FIRST, Node, Role, check_first
+from graph.types.node import DEFAULT_FIRST, Node, check_first
 
 if TYPE_CHECKING:
     from graph.types.article import ArticleConnection
@@ -76,7 +77,7 @@ class UserType(Node):
         return await _article_page(
             first,
             after,
-            "c",
+            CursorKind.USER_ARTICLES,
             "created_at",
             page=lambda key: loaders.article_page_by_author_id.load((self.pk, *key)),
             count=lambda: loaders.article_count_by_author_id.load(self.pk),
@@ -90,7 +91,7 @@ class UserType(Node):
         return await _article_page(
             first,
             after,
-            "fa",
+            CursorKind.USER_FAVORITES,
             "favorited_at",
             page=lambda key: loaders.favorite_page_by_user_id.load((self.pk, *key)),
             count=lambda: loaders.favorite_count_by_user_id.load(self.pk),
@@ -100,7 +101,7 @@ class UserType(Node):
 async def _article_page(
     first: int | None,
     after: str | None,
-    kind: str,
+    kind: CursorKind,
     key_column: str,
     *,
     page: Callable[[tuple[int, Any]], Awaitable[Page]],

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from auth.passwords import hash_password
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
-from tests.conftest import GQL
+from tests.conftest import GQL, Users, create_article
 
 PLAN = SeedPlan(users=30, articles=120, comments=300, favorites=400, follows=60, seed=7)
 
@@ -53,3 +53,13 @@ async def test_seed_is_deterministic_and_consistent(app: Any, gql: GQL) -> None:
             await connection.execute(sa.text(f'DELETE FROM "{table}"'))
     await seed(app.state.conduit.db, PLAN, hash_password(DEMO_PASSWORD))
     assert await _dump(app) == first
+
+
+async def test_rows_added_after_a_seed_get_fresh_ids(app: Any, gql: GQL, users: Users) -> None:
+    """The seed inserts explicit ids; on PostgreSQL it must move each sequence past them."""
+    await seed(app.state.conduit.db, SeedPlan(users=3, articles=4, comments=5, favorites=2, follows=1), "x")
+    author = await users.register("after_seed")
+    article = await create_article(gql, author, tagList=["fresh-tag"])
+    await gql.ok(
+        'mutation($s: String!) { addComment(slug: $s, body: "new") { id } }', {"s": article["slug"]}, author.token
+    )

@@ -5,6 +5,7 @@ Everything goes through the real /graphql endpoint; the only out-of-band setup i
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -948,6 +949,25 @@ async def test_user_favorites_most_recently_favorited_first(gql: GQL, alice: Use
     favorites = (await gql.ok(USER_FAVORITES, {"username": "bob"}))["user"]["favorites"]
     assert titles(favorites) == ["Fav 1", "Fav 0", "Fav 2"]
     assert (await gql.ok(USER_FAVORITES, {"username": "alice"}))["user"]["favorites"]["totalCount"] == 0
+
+
+async def test_user_favorites_cursors_of_the_old_kind_still_page(gql: GQL, alice: User, bob: User) -> None:
+    """Until 2026-12 these cursors were written "fa", the kind that now only means favorites count ascending."""
+    for i in range(3):
+        await gql.ok(FAVORITE, {"slug": (await create_article(gql, alice, f"Fav {i}"))["slug"]}, bob.token)
+    variables = {"username": "bob", "first": 1}
+    cursor = (await gql.ok(USER_FAVORITES, variables))["user"]["favorites"]["pageInfo"]["endCursor"]
+    kind, key, pk = base64.urlsafe_b64decode(cursor).decode().split("|")
+    old = base64.urlsafe_b64encode(f"fa|{key}|{pk}".encode()).decode()
+    pages = [
+        (await gql.ok(USER_FAVORITES, {**variables, "after": after}))["user"]["favorites"] for after in (cursor, old)
+    ]
+    assert kind == "fv" and titles(pages[0]) == ["Fav 1"] and pages[1] == pages[0]
+    ascending = {"field": "FAVORITES_COUNT", "direction": "ASC"}
+    for after in (cursor, old):
+        expect_error(await gql(ARTICLES, {"first": 1, "after": after, "orderBy": ascending}), "BAD_USER_INPUT")
+    by_count = (await articles(gql, first=1, orderBy=ascending))["pageInfo"]["endCursor"]
+    expect_error(await gql(USER_FAVORITES, {**variables, "after": by_count}), "BAD_USER_INPUT")
 
 
 @pytest.mark.parametrize("query", [USER_ARTICLES, USER_FAVORITES])

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-import graph.execution.planned
+import graph.execution.planned.writes
 from tests.conftest import GQL, User, create_article, path_counts
 
 ADD_COMMENT = "mutation($s: String!, $b: String!) { addComment(slug: $s, body: $b) { id body } }"
@@ -20,7 +20,7 @@ async def test_a_failure_after_the_commit_is_the_fields_error_and_writes_once(
 ) -> None:
     slug = (await create_article(gql, alice))["slug"]
 
-    class FailsAfterCommit(graph.execution.planned.PreparedWrite):
+    class FailsAfterCommit(graph.execution.planned.writes.PreparedWrite):
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
 
@@ -29,7 +29,7 @@ async def test_a_failure_after_the_commit_is_the_fields_error_and_writes_once(
 
             self.finish = finish
 
-    monkeypatch.setattr(graph.execution.planned, "PreparedWrite", FailsAfterCommit)
+    monkeypatch.setattr(graph.execution.planned.writes, "PreparedWrite", FailsAfterCommit)
     before = path_counts(app)
     response = await gql(ADD_COMMENT, {"s": slug, "b": "once"}, alice.token)
     assert response.status == 200

@@ -120,7 +120,10 @@ async def test_ten_thousand_token_document_is_refused(gql: GQL, app: Any, statem
     query = "{ " + " ".join(f"a{i}: __typename" for i in range(3400)) + " }"  # 3 tokens per alias
     response = await refused(app, statements, gql(query))
     assert response.codes == ["QUERY_TOO_COMPLEX"]
-    assert response.errors[0]["extensions"]["limit"] == "tokens"
+    # like every other limit: which one, the value measured and the maximum (contract README, Limits)
+    extensions = response.errors[0]["extensions"]
+    assert (extensions["limit"], extensions["value"], extensions["maximum"]) == ("tokens", 2 + 3 * 3400, 5000)
+    assert response.errors[0]["message"] == "Document has 10202 tokens; the limit is 5000."
 
 
 async def test_unknown_directive_flood_on_one_field_is_one_error(gql: GQL, app: Any, statements: list[str]) -> None:
