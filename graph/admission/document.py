@@ -31,6 +31,11 @@ BYTES_PER_CHARACTER = 8
 keeps them all, linked) and AST nodes. Measured with tracemalloc on the benchmark's documents:
 about 5 to 7 bytes per character beside the text itself; a document that is mostly one long
 comment costs about 2 (the text and the comment token's copy)."""
+MAX_CACHED_DOCUMENT_CHARS = 64 * 1024
+"""Longer documents are parsed on every request and never cached (nor their plans): a frontend's
+operations are a few KiB, and a long-lived copy of a large text, kept among the request's
+short-lived buffers, keeps the allocator from giving their memory back (measured: 600 distinct
+900 KB documents grew a server by 230 MB when cached under a byte budget, well under its bound)."""
 TOKEN_COUNT_CAP = 10
 """A refused document's tokens are counted up to this many times the limit, then no further."""
 
@@ -38,6 +43,11 @@ TOKEN_COUNT_CAP = 10
 def document_bytes(query: str) -> int:
     """The bytes a parsed ``query`` is charged in the document cache (see ``BYTES_PER_CHARACTER``)."""
     return DOCUMENT_OVERHEAD_BYTES + BYTES_PER_CHARACTER * len(query)
+
+
+def cacheable(query: str) -> bool:
+    """Whether ``query`` and what is derived from it may be cached (``MAX_CACHED_DOCUMENT_CHARS``)."""
+    return len(query) <= MAX_CACHED_DOCUMENT_CHARS
 
 
 def count_tokens(query: str, cap: int) -> int:
@@ -154,5 +164,5 @@ class Validate:
         if errors:
             raise Refused(errors)
         operation.validated = True
-        if operation.query is not None:
+        if operation.query is not None and cacheable(operation.query):
             self.documents.put(operation.query, document, document_bytes(operation.query))

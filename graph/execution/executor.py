@@ -30,6 +30,7 @@ from graphql import execute as graphql_execute
 from graphql import subscribe as graphql_subscribe
 from strawberry.execution import optimized_is_awaitable
 
+from graph.admission.document import cacheable, document_bytes
 from graph.admission.pipeline import Operation
 from graph.caches import BoundedCache
 from graph.execution.compiled import OperationPlan
@@ -45,9 +46,10 @@ logger = logging.getLogger("conduit.execution")
 PLANNED, COMPILED, ORDINARY = "planned", "compiled", "ordinary"
 PATHS = (PLANNED, COMPILED, ORDINARY)
 PLAN_BYTES = 16 * 1024
-"""What one compiled plan is charged in the ``plans`` cache, beside its key (the document text
-is shared with the document cache): measured with tracemalloc on the benchmark's operations,
-4 to 12 KiB each; the planned ones' generated code is the larger part."""
+"""What one compiled plan is charged in the ``plans`` cache beside its document: measured with
+tracemalloc on the benchmark's operations, 4 to 12 KiB each; the planned ones' generated code
+is the larger part. The plan keeps its document alive (its key is the text, its nodes hold the
+parser's tokens), so the document is charged again here, as the document cache charges it."""
 
 
 class NotCompiled:
@@ -168,7 +170,8 @@ class OperationExecutor:
             except NotCompilable as refusal:
                 logger.debug("not compiled: %s", refusal)
                 plan = NotCompiled(refusal.reason)
-            self.plans.put(key, plan, PLAN_BYTES + len(operation.query))
+            if cacheable(operation.query):
+                self.plans.put(key, plan, PLAN_BYTES + document_bytes(operation.query))
         return plan
 
     async def _compiled(self, operation: Operation) -> ExecutionResult | None:
