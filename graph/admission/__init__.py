@@ -11,7 +11,7 @@
 6. ``validate``: every validation rule, the depth, alias and directive limits among them;
 7. ``nul_free_variables``: no NUL in string variables (``nul.py``);
 8. ``variables``: the variables coerced once, for the limits and the executors (``variables.py``);
-9. ``cost_limit``: the operation's node count (``limits.py``);
+9. ``cost_limit``: the operation's node count (``cost.py``);
 10. ``budget``: the viewer's cost budget, charged (``budget.py``).
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graph.admission.budget import ChargeBudget
+from graph.admission.cost import CostLimit
 from graph.admission.document import Parse, Validate, select_operation, served_by_transport
-from graph.admission.limits import CostLimit
 from graph.admission.nul import nul_free_variables
 from graph.admission.pipeline import AdmissionPipeline, AdmissionStep, Operation, Refused
 from graph.admission.trusted import TrustedOnly

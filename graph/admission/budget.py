@@ -4,7 +4,7 @@ Modelled on GitHub's primary rate limit (GitHub GraphQL API, "Rate limits and qu
 the GraphQL API"), with these choices:
 
 - Price: an operation costs ``ceil(nodes / 100)`` points, at least 1, where ``nodes`` is the
-  node count of ``graph.admission.limits.operation_cost`` (the number the cost limit refuses above
+  node count of ``graph.admission.cost.operation_cost`` (the number the cost limit refuses above
   ``CONDUIT_MAX_COST``) with every ``first`` and ``ids`` capped at 100, the most a resolver
   accepts (a larger one is refused before any work). GitHub divides the number of connection
   requests by 100 and rounds to the nearest; the node count bounds that from above and rounding
@@ -53,7 +53,8 @@ from graphql.execution.values import VariableValues, get_argument_values
 
 from db import budget as store
 from db.budget import BudgetStore
-from graph.admission.limits import fragment_definitions, operation_cost
+from graph.admission.cost import operation_cost
+from graph.admission.limits import fragment_definitions
 from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
 from graph.scalars import serialize_datetime

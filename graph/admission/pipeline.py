@@ -59,7 +59,7 @@ class Operation:
     ``extensions`` entry), ``context`` and ``allowed`` (the operation types this transport
     serves). Set by the steps: ``document`` (parsed), ``validated``, ``definition`` (the
     selected operation), ``coerced`` (the variables coerced to the operation's types), ``cost``
-    (nodes, see ``graph/admission/limits.py``), ``dry_run`` (only the ``rateLimit`` fields run).
+    (nodes, see ``graph/admission/cost.py``), ``dry_run`` (only the ``rateLimit`` fields run).
     """
 
     query: str | None

@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from graphql import GraphQLSchema
-from graphql.execution.values import VariableValues
+from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
+from graphql.execution.values import VariableValues, get_variable_values
 
-from graph.admission.limits import coerced_variables
+from graph.admission.cost import CACHE_ENTRY_OVERHEAD_BYTES, _cache_encoding
 from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def coerced_variables(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+    cache: BoundedCache[tuple[Any, ...], VariableValues] | None = None,
+    *,
+    hide_suggestions: bool = False,
+) -> VariableValues | list[GraphQLError]:
+    """graphql-core's ``get_variable_values`` for ``operation``, remembered in ``cache`` like ``operation_cost``.
+
+    Remembered only when every value is a scalar (nothing a resolver could change in place),
+    the variables are small JSON with no NaN or infinity, and the document is at most
+    ``COST_CACHE_DOCUMENT_CHARS`` characters. Errors are never remembered.
+    """
+    key = None
+    if (
+        cache is not None
+        and operation.loc is not None
+        and (not variables or all(type(v) in _SCALARS for v in variables.values()))
+    ):
+        body = operation.loc.source.body
+        encoded = _cache_encoding(body, variables)
+        if encoded is not None:
+            key = (body, operation.loc.start, encoded)
+            found = cache.get(key)
+            if found is not None:
+                return found
+    coerced = get_variable_values(
+        schema, operation.variable_definitions or (), dict(variables or {}), hide_suggestions=hide_suggestions
+    )
+    if key is not None and cache is not None and isinstance(coerced, VariableValues):
+        cache.put(key, coerced, CACHE_ENTRY_OVERHEAD_BYTES + len(key[0]) + 2 * len(key[2]))
+    return coerced
 
 
 class CoerceVariables:

@@ -12,7 +12,7 @@ awaited, so DataLoaders batch exactly as they do under the ordinary executor, an
 coroutines are driven directly rather than wrapped in tasks (the cost graphql-core pays
 per awaitable).
 
-Operations that ``graph/execution/planned.py`` covers are answered from planned SQL instead, and are the
+Operations that ``graph/execution/planned/`` covers are answered from planned SQL instead, and are the
 only mutations compiled (a mutation is never run field by field here: it could not be handed
 back half done). The compiled path only answers the happy path. It refuses at compile time
 what it does not cover (other mutations, subscriptions, abstract types such as ``Node``, introspection,
@@ -117,7 +117,7 @@ class OperationPlan:
     strawberry_schema: Any
     operation: OperationDefinitionNode
     fields: list[FieldPlan]
-    # the operation's SQL and shaping functions, when graph/execution/planned.py covers its selection
+    # the operation's SQL and shaping functions, when graph/execution/planned/ covers its selection
     sql: OperationSql | None = None
     unplanned: str | None = None
 

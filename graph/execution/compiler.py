@@ -65,7 +65,7 @@ def compile_operation(
     """Compile the query ``operation_name`` of a validated ``document``; raises NotCompilable.
 
     With ``is_sqlite`` (the engine's flavour) the operation is also planned into SQL when
-    ``graph/execution/planned.py`` covers its selection.
+    ``graph/execution/planned/`` covers its selection.
     """
     schema: GraphQLSchema = strawberry_schema._schema
     operation = get_operation_ast(document, operation_name)

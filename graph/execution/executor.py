@@ -4,7 +4,7 @@
 to the next, down to graphql-core's executor, the reference every other path is tested against
 (``tests/graph/test_compiled.py``):
 
-1. ``planned``: the operation's SQL and generated shaping code (``graph/execution/planned.py``);
+1. ``planned``: the operation's SQL and generated shaping code (``graph/execution/planned/``);
 2. ``compiled``: a plan calling the resolvers directly (``graph/execution/compiled.py``);
 3. ``ordinary``: graphql-core's ``execute`` over the Strawberry schema.
 

@@ -11,9 +11,11 @@ import pytest
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import VariableValues, get_variable_values
 
-import graph.admission.limits as limits
-from graph.admission.limits import coerced_variables, operation_cost
+import graph.admission.cost as limits
+import graph.admission.variables as variables
+from graph.admission.cost import operation_cost
 from graph.admission.nul import nul_variables
+from graph.admission.variables import coerced_variables
 from graph.caches import BoundedCache
 from graph.schema import create_schema
 from graph.settings import Settings
@@ -78,7 +80,7 @@ def test_nul_fields_are_reported_in_document_order_at_any_depth() -> None:
     assert nul_variables(None) == []
 
 
-# The cost and variables caches of graph/admission/limits.py, called directly: no database.
+# The cost and variables caches of graph/admission/cost.py and variables.py, called directly: no database.
 
 _unique = itertools.count()
 
@@ -103,7 +105,7 @@ def operation_of(parsed: DocumentNode) -> OperationDefinitionNode:
 def computed(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How often each cache computed instead of remembering: ``cost`` and ``coerced``."""
     counts = {"cost": 0, "coerced": 0}
-    count_cost, coerce = limits._operation_cost, get_variable_values  # what limits imported
+    count_cost, coerce = limits._operation_cost, get_variable_values  # what cost and variables imported
 
     def counted_cost(*args: Any) -> int:
         counts["cost"] += 1
@@ -114,7 +116,7 @@ def computed(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         return coerce(*args, **kwargs)
 
     monkeypatch.setattr(limits, "_operation_cost", counted_cost)
-    monkeypatch.setattr(limits, "get_variable_values", counted_coerce)
+    monkeypatch.setattr(variables, "get_variable_values", counted_coerce)
     return counts
 
 
