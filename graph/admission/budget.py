@@ -176,7 +176,15 @@ class ChargeBudget:
         )
         cost = 0
         if not free:
-            nodes = operation_cost(self.schema, document, operation.name, operation.variables, MAX_FIRST, self.costs)
+            nodes = operation_cost(
+                self.schema,
+                document,
+                operation.name,
+                operation.variables,
+                MAX_FIRST,
+                self.costs,
+                operation.variables_key(),
+            )
             cost = operation_points(nodes)
         bucket = bucket_of(operation.context)
         points = self.store.points

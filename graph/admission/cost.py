@@ -7,11 +7,10 @@ from the same count. Costs are remembered in the app's ``costs`` cache.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from types import EllipsisType
 from typing import Any
 
-import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -29,49 +28,10 @@ from graphql import (
 )
 from graphql.language import ListValueNode, VariableNode
 
+from graph.admission.keys import CACHE_ENTRY_OVERHEAD_BYTES, cache_encoding
 from graph.admission.limits import fragment_definitions, too_complex
 from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
-
-COST_CACHE_VARIABLES_BYTES = 1024
-COST_CACHE_DOCUMENT_CHARS = 16 * 1024
-CACHE_ENTRY_OVERHEAD_BYTES = 200
-
-
-def _cache_encoding(body: str, variables: Mapping[str, Any] | None) -> bytes | None:
-    """``variables`` as a cache key's JSON, or None when the request's result is not to be remembered.
-
-    Not remembered: a document over ``COST_CACHE_DOCUMENT_CHARS`` characters (every key holds
-    its text), variables that are not JSON (a caller's own values, integers over 64 bits) or
-    over ``COST_CACHE_VARIABLES_BYTES`` as JSON, and variables holding a float that is not
-    finite (orjson writes NaN and the infinities as ``null``, so they would share ``null``'s key).
-    """
-    if len(body) > COST_CACHE_DOCUMENT_CHARS:
-        return None
-    if not variables:
-        return b""
-    try:
-        encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return None
-    if len(encoded) > COST_CACHE_VARIABLES_BYTES or not _all_finite(variables):
-        return None
-    return encoded
-
-
-def _all_finite(value: Any) -> bool:
-    """Whether no float in ``value`` (a JSON value: mappings, lists, scalars) is NaN or infinite."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return False
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return True
 
 
 def operation_cost(
@@ -81,6 +41,7 @@ def operation_cost(
     variables: Mapping[str, Any] | None,
     max_first: int | None = None,
     cache: BoundedCache[tuple[Any, ...], int] | None = None,
+    encoded: bytes | EllipsisType | None = ...,
 ) -> int:
     """Nodes the operation may request, counted as GitHub's GraphQL API counts them.
 
@@ -94,12 +55,14 @@ def operation_cost(
     documents of at most ``COST_CACHE_DOCUMENT_CHARS`` characters and variables of at most
     ``COST_CACHE_VARIABLES_BYTES`` as JSON, never variables holding a NaN or an infinity, which
     JSON cannot tell from ``null``. Every request needs it twice (the limit, the budget's
-    price), and counting walks the whole document.
+    price), and counting walks the whole document. ``encoded``: ``cache_encoding`` of the
+    document and variables when the caller has it already.
     """
     key = None
     if cache is not None and document.loc is not None:
         body = document.loc.source.body
-        encoded = _cache_encoding(body, variables)
+        if encoded is ...:
+            encoded = cache_encoding(body, variables)
         if encoded is not None:
             key = (body, operation_name, encoded, max_first)
             found = cache.get(key)
@@ -226,7 +189,15 @@ class CostLimit:
         self.costs = costs
 
     def __call__(self, operation: Operation) -> None:
-        cost = operation_cost(self.schema, operation.parsed, operation.name, operation.variables, cache=self.costs)
+        cost = operation_cost(
+            self.schema,
+            operation.parsed,
+            operation.name,
+            operation.variables,
+            None,
+            self.costs,
+            operation.variables_key(),
+        )
         operation.cost = cost
         if cost > self.max_cost:
             raise Refused(

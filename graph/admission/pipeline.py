@@ -12,13 +12,15 @@ list in its order.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
 from graphql.execution.values import VariableValues
+
+from graph.admission.keys import cache_encoding
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -76,6 +78,13 @@ class Operation:
     cost: int | None = None
     dry_run: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
+    _variables_key: bytes | EllipsisType | None = ...
+
+    def variables_key(self) -> bytes | None:
+        """The variables as the cost and variables caches key them (``keys.cache_encoding``), computed once."""
+        if self._variables_key is ...:
+            self._variables_key = cache_encoding(self.query or "", self.variables)
+        return self._variables_key
 
     @property
     def parsed(self) -> DocumentNode:
@@ -128,7 +137,7 @@ class AdmissionPipeline:
         """Run every step on ``operation``; raises ``Refused`` from the first step that refuses it."""
         for step in self.steps:
             outcome = step(operation)
-            if outcome is not None and inspect.isawaitable(outcome):
+            if outcome is not None:  # an async step's coroutine; a sync step returns None
                 await outcome
 
     def names(self) -> list[str]:

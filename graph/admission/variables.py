@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import EllipsisType
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode
 from graphql.execution.values import VariableValues, get_variable_values
 
-from graph.admission.cost import CACHE_ENTRY_OVERHEAD_BYTES, _cache_encoding
+from graph.admission.keys import CACHE_ENTRY_OVERHEAD_BYTES, cache_encoding
 from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
 
@@ -22,6 +23,7 @@ def coerced_variables(
     cache: BoundedCache[tuple[Any, ...], VariableValues] | None = None,
     *,
     hide_suggestions: bool = False,
+    encoded: bytes | EllipsisType | None = ...,
 ) -> VariableValues | list[GraphQLError]:
     """graphql-core's ``get_variable_values`` for ``operation``, remembered in ``cache`` like ``operation_cost``.
 
@@ -36,7 +38,8 @@ def coerced_variables(
         and (not variables or all(type(v) in _SCALARS for v in variables.values()))
     ):
         body = operation.loc.source.body
-        encoded = _cache_encoding(body, variables)
+        if encoded is ...:
+            encoded = cache_encoding(body, variables)
         if encoded is not None:
             key = (body, operation.loc.start, encoded)
             found = cache.get(key)
@@ -69,7 +72,12 @@ class CoerceVariables:
 
     def __call__(self, operation: Operation) -> None:
         coerced = coerced_variables(
-            self.schema, operation.selected, operation.variables, self.cache, hide_suggestions=self.hide_suggestions
+            self.schema,
+            operation.selected,
+            operation.variables,
+            self.cache,
+            hide_suggestions=self.hide_suggestions,
+            encoded=operation.variables_key(),
         )
         if not isinstance(coerced, VariableValues):
             raise Refused(coerced)

@@ -128,13 +128,8 @@ class OperationExecutor:
         outcome = graphql_execute(
             self.schema._schema,
             operation.parsed,
-            context_value=operation.context,
-            variable_values=operation.variables,
-            operation_name=operation.operation_name,
-            executor_class=self.schema.execution_context_class,
             is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-            hide_suggestions=self.hide_suggestions,
-            operation_extensions=operation.extensions,
+            **self._graphql_core_arguments(operation),
         )
         result = await outcome if inspect.isawaitable(outcome) else outcome
         if not isinstance(result, ExecutionResult):  # incremental delivery: never enabled here
@@ -144,19 +139,21 @@ class OperationExecutor:
     async def subscribe(self, operation: Operation) -> AsyncIterator[ExecutionResult] | ExecutionResult:
         """The subscription's event stream, or the result refusing it (errors not yet classified)."""
         self.paths.answer(ORDINARY)
-        result = graphql_subscribe(
-            self.schema._schema,
-            operation.parsed,
-            context_value=operation.context,
-            variable_values=operation.variables,
-            operation_name=operation.operation_name,
-            executor_class=self.schema.execution_context_class,
-            hide_suggestions=self.hide_suggestions,
-            operation_extensions=operation.extensions,
-        )
+        result = graphql_subscribe(self.schema._schema, operation.parsed, **self._graphql_core_arguments(operation))
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    def _graphql_core_arguments(self, operation: Operation) -> dict[str, Any]:
+        # Strawberry's execution context takes the request's extensions, as Strawberry passes them
+        return {
+            "context_value": operation.context,
+            "variable_values": operation.variables,
+            "operation_name": operation.operation_name,
+            "executor_class": self.schema.execution_context_class,
+            "hide_suggestions": self.hide_suggestions,
+            "operation_extensions": operation.extensions,
+        }
 
     def plan_for(self, operation: Operation) -> OperationPlan | NotCompiled:
         """The cached plan of ``operation``, compiled on first sight, or why it is not compiled."""

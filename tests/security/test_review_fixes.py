@@ -12,6 +12,7 @@ from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import VariableValues, get_variable_values
 
 import graph.admission.cost as limits
+import graph.admission.keys as keys
 import graph.admission.variables as variables
 from graph.admission.cost import operation_cost
 from graph.admission.nul import nul_variables
@@ -183,8 +184,8 @@ def test_integers_over_64_bits_are_coerced_and_counted_without_remembering(
 def test_large_documents_are_not_remembered(
     schema: GraphQLSchema, computed: dict[str, int], costs: Any, coerced: Any
 ) -> None:
-    large = document(FIRST, padding=limits.COST_CACHE_DOCUMENT_CHARS)
-    assert large.loc is not None and len(large.loc.source.body) > limits.COST_CACHE_DOCUMENT_CHARS
+    large = document(FIRST, padding=keys.COST_CACHE_DOCUMENT_CHARS)
+    assert large.loc is not None and len(large.loc.source.body) > keys.COST_CACHE_DOCUMENT_CHARS
     for _ in range(2):
         assert operation_cost(schema, large, None, {"n": 4}, cache=costs) == 4
         assert isinstance(coerced_variables(schema, operation_of(large), {"n": 4}, coerced), VariableValues)
@@ -194,8 +195,8 @@ def test_large_documents_are_not_remembered(
     at_limit = document(FIRST)
     assert at_limit.loc is not None
     body = at_limit.loc.source.body
-    at_limit = parse(body.replace("\n", " " * (limits.COST_CACHE_DOCUMENT_CHARS - len(body)) + "\n", 1))
-    assert at_limit.loc is not None and len(at_limit.loc.source.body) == limits.COST_CACHE_DOCUMENT_CHARS
+    at_limit = parse(body.replace("\n", " " * (keys.COST_CACHE_DOCUMENT_CHARS - len(body)) + "\n", 1))
+    assert at_limit.loc is not None and len(at_limit.loc.source.body) == keys.COST_CACHE_DOCUMENT_CHARS
     for _ in range(2):
         operation_cost(schema, at_limit, None, {"n": 4}, cache=costs)
         coerced_variables(schema, operation_of(at_limit), {"n": 4}, coerced)
