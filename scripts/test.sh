@@ -47,5 +47,11 @@ step "lint (ruff)"
 step "type check (mypy)"
 .venv/bin/mypy graph db auth tests
 
-step "tests (pytest, 3 workers: much of the suite waits on servers, browsers and databases)"
-.venv/bin/pytest -n 3 "$@"
+step "tests (pytest, 3 workers: much of the suite waits on servers and databases)"
+# exit 5 is "no test collected": arguments may select tests of only one of the two runs
+.venv/bin/pytest -n 3 -m "not browser" "$@" || [ $? -eq 5 ]
+
+# Keystrokes typed into the playground by Chromium arrive garbled when two other workers keep
+# both cores busy (a query typed as "e }{ __typena}"): the browser tests run on their own.
+step "browser tests (pytest, alone: Chromium typing into the playground)"
+.venv/bin/pytest -m browser "$@" || [ $? -eq 5 ]

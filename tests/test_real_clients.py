@@ -101,6 +101,7 @@ def test_example_operations_run_against_the_server(server: str) -> None:
     assert body["data"]["articles"]["totalCount"] == 0
 
 
+@pytest.mark.browser
 def test_playground_works_offline_in_a_browser(clients_dir: Path, server: str, tmp_path: Path) -> None:
     result = run(clients_dir, "node", "browser_graphiql.mjs", server, str(tmp_path / "graphiql.png"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -108,6 +109,7 @@ def test_playground_works_offline_in_a_browser(clients_dir: Path, server: str, t
     assert "browser console errors" not in result.stdout, result.stdout  # e.g. a Content-Security-Policy violation
 
 
+@pytest.mark.browser
 def test_playground_runs_under_its_content_security_policy(clients_dir: Path, server: str) -> None:
     """Queries, a subscription, every panel and dialog: no violation of the playground's CSP."""
     script = clients_dir / "playground_csp.mjs"
@@ -128,6 +130,7 @@ def test_playground_runs_under_its_content_security_policy(clients_dir: Path, se
     assert lines[-1] == "playground_csp: 0 violations", result.stdout
 
 
+@pytest.mark.browser
 def test_first_session_in_the_playground(clients_dir: Path, server: str, tmp_path: Path) -> None:
     """Register, log in, set the header, write, watch a comment arrive in a second tab, page."""
     script = clients_dir / "walkthrough.mjs"
