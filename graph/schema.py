@@ -7,17 +7,16 @@ from collections.abc import AsyncGenerator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import strawberry
-from graphql import GraphQLError, OperationType
+from graphql import OperationType
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionResult
 
 from graph.admission.limits import limit_rule
 from graph.admission.nul import NulStringRule
 from graph.admission.pipeline import Operation
-from graph.errors import classify_error
 from graph.mutations.articles import ArticleMutations
 from graph.mutations.auth import AuthMutations
 from graph.mutations.comments import CommentMutations
@@ -45,7 +44,7 @@ Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ArticleMutatio
 class ConduitSchema(strawberry.Schema):
     """The Strawberry schema, executed through the app's one request pipeline.
 
-    Strawberry's own ``execute`` runs no extension here: the HTTP transport calls the pipeline
+    Strawberry's own ``execute`` is not used: the HTTP transport calls the pipeline
     (``graph/execution/pipeline.py``) directly, and both WebSocket protocols reach it through
     ``stream``, which Strawberry's handlers call for every operation they run. ``pipeline`` is
     set by the app factory. ``validation_rules`` are every rule a document must pass (graphql-core's,
@@ -55,11 +54,6 @@ class ConduitSchema(strawberry.Schema):
     validation_rules: tuple[Any, ...] = tuple(specified_rules)
     trusted_documents: TrustedDocuments | None = None
     pipeline: RequestPipeline | None = None
-
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
-        request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
-        for error in errors:
-            classify_error(error, request_id)
 
     async def stream(  # type: ignore[override]
         self,

@@ -176,10 +176,7 @@ class _CostCounter:
 
 
 class CostLimit:
-    """Admission step: refuses an operation whose cost (``operation_cost``) is over ``max_cost``.
-
-    Leaves the cost on the operation (``operation.cost``) for the steps after it.
-    """
+    """Admission step: refuses an operation whose cost (``operation_cost``) is over ``max_cost``."""
 
     name = "cost_limit"
 
@@ -198,7 +195,6 @@ class CostLimit:
             self.costs,
             operation.variables_key(),
         )
-        operation.cost = cost
         if cost > self.max_cost:
             raise Refused(
                 [

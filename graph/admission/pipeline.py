@@ -3,7 +3,7 @@
 Every transport builds an ``Operation`` (HTTP GET and POST in ``graph/transport/http.py``, both
 WebSocket protocols through ``ConduitSchema.stream``) and hands it to ``AdmissionPipeline.admit``.
 Each step reads what the steps before it left on the operation (the parsed document, the
-selected operation definition, the coerced variables, the cost) and either adds to it or refuses
+selected operation definition, the coerced variables) and either adds to it or refuses
 the operation by raising ``Refused``. Only an admitted operation reaches an executor
 (``graph/execution``), whichever one answers it: planned SQL, a compiled plan or graphql-core.
 So a check added to the list covers every path at once; ``graph/admission/__init__.py`` builds the
@@ -13,7 +13,7 @@ list in its order.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +60,8 @@ class Operation:
     document id), ``operation_name``, ``variables`` (JSON values), ``extensions`` (the request's
     ``extensions`` entry), ``context`` and ``allowed`` (the operation types this transport
     serves). Set by the steps: ``document`` (parsed), ``validated``, ``definition`` (the
-    selected operation), ``coerced`` (the variables coerced to the operation's types), ``cost``
-    (nodes, see ``graph/admission/cost.py``), ``dry_run`` (only the ``rateLimit`` fields run).
+    selected operation), ``coerced`` (the variables coerced to the operation's types), ``dry_run`` (only the
+    ``rateLimit`` fields run).
     """
 
     query: str | None
@@ -75,9 +75,7 @@ class Operation:
     validated: bool = False
     definition: OperationDefinitionNode | None = None
     coerced: VariableValues | None = None
-    cost: int | None = None
     dry_run: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)
     _variables_key: bytes | EllipsisType | None = ...
 
     def variables_key(self) -> bytes | None:

@@ -73,6 +73,7 @@ class ExecutionPaths:
         self.answered: Counter[str] = Counter()
         self.fallbacks: Counter[tuple[str, str]] = Counter()
         self._answer_children: dict[str, Any] = {}
+        self._fallback_children: dict[tuple[str, str], Any] = {}
         if metrics is not None:
             for path in PATHS:
                 self._answer_children[path] = metrics.executions.labels(path)
@@ -88,7 +89,10 @@ class ExecutionPaths:
         """Count one operation ``path`` handed on, for ``reason`` (a fixed code, a label)."""
         self.fallbacks[path, reason] += 1
         if self.metrics is not None:
-            self.metrics.fallbacks.labels(path, reason).inc()
+            child = self._fallback_children.get((path, reason))
+            if child is None:  # a fixed code or a schema field name: a bounded set
+                child = self._fallback_children[path, reason] = self.metrics.fallbacks.labels(path, reason)
+            child.inc()
 
 
 class OperationExecutor:

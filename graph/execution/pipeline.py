@@ -40,7 +40,10 @@ class RequestPipeline:
             for error in refusal.errors:
                 classify_error(error, request_id)
             raise
-        return await self.run_admitted(operation)
+        result = await self.executor.execute(operation)
+        for error in result.errors or ():
+            classify_error(error, request_id)
+        return result
 
     async def stream(self, operation: Operation) -> AsyncGenerator[ExecutionResult, None]:
         """Admit and execute any operation: one result for a query or mutation, one per event for a
@@ -66,13 +69,6 @@ class RequestPipeline:
             except Exception as error:  # graphql-core does not catch what the event source raises
                 wrapped = error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)
                 yield self._streamed([wrapped], None, operation)
-
-    async def run_admitted(self, operation: Operation) -> GraphQLExecutionResult:
-        """Execute an admitted query or mutation, errors classified."""
-        result = await self.executor.execute(operation)
-        for error in result.errors or ():
-            classify_error(error, operation.context.request_id)
-        return result
 
     def _pre_execution(self, errors: list[GraphQLError], operation: Operation) -> PreExecutionError:
         for error in errors:
