@@ -44,8 +44,8 @@ class TagCount:
     articles_count: int
 
 
-def search_condition(search: str, is_sqlite: bool) -> sa.ColumnElement[bool]:
-    """Articles whose title, description or body contain every word of ``search``.
+def search_terms(search: str, is_sqlite: bool) -> str | None:
+    """The full-text query of ``search``: every word, quoted; ``None`` when it has no word.
 
     Whole words, case-insensitively; a search with no word characters matches nothing
     (contract README). Each word is quoted, so FTS5 and tsquery operators in the input are
@@ -53,28 +53,38 @@ def search_condition(search: str, is_sqlite: bool) -> sa.ColumnElement[bool]:
     """
     words = WORD.findall(search.lower())
     if not words:
-        return sa.false()
+        return None
     if is_sqlite:
-        match = " ".join('"' + word.replace('"', "") + '"' for word in words)
+        return " ".join('"' + word.replace('"', "") + '"' for word in words)
+    return " & ".join("'" + word.replace("'", "") + "'" for word in words)
+
+
+def search_matches(terms: Any, is_sqlite: bool) -> sa.ColumnElement[bool]:
+    """Articles matching the full-text query ``terms`` (``search_terms``'s text, or a parameter)."""
+    if is_sqlite:
         matching: sa.Select[Any] = (
             sa.select(sa.literal_column("rowid"))
             .select_from(sa.table("article_fts"))
-            .where(sa.literal_column("article_fts").op("MATCH")(match))
+            .where(sa.literal_column("article_fts").op("MATCH")(terms))
         )
         return a.c.id.in_(matching)
-    query = " & ".join("'" + word.replace("'", "") + "'" for word in words)
-    return sa.literal_column("article.search").op("@@")(sa.func.to_tsquery("simple", query))
+    # the configuration as SQL text: a cached plan's statement holds no value but its parameters
+    return sa.literal_column("article.search").op("@@")(sa.func.to_tsquery(sa.literal_column("'simple'"), terms))
 
 
-def article_conditions(
+def article_filters(
     *,
-    tag: str | None,
-    author: str | None,
-    favorited_by: str | None,
-    search: str | None,
+    tag: Any = None,
+    author: Any = None,
+    favorited_by: Any = None,
+    search: Any = None,
     is_sqlite: bool,
 ) -> list[sa.ColumnElement[bool]]:
-    """The WHERE conditions of the ``articles`` filters, combined with AND by the caller."""
+    """The WHERE conditions of the ``articles`` filters over ``article``, combined with AND by the caller.
+
+    Each filter is a value or a ``bindparam`` (the planner's), ``None`` when absent; ``search``
+    is ``search_terms``' text (or a parameter), or ``False`` for a search with no word.
+    """
     conditions: list[sa.ColumnElement[bool]] = []
     if tag is not None:
         # EXISTS, not IN: SQLite then walks the newest-first index and stops after one page,
@@ -88,9 +98,50 @@ def article_conditions(
     if favorited_by is not None:
         favoriter = sa.select(u.c.id).where(u.c.username == favorited_by).scalar_subquery()
         conditions.append(a.c.id.in_(sa.select(f.c.article_id).where(f.c.user_id == favoriter)))
-    if search is not None:
-        conditions.append(search_condition(search, is_sqlite))
+    if search is False:
+        conditions.append(sa.false())
+    elif search is not None:
+        conditions.append(search_matches(search, is_sqlite))
     return conditions
+
+
+def article_conditions(
+    *,
+    tag: str | None,
+    author: str | None,
+    favorited_by: str | None,
+    search: str | None,
+    is_sqlite: bool,
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of the ``articles`` filters given as values (``article_filters``)."""
+    terms: Any = None
+    if search is not None:
+        terms = search_terms(search, is_sqlite)
+        if terms is None:
+            terms = False
+    return article_filters(tag=tag, author=author, favorited_by=favorited_by, search=terms, is_sqlite=is_sqlite)
+
+
+def feed_condition(viewer_id: Any) -> sa.ColumnElement[bool]:
+    """Articles by the users ``viewer_id`` follows (a value or a parameter)."""
+    return a.c.author_id.in_(sa.select(fo.c.followee_id).where(fo.c.follower_id == viewer_id))
+
+
+def tag_count_statement(tag: Any) -> sa.Select[Any]:
+    """How many articles carry the tag ``tag``: one article_tag row each, so no need to visit the articles."""
+    return sa.select(sa.func.count()).select_from(at).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag)
+
+
+def tag_counts_statement(first: Any) -> sa.Select[Any]:
+    """``(name, articles_count)`` of the ``first`` most used tags, ties by name (a value or a parameter)."""
+    count = sa.func.count(at.c.article_id)
+    return (
+        sa.select(t.c.name, count.label("articles_count"))
+        .join(at, at.c.tag_id == t.c.id)
+        .group_by(t.c.id, t.c.name)
+        .order_by(count.desc(), t.c.name)
+        .limit(first)
+    )
 
 
 _ARTICLE_CURSOR_KINDS = {
@@ -171,14 +222,7 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
 async def tag_counts(info: Info[Context, None], first: int | None) -> list[tuple[str, int]]:
     """``(name, article count)`` of the ``first`` most used tags, ties by name."""
     first = check_first(first)
-    count = sa.func.count(at.c.article_id)
-    rows = await info.context.fetch(
-        sa.select(t.c.name, count.label("articles_count"))
-        .join(at, at.c.tag_id == t.c.id)
-        .group_by(t.c.id, t.c.name)
-        .order_by(count.desc(), t.c.name)
-        .limit(first)
-    )
+    rows = await info.context.fetch(tag_counts_statement(first))
     return [(row.name, row.articles_count) for row in rows]
 
 
@@ -235,9 +279,7 @@ class Query:
         count_statement = None
         if tag is not None and author is None and favorited_by is None and search is None:
             # one article_tag row per tagged article: no need to visit the articles to count them
-            count_statement = (
-                sa.select(sa.func.count()).select_from(at).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag)
-            )
+            count_statement = tag_count_statement(tag)
         return await list_articles(info, conditions, first, after, order_by, count_statement)
 
     @strawberry.field(
@@ -247,8 +289,7 @@ class Query:
     async def feed(
         self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
     ) -> ArticleConnection:
-        followed = sa.select(fo.c.followee_id).where(fo.c.follower_id == info.context.viewer_id)
-        return await list_articles(info, [a.c.author_id.in_(followed)], first, after, None)
+        return await list_articles(info, [feed_condition(info.context.viewer_id)], first, after, None)
 
     @strawberry.field(description="Tag names, most used first.")
     async def tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[str]:

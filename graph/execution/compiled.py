@@ -49,7 +49,6 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from graph.execution.futures import take_over
-from graph.execution.planned import NotPlanned, OperationSql
 
 logger = logging.getLogger("conduit.compiler")
 
@@ -107,38 +106,20 @@ class FieldPlan:
 
 @dataclass(eq=False)
 class OperationPlan:
-    """A compiled query or planned mutation: its root fields, and its SQL when planned.
-
-    ``unplanned`` is why the operation has no SQL (``None`` when it has, or when planning is
-    off): the first ``Type.field`` the planner does not cover, a label of the fallback counter.
-    """
+    """A compiled query: its root fields' plans, run by calling the resolvers directly."""
 
     schema: GraphQLSchema
     strawberry_schema: Any
     operation: OperationDefinitionNode
     fields: list[FieldPlan]
-    # the operation's SQL and shaping functions, when graph/execution/planned/ covers its selection
-    sql: OperationSql | None = None
-    unplanned: str | None = None
 
-    async def execute(self, context: Any, variables: VariableValues) -> tuple[dict[str, Any], str | None]:
-        """The response's ``data`` for the coerced ``variables``, and why planned SQL did not answer.
+    async def execute(self, context: Any, variables: VariableValues) -> dict[str, Any]:
+        """The response's ``data`` for the coerced ``variables``.
 
-        The reason is ``None`` when planned SQL answered, else the planner's (a fixed label) or
-        ``None`` too when the operation was never planned. Raises Bailout for the ordinary
-        executor to answer, ``WriteCommitted`` when a planned write failed after its commit.
+        Raises Bailout (or a resolver's error) for the ordinary executor to answer.
         """
-        unplanned = self.unplanned
-        if self.sql is not None:
-            try:
-                return await self.sql.execute(context, variables), None
-            except NotPlanned as refusal:
-                if self.sql.writes:  # nothing was written: the ordinary executor runs the mutation
-                    raise Bailout("unplanned_write", str(refusal)) from refusal
-                # arguments outside the plan: resolve field by field
-                unplanned = str(refusal)
         run = _Run(self, context, variables)
-        return (await run.selection(self.fields, [None]))[0], unplanned
+        return (await run.selection(self.fields, [None]))[0]
 
 
 class _Run:

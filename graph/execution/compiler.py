@@ -39,7 +39,6 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from graph.execution.compiled import ATTRIBUTE, RESOLVER, TYPENAME, FieldPlan, OperationPlan
-from graph.execution.planned import NotPlanned, plan_operation
 
 logger = logging.getLogger("conduit.compiler")
 
@@ -56,46 +55,22 @@ class NotCompilable(Exception):
         self.reason = reason
 
 
-def compile_operation(
-    strawberry_schema: Any,
-    document: DocumentNode,
-    operation_name: str | None,
-    is_sqlite: bool | None = None,
-) -> OperationPlan:
-    """Compile the query ``operation_name`` of a validated ``document``; raises NotCompilable.
-
-    With ``is_sqlite`` (the engine's flavour) the operation is also planned into SQL when
-    ``graph/execution/planned/`` covers its selection.
-    """
+def compile_operation(strawberry_schema: Any, document: DocumentNode, operation_name: str | None) -> OperationPlan:
+    """Compile the query ``operation_name`` of a validated ``document``; raises NotCompilable."""
     schema: GraphQLSchema = strawberry_schema._schema
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         raise NotCompilable("operation", "no such operation, or several and no name")
-    if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
+    if operation.operation is not OperationType.QUERY:
+        # a field-by-field run could not hand back a half-done write: mutations are planned or ordinary
         raise NotCompilable(operation.operation.value)
     if _uses_directives(document):
         raise NotCompilable("directives")
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    if operation.operation is OperationType.MUTATION:
-        # only planned mutations: a field-by-field run could not hand back a half-done write
-        if is_sqlite is None:
-            raise NotCompilable("mutation", "mutations are compiled only when planned")
-        try:
-            sql = plan_operation(schema, operation, fragments, is_sqlite, _collect)
-        except NotPlanned as refusal:
-            raise NotCompilable("mutation_not_planned", str(refusal)) from refusal
-        return OperationPlan(schema, strawberry_schema, operation, [], sql)
     if schema.query_type is None:
         raise NotCompilable("operation", "the schema has no query type")
     fields = _plan_selection(strawberry_schema, schema, schema.query_type, [operation.selection_set], fragments)
-    plan = OperationPlan(schema, strawberry_schema, operation, fields)
-    if is_sqlite is not None:
-        try:
-            plan.sql = plan_operation(schema, operation, fragments, is_sqlite, _collect)
-        except NotPlanned as refusal:
-            logger.debug("not planned: %s", refusal)
-            plan.unplanned = str(refusal)
-    return plan
+    return OperationPlan(schema, strawberry_schema, operation, fields)
 
 
 class _DirectiveFinder(Visitor):

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from graphql import ExecutionResult, GraphQLError, OperationType
+from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError
 from graphql import execute as graphql_execute
 from graphql import subscribe as graphql_subscribe
 from strawberry.execution import optimized_is_awaitable
@@ -35,7 +35,7 @@ from graph.admission.pipeline import Operation
 from graph.caches import BoundedCache
 from graph.execution.compiled import OperationPlan
 from graph.execution.compiler import NotCompilable, compile_operation
-from graph.execution.planned import WriteCommitted
+from graph.execution.planned import NotPlanned, PlannedOperation, WriteCommitted, plan_operation
 
 if TYPE_CHECKING:
     from graph.observability.metrics import Metrics
@@ -59,6 +59,19 @@ class NotCompiled:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+class Plans:
+    """What the fast paths made of one operation: its planned SQL or why not, and its compiled plan or why not."""
+
+    __slots__ = ("compiled", "planned", "unplanned")
+
+    def __init__(
+        self, planned: PlannedOperation | None, unplanned: str | None, compiled: OperationPlan | NotCompiled
+    ) -> None:
+        self.planned = planned
+        self.unplanned = unplanned
+        self.compiled = compiled
 
 
 class ExecutionPaths:
@@ -159,47 +172,75 @@ class OperationExecutor:
             "operation_extensions": operation.extensions,
         }
 
-    def plan_for(self, operation: Operation) -> OperationPlan | NotCompiled:
-        """The cached plan of ``operation``, compiled on first sight, or why it is not compiled."""
+    def plan_for(self, operation: Operation) -> Plans:
+        """The cached plans of ``operation``, made on first sight, with why a path does not cover it."""
         if self.plans is None or operation.query is None:
-            return NotCompiled("off")
+            return Plans(None, "off", NotCompiled("off"))
         key = (operation.query, operation.operation_name)
-        plan = self.plans.get(key)
-        if plan is None:
+        plans = self.plans.get(key)
+        if plans is None:
+            planned, unplanned = None, None
+            if self.is_sqlite is not None and operation.definition is not None:
+                fragments = {
+                    d.name.value: d for d in operation.parsed.definitions if isinstance(d, FragmentDefinitionNode)
+                }
+                try:
+                    planned = plan_operation(self.schema._schema, operation.definition, fragments, self.is_sqlite)
+                except NotPlanned as refusal:
+                    logger.debug("not planned: %s", refusal)
+                    unplanned = str(refusal)
+            compiled: OperationPlan | NotCompiled
             try:
-                plan = compile_operation(self.schema, operation.parsed, operation.operation_name, self.is_sqlite)
+                compiled = compile_operation(self.schema, operation.parsed, operation.operation_name)
             except NotCompilable as refusal:
                 logger.debug("not compiled: %s", refusal)
-                plan = NotCompiled(refusal.reason)
+                compiled = NotCompiled(refusal.reason)
+            plans = Plans(planned, unplanned, compiled)
             if cacheable(operation.query):
-                self.plans.put(key, plan, PLAN_BYTES + document_bytes(operation.query))
-        return plan
+                self.plans.put(key, plans, PLAN_BYTES + document_bytes(operation.query))
+        return plans
+
+    def _committed(self, committed: WriteCommitted) -> ExecutionResult:
+        # The mutation happened (or may have): running it again would do it twice. Its field's
+        # error, as the ordinary executor reports a resolver's (non-null: data null).
+        cause = committed.__cause__ if isinstance(committed.__cause__, Exception) else committed
+        key = committed.node.alias.value if committed.node.alias else committed.node.name.value
+        error = GraphQLError(str(cause), nodes=[committed.node], path=[key], original_error=cause)
+        self.paths.answer(PLANNED)
+        return ExecutionResult(None, [error])
 
     async def _compiled(self, operation: Operation) -> ExecutionResult | None:
-        plan = self.plan_for(operation)
+        plans = self.plan_for(operation)
+        context = operation.context
+        unplanned = plans.unplanned
+        if plans.planned is not None:
+            try:
+                data = await plans.planned.execute(context, operation.coerced_variables)
+            except NotPlanned as refusal:  # arguments outside the plan; nothing was written
+                unplanned = str(refusal)
+            except WriteCommitted as committed:
+                return self._committed(committed)
+            except Exception as error:
+                # A defect or a database error: nothing was written (a write's failure after its
+                # commit is WriteCommitted), so the ordinary executor answers, as it would have.
+                logger.warning("planned execution failed, handed back: %s: %s", type(error).__name__, error)
+                unplanned = "error"
+                context.refresh()
+            else:
+                self.paths.answer(PLANNED)
+                return ExecutionResult(data, None)
+        if self.is_sqlite is not None:
+            self.paths.fall_back(PLANNED, unplanned or "not_planned")
+        plan = plans.compiled
         if isinstance(plan, NotCompiled):
             self.paths.fall_back(COMPILED, plan.reason)
             return None
-        context = operation.context
         try:
-            data, unplanned = await plan.execute(context, operation.coerced_variables)
-        except WriteCommitted as committed:
-            # The mutation happened (or may have): running it again would do it twice. Its
-            # field's error, as the ordinary executor reports a resolver's (non-null: data null).
-            cause = committed.__cause__ if isinstance(committed.__cause__, Exception) else committed
-            key = committed.node.alias.value if committed.node.alias else committed.node.name.value
-            error = GraphQLError(str(cause), nodes=[committed.node], path=[key], original_error=cause)
-            self.paths.answer(PLANNED)
-            return ExecutionResult(None, [error])
+            data = await plan.execute(context, operation.coerced_variables)
         except Exception as error:  # Bailout or a resolver's error: the ordinary executor reports it
             logger.debug("compiled execution handed back: %s: %s", type(error).__name__, error)
             self.paths.fall_back(COMPILED, getattr(error, "reason", "error"))
             context.refresh()  # nothing cached by the abandoned run leaks into the ordinary one
             return None
-        if unplanned is None and plan.sql is not None:
-            self.paths.answer(PLANNED)
-        else:
-            if self.is_sqlite is not None and plan.operation.operation is OperationType.QUERY:
-                self.paths.fall_back(PLANNED, unplanned or "not_planned")
-            self.paths.answer(COMPILED)
+        self.paths.answer(COMPILED)
         return ExecutionResult(data, None)

@@ -46,6 +46,6 @@ differs between the engines in it ``db/dialect.py``'s ``DriverDialect``.
 from __future__ import annotations
 
 from graph.execution.planned.errors import NotPlanned, WriteCommitted
-from graph.execution.planned.operation import OperationSql, plan_operation
+from graph.execution.planned.operation import OperationSql, PlannedOperation, plan_operation
 
-__all__ = ["NotPlanned", "OperationSql", "WriteCommitted", "plan_operation"]
+__all__ = ["NotPlanned", "OperationSql", "PlannedOperation", "WriteCommitted", "plan_operation"]

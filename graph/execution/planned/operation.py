@@ -1,37 +1,64 @@
-"""A planned operation: its root fields' statements run together, and ``plan_operation`` that plans one."""
+"""A planned operation: ``plan_operation`` plans one, ``PlannedOperation`` runs it.
+
+A query's root fields start their statements in one ``Execution`` (the first batch holds
+every root field's), and are shaped after the last batch. A mutation is ``addComment``
+(``writes.AddCommentPlan``), one short transaction. ``@skip``/``@include`` with variables
+change the selection, so a ``PlannedOperation`` keeps one plan per set of their values.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from graphql import FieldNode, FragmentDefinitionNode, GraphQLObjectType, OperationDefinitionNode, OperationType
+from graphql import (
+    DirectiveNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    Visitor,
+    visit,
+)
 from graphql.execution.values import VariableValues
 
-from db.dialect import DriverDialect
 from db.engine import CommitOutcomeUnknown
+from db.models import Role
 from graph.execution.planned.errors import NotPlanned, WriteCommitted
-from graph.execution.planned.root import RootPlan
-from graph.execution.planned.selection import Planner
+from graph.execution.planned.planner import Level, Planner
+from graph.execution.planned.roots import (
+    NODE_TYPES,
+    ArticleList,
+    Lookup,
+    ManyNodes,
+    OneNode,
+    RateLimitRoot,
+    Root,
+    TagList,
+)
+from graph.execution.planned.runs import Execution
 from graph.execution.planned.writes import AddCommentPlan
 
 if TYPE_CHECKING:
     from graph.context import Context
 
-__all__ = ["OperationSql", "plan_operation"]
+__all__ = ["OperationSql", "PlannedOperation", "plan_operation"]
 
 
 @dataclass(eq=False)
 class OperationSql:
-    """A planned operation: its root fields in response order (``None`` for ``__typename``).
+    """One plan of an operation: its root fields in response order (``None`` for ``__typename``)."""
 
-    A mutation has exactly one root field besides ``__typename`` (``writes``).
-    """
-
-    roots: list[tuple[str, Any, RootPlan | None]]
+    roots: list[tuple[str, Root | AddCommentPlan | None]]
     root_type: str = "Query"
-    writes: bool = False
+    write: AddCommentPlan | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether this is a mutation (it runs at most once, and never falls back after its commit)."""
+        return self.write is not None
 
     async def execute(self, context: Context, variables: VariableValues) -> dict[str, Any]:
         """The response's ``data``; raises NotPlanned when the arguments are outside the plan.
@@ -39,31 +66,24 @@ class OperationSql:
         A mutation raises NotPlanned only before anything is written, and ``WriteCommitted``
         for a failure after its commit.
         """
-        if self.writes:
-            return await self._write(context, variables)
-        db, viewer_id = context.app.db, context.viewer_id
-        prepared = [
-            (key, root.prepare(definition, variables, viewer_id) if root is not None else None)
-            for key, definition, root in self.roots
-        ]
-        statements = [s for _key, p in prepared if p is not None for s in p.statements]
-        results = await db.fetch_raw(statements) if statements else []
-        data: dict[str, Any] = {}
-        start = 0
-        for key, p in prepared:
-            if p is None:
-                data[key] = self.root_type
-                continue
-            data[key] = p.finish(results[start : start + len(p.statements)])
-            start += len(p.statements)
-        return data
+        if self.write is not None:
+            return await self._write(self.write, context, variables)
+        viewer = context.viewer
+        execution = Execution(
+            context.app.db,
+            context.app.db.is_sqlite,
+            variables,
+            viewer.id if viewer is not None else None,
+            viewer is not None and viewer.role is Role.ADMIN,
+            context,
+        )
+        finishers = [(key, root.start(execution) if isinstance(root, Root) else None) for key, root in self.roots]
+        await execution.run()
+        return {key: finish() if finish is not None else self.root_type for key, finish in finishers}
 
-    async def _write(self, context: Context, variables: VariableValues) -> dict[str, Any]:
+    async def _write(self, root: AddCommentPlan, context: Context, variables: VariableValues) -> dict[str, Any]:
         broker = context.app.broker
-        ((key, definition, root),) = [r for r in self.roots if r[2] is not None]
-        if not isinstance(root, AddCommentPlan):  # plan_operation plans no other write
-            raise NotPlanned(f"{type(root).__name__} does not write")
-        prepared = root.prepare_write(definition, variables, context.viewer_id, broker)
+        prepared = root.prepare_write(variables, context.viewer_id, broker)
         try:
             results = await context.app.db.write(prepared.statements, prepared.decide)
         except CommitOutcomeUnknown as error:
@@ -77,45 +97,150 @@ class OperationSql:
             value = prepared.finish(results)
         except Exception as error:
             raise WriteCommitted("a committed mutation failed afterwards", root.node) from error
-        return {k: value if k == key else self.root_type for k, _d, _r in self.roots}
+        return {key: value if r is not None else self.root_type for key, r in self.roots}
+
+
+class _DirectiveVariables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
+        for argument in node.arguments or ():
+            if isinstance(argument.value, VariableNode) and argument.value.name.value not in self.names:
+                self.names.append(argument.value.name.value)
+
+
+@dataclass(eq=False)
+class PlannedOperation:
+    """An operation's plans, one per set of values of the variables its directives read."""
+
+    schema: GraphQLSchema
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    is_sqlite: bool
+    directive_variables: tuple[str, ...]
+    plans: dict[tuple[Any, ...], OperationSql | NotPlanned] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> bool:
+        """Whether the operation is a mutation."""
+        return self.operation.operation is OperationType.MUTATION
+
+    def plan(self, variables: VariableValues | None) -> OperationSql:
+        """The plan for these variables' directive values; NotPlanned (remembered) if it has none."""
+        key = tuple(variables.coerced.get(name) for name in self.directive_variables) if variables else ()
+        found = self.plans.get(key)
+        if found is None:
+            try:
+                found = _plan(self.schema, self.operation, self.fragments, self.is_sqlite, variables)
+            except NotPlanned as refusal:
+                found = refusal
+            if len(self.plans) < 16:  # 2^4 combinations of directive values; more are planned each time
+                self.plans[key] = found
+        if isinstance(found, NotPlanned):
+            raise found
+        return found
+
+    async def execute(self, context: Context, variables: VariableValues) -> dict[str, Any]:
+        """The response's ``data`` (``OperationSql.execute``); NotPlanned when not covered."""
+        return await self.plan(variables).execute(context, variables)
 
 
 def plan_operation(
-    schema: Any,
+    schema: GraphQLSchema,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
     is_sqlite: bool,
-    collect: Callable[[GraphQLObjectType, list[Any], dict[str, FragmentDefinitionNode]], dict[str, list[FieldNode]]],
-) -> OperationSql:
-    """Plan the query or mutation ``operation`` (already validated); raises NotPlanned."""
-    planner = Planner(schema, DriverDialect(is_sqlite), lambda t, sets: collect(t, sets, fragments))
-    writes = operation.operation is OperationType.MUTATION
+) -> PlannedOperation:
+    """Plan the query or mutation ``operation`` (validated); raises NotPlanned when it is not covered.
+
+    Without directives on variables the plan is made here; with them, on first use of each
+    set of their values (``PlannedOperation.plan``).
+    """
     if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
         raise NotPlanned(f"{operation.operation.value} operations are not planned")
+    finder = _DirectiveVariables()
+    visit(operation, finder)
+    for fragment in fragments.values():
+        visit(fragment, finder)
+    planned = PlannedOperation(schema, operation, fragments, is_sqlite, tuple(finder.names))
+    if not finder.names:
+        planned.plan(None)  # raises NotPlanned now: a refusal known at compile time
+    return planned
+
+
+def _plan(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    is_sqlite: bool,
+    variables: VariableValues | None,
+) -> OperationSql:
+    planner = Planner(schema, fragments, variables, is_sqlite)
     root_type = schema.get_root_type(operation.operation)
-    roots: list[tuple[str, Any, RootPlan | None]] = []
-    for key, nodes in collect(root_type, [operation.selection_set], fragments).items():
+    if root_type is None:
+        raise NotPlanned(f"the schema has no {operation.operation.value} type")
+    roots: list[tuple[str, Root | AddCommentPlan | None]] = []
+    write: AddCommentPlan | None = None
+    for key, nodes in planner.collect(root_type.name, [operation.selection_set]).items():
         name = nodes[0].name.value
         if name == "__typename":
-            roots.append((key, None, None))
+            roots.append((key, None))
             continue
         definition = root_type.fields[name]
-        root: RootPlan
-        if writes:
-            if name != "addComment" or any(r is not None for _k, _d, r in roots):
+        if operation.operation is OperationType.MUTATION:
+            if name != "addComment" or write is not None:
                 raise NotPlanned(f"Mutation.{name}, or more than one mutation")
-            root = planner.add_comment(nodes[0], nodes)
-        elif name == "articles":
-            root = planner.articles(nodes[0], nodes)
-        elif name == "article":
-            root = planner.article_root(nodes[0], nodes)
-        else:
-            raise NotPlanned(f"Query.{name}")
-        roots.append((key, definition, root))
-    planned = [plan for _key, _definition, plan in roots if plan is not None]
-    if not planned:
+            write = AddCommentPlan(nodes[0], definition, planner.comment_payload(nodes), is_sqlite)
+            roots.append((key, write))
+            continue
+        roots.append((key, _root(planner, name, nodes, definition, is_sqlite)))
+    if not roots or all(root is None for _key, root in roots):
         raise NotPlanned("nothing to plan")
-    namespace = planner.source.compile()
-    for plan in planned:
-        plan.bind(namespace)
-    return OperationSql(roots, root_type.name, writes)
+    levels: list[Level] = [level for _key, root in roots if root is not None for level in root.levels()]
+    planner.bind(levels)
+    return OperationSql(roots, root_type.name, write)
+
+
+def _root(planner: Planner, name: str, nodes: list[FieldNode], definition: Any, is_sqlite: bool) -> Root:
+    node = nodes[0]
+    if name in ("articles", "feed"):
+        from db.models import article_table
+
+        level = planner.level("Article", article_table)  # the filters of graph/queries.py read ``article``
+        counts = planner.connection(level, "ArticleConnection", nodes)
+        level.add("page.pk", lambda _s: article_table.c.id)
+        level.add("page.created", lambda _s: article_table.c.created_at)
+        level.add("page.favorites", lambda _s: article_table.c.favorites_count)
+        return ArticleList(node, definition, level, name == "feed", counts, is_sqlite)
+    if name in ("article", "user", "viewer"):
+        type_name, column, argument = {
+            "article": ("Article", "slug", "slug"),
+            "user": ("User", "username", "username"),
+            "viewer": ("User", "id", None),
+        }[name]
+        return Lookup(node, definition, _lookup_level(planner, type_name, nodes), column, argument, is_sqlite)
+    if name in ("node", "nodes"):
+        lookups = {
+            type_name: Lookup(node, definition, _lookup_level(planner, type_name, nodes), "id", None, is_sqlite)
+            for type_name in NODE_TYPES
+        }
+        return (OneNode if name == "node" else ManyNodes)(node, definition, lookups)
+    if name in ("tags", "popularTags"):
+        fields = None
+        if name == "popularTags":
+            fields = [(key, field_name) for key, field_name, _m in planner.fields("TagCount", nodes)]
+        return TagList(node, definition, fields, is_sqlite)
+    if name == "rateLimit":
+        fields = [(key, field_name) for key, field_name, _m in planner.fields("RateLimit", nodes)]
+        return RateLimitRoot(node, definition, fields)
+    raise NotPlanned(f"Query.{name}")
+
+
+def _lookup_level(planner: Planner, type_name: str, nodes: list[FieldNode]) -> Level:
+    level = planner.level(type_name)
+    alias = level.alias
+    level.add("pk", lambda _s: alias.c.id)  # first: ``nodes`` finds each row's object by it
+    planner.lookup(level, nodes)
+    return level

@@ -24,7 +24,7 @@ from graph.execution.planned.errors import NotPlanned
 from graph.ids import encode_cursor, to_global_id
 from graph.scalars import serialize_datetime
 
-__all__ = ["BUILTINS", "GRAPHQL_NAME", "Source", "entry", "helpers", "literal", "name_literal"]
+__all__ = ["BUILTINS", "GRAPHQL_NAME", "Source", "cursor_key", "entry", "helpers", "literal", "name_literal"]
 
 GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 """A GraphQL name (spec, 2.1.9 Names), matched whole: what a response key or type name must be."""
@@ -40,7 +40,7 @@ def _sqlite_datetime(value: str) -> str:
     return serialize_datetime(dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC))
 
 
-def _sqlite_cursor_key(value: str) -> str:
+def cursor_key(value: str) -> str:
     """The text ``encode_cursor`` writes for a SQLite timestamp."""
     if len(value) == 26 and value[10] == " ":
         return value[:10] + "T" + value[11:]
@@ -55,13 +55,13 @@ def helpers(is_sqlite: bool) -> dict[str, Any]:
     """The helpers generated shaping code calls, by name (values as ``is_sqlite``'s driver returns them)."""
     return {
         "_datetime": _sqlite_datetime if is_sqlite else serialize_datetime,
-        "_cursor_key": _sqlite_cursor_key,
+        "_cursor_key": cursor_key,
         "_cursor": encode_cursor,
         "_tags": _tags,
         "_bool": bool,
-        "_article_id": functools.partial(to_global_id, "Article"),
-        "_user_id": functools.partial(to_global_id, "User"),
-        "_comment_id": functools.partial(to_global_id, "Comment"),
+        "_id_Article": functools.partial(to_global_id, "Article"),
+        "_id_User": functools.partial(to_global_id, "User"),
+        "_id_Comment": functools.partial(to_global_id, "Comment"),
     }
 
 

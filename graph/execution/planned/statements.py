@@ -1,59 +1,67 @@
-"""Statements of a plan: the select list the selection asks for, and each statement's variants."""
+"""SQLAlchemy Core statements compiled once per dialect into the driver's SQL, and bound per run.
+
+A plan builds its statements as SQLAlchemy Core expressions with named ``bindparam`` s only
+(no inline values) and compiles each variant once (``Variants``): ``?`` placeholders for
+SQLite's ``sqlite3``, ``$n`` for asyncpg, with the parameters' names in placeholder order.
+At run time ``bind`` orders a dict of values into the driver's parameter list, so a request
+costs no SQLAlchemy compilation (``Database.fetch_raw`` runs the text as it is).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.dialect import DriverDialect
-from db.driver_sql import VIEWER_COLUMNS
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import asyncpg
 
-__all__ = ["Columns", "Rendered", "Statement", "bind"]
+__all__ = ["Compiled", "Variants", "bind", "compile_statement"]
 
-Rendered = tuple[str, list[str]]
-"""Driver SQL and its parameters' names in placeholder order (``DriverDialect.render``)."""
+Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
+"""Driver SQL, its parameters' names in placeholder order, and the values of its constants.
+
+A statement's constants (``OFFSET 0`` that SQLAlchemy adds to SQLite's ``LIMIT``, a literal
+in a builder) are parameters SQLAlchemy names itself; their values are the statement's own,
+fixed when it is built. Request values only ever travel in the named ``bindparam`` s."""
+
+_DIALECTS: dict[bool, Any] = {True: sqlite.dialect(), False: asyncpg.dialect()}  # type: ignore[no-untyped-call]
 
 
-class Columns:
-    """The select list of one statement: expressions in order, each added once."""
+def compile_statement(statement: sa.ClauseElement, is_sqlite: bool) -> Compiled:
+    """``statement`` as the driver's SQL (``?`` or ``$n``), its parameters' names in order, its constants."""
+    compiled: Any = statement.compile(dialect=_DIALECTS[is_sqlite])
+    names = tuple(compiled.positiontup or ())
+    constants = {name: compiled.binds[name].effective_value for name in names if compiled.binds[name].value is not None}
+    return compiled.string, names, constants
 
-    def __init__(self) -> None:
-        self.expressions: list[str] = []
 
-    def add(self, expression: str) -> int:
-        """The position of ``expression`` in the row, adding it if new."""
-        if expression not in self.expressions:
-            self.expressions.append(expression)
-        return self.expressions.index(expression)
-
-    def render(self, dialect: DriverDialect, signed_in: bool) -> str:
-        """The select list; without a viewer, a constant false stands for each viewer column."""
-        return ", ".join(
-            e if signed_in or e not in VIEWER_COLUMNS else f"{dialect.false} AS viewer_flag" for e in self.expressions
-        )
+def bind(compiled: Compiled | tuple[str, list[str]], values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``compiled`` with its parameters' values in placeholder order; ``KeyError`` for a missing one."""
+    if len(compiled) == 2:
+        return compiled[0], [values[name] for name in compiled[1]]
+    text, names, constants = compiled
+    if not constants:
+        return text, [values[name] for name in names]
+    return text, [values[name] if name in values else constants[name] for name in names]
 
 
 @dataclass(eq=False)
-class Statement:
-    """One statement of a plan in every variant it has, rendered on first use.
+class Variants:
+    """One statement of a plan in each variant it has, compiled on first use.
 
-    A variant is a tuple of flags (which filters are present, a cursor, a viewer) that
-    ``build`` turns into driver SQL.
+    A variant is a hashable key (which filters are present, a cursor, a viewer, ...) that
+    ``build`` turns into a SQLAlchemy statement.
     """
 
-    build: Callable[[tuple[Any, ...]], Rendered]
-    variants: dict[tuple[Any, ...], Rendered] = field(default_factory=dict)
+    build: Callable[[Any], sa.ClauseElement]
+    is_sqlite: bool
+    compiled: dict[Hashable, Compiled] = field(default_factory=dict)
 
-    def get(self, variant: tuple[Any, ...]) -> Rendered:
-        """The rendered SQL of ``variant``."""
-        found = self.variants.get(variant)
+    def get(self, variant: Hashable) -> Compiled:
+        """The compiled SQL of ``variant``."""
+        found = self.compiled.get(variant)
         if found is None:
-            found = self.variants[variant] = self.build(variant)
+            found = self.compiled[variant] = compile_statement(self.build(variant), self.is_sqlite)
         return found
-
-
-def bind(sql: Rendered, values: dict[str, Any]) -> tuple[str, list[Any]]:
-    """A rendered statement with its parameters' values in placeholder order; ``KeyError`` for a missing one."""
-    text, names = sql
-    return text, [values[name] for name in names]

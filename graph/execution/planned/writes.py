@@ -6,15 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+from graphql import FieldNode, GraphQLField
 from graphql.execution.values import VariableValues
 
 from db import driver_sql
 from db.broker import Broker, Event, notify_statement
+from db.dialect import DriverDialect
 from db.models import utcnow
 from graph.errors import FieldErrors
 from graph.execution.planned.errors import NotPlanned
-from graph.execution.planned.root import RootPlan
-from graph.execution.planned.statements import Rendered, Statement, bind
+from graph.execution.planned.planner import Level
+from graph.execution.planned.runs import arguments
+from graph.execution.planned.statements import Compiled, bind, compile_statement
 from graph.mutations.comments import comment_channel
 from graph.validation import COMMENT_MAX, check_text
 
@@ -38,46 +42,61 @@ class PreparedWrite:
 
 
 @dataclass(eq=False)
-class AddCommentPlan(RootPlan):
+class AddCommentPlan:
     """``addComment(slug, body)`` (``graph/mutations/comments.py``) as one short transaction.
 
-    Covers the signed-in, valid case only: no viewer, a blank or too long body, or no article
-    with that slug (the insert matches nothing and rolls back) raise ``NotPlanned`` before
-    anything is written, and the ordinary executor reports the error.
+    The insert, then (``decide``, inside the transaction) the payload's statement for the new
+    comment's id: the ``Comment`` level the planner made of the selection. Covers the
+    signed-in, valid case only: no viewer, a blank or too long body, or no article with that
+    slug (the insert matches nothing and rolls back) raise ``NotPlanned`` before anything is
+    written, and the ordinary executor reports the error.
     """
 
-    statement: Statement = field(init=False)
-    author: Statement = field(init=False)
+    node: FieldNode
+    definition: GraphQLField
+    payload: Level
+    is_sqlite: bool
+    insert: tuple[str, list[str]] = field(init=False)
+    read: Compiled = field(init=False)
 
     def __post_init__(self) -> None:
-        self.statement = Statement(self._insert_sql)
-        self.author = Statement(self._author_sql)
+        self.insert = DriverDialect(self.is_sqlite).render(driver_sql.INSERT_COMMENT)
+        level = self.payload
+        statement = (
+            sa.select(*level.select_list(self.is_sqlite, True))
+            .select_from(level.from_clause())
+            .where(level.alias.c.id == sa.bindparam("key"))
+        )
+        self.read = compile_statement(statement, self.is_sqlite)
 
-    def _insert_sql(self, _variant: tuple[Any, ...]) -> Rendered:
-        return self.dialect.render(driver_sql.INSERT_COMMENT)
+    def levels(self) -> list[Level]:
+        """The payload's level (its shaping function)."""
+        return [self.payload]
 
-    def _author_sql(self, _variant: tuple[Any, ...]) -> Rendered:
-        return self.dialect.render(driver_sql.user_by_id(self.columns.render(self.dialect, False)))
-
-    def prepare_write(
-        self, definition: Any, variables: VariableValues, viewer_id: int | None, broker: Broker
-    ) -> PreparedWrite:
-        """The insert and the author's read, in one transaction, for this run.
+    def prepare_write(self, variables: VariableValues, viewer_id: int | None, broker: Broker) -> PreparedWrite:
+        """The insert and the payload's read, in one transaction, for this run.
 
         ``NotPlanned``, before anything is written, without a viewer or for a body the mutation
         would refuse.
         """
         if viewer_id is None:
             raise NotPlanned("addComment needs a viewer")
-        args = self.arguments(definition, variables)
+        args = arguments(self.definition, self.node, variables)
         body, slug = args["body"], args["slug"]
         errors = FieldErrors()
         check_text(errors, "body", body, COMMENT_MAX)
         if errors:
             raise NotPlanned("the body is invalid")
-        values = {"body": body, "viewer": viewer_id, "slug": slug, "now": self.dialect.bind_time(utcnow())}
-        statements = [bind(self.statement.get(()), values), bind(self.author.get(()), values)]
+        values = {
+            "body": body,
+            "viewer": viewer_id,
+            "slug": slug,
+            "now": DriverDialect(self.is_sqlite).bind_time(utcnow()),
+        }
+        statements = [bind(self.insert, values)]
         transactional = broker.transactional
+        read = self.read
+        admin = False  # the payload is the viewer's own comment: email is theirs to see either way
 
         def events(results: list[list[Any]]) -> list[Event]:
             comment = results[0][0]
@@ -86,11 +105,13 @@ class AddCommentPlan(RootPlan):
         def decide(results: list[list[Any]]) -> list[tuple[str, list[Any]]] | None:
             if not results[0]:
                 return None  # no such article
-            return [notify_statement(event) for event in events(results)] if transactional else []
+            payload = bind(read, {"key": results[0][0][0], "viewer": viewer_id, "admin": admin})
+            notify = [notify_statement(event) for event in events(results)] if transactional else []
+            return [payload, *notify]
 
-        shape = self.shape
+        shape = self.payload.shape
 
         def finish(results: list[list[Any]]) -> Any:
-            return shape(results[0][0], results[1][0] if results[1] else None)
+            return shape(results[1][0], [])
 
         return PreparedWrite(statements, decide, finish, events)

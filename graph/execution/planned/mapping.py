@@ -1,0 +1,278 @@
+"""The mapping: how each GraphQL object type and field of the schema reads from the tables.
+
+Declared once, here, as SQLAlchemy Core expressions over a table alias; the planner
+(``graph/execution/planned/planner.py``) turns any validated selection into statements from it,
+and ``tests/graph/test_mapping.py`` checks it against the schema (every field of every object
+type is mapped, or named in ``UNMAPPED`` with the reason) and, through the differential tests,
+against the resolvers of ``graph/types/`` (the reference: same values, orderings, cursors).
+
+A field is one of:
+
+- ``Value``: a scalar, an SQL expression over the object's alias (a column, a correlated
+  count, the viewer's ``favorited``/``following``), with the name of the shaping helper
+  that writes the driver's value as the resolver's serialized one;
+- ``ToOne``: an object joined into the same statement (an article's author);
+- ``ToMany``: a connection, one statement per level for all parents of a page (a windowed
+  page per parent), its total a correlated count on the parent's row.
+
+The viewer is the parameter ``:viewer`` (``None`` when anonymous) and ``:admin`` (whether the
+viewer is an admin); columns that need a viewer become a constant when there is none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from db.models import (
+    article_table,
+    article_tag_table,
+    comment_table,
+    favorite_table,
+    follow_table,
+    tag_table,
+    user_table,
+)
+from graph.ids import CursorKind
+
+__all__ = ["ADMIN", "MAPPING", "UNMAPPED", "VIEWER", "ObjectMapping", "ToMany", "ToOne", "Value"]
+
+Alias = Any
+"""A table alias (``sa.Table.alias``): ``alias.c.<column>``."""
+
+VIEWER = sa.bindparam("viewer", type_=sa.Integer)
+"""The signed-in viewer's user id; ``None`` when anonymous."""
+ADMIN = sa.bindparam("admin", type_=sa.Boolean)
+"""Whether the viewer is an admin (``Role.ADMIN``)."""
+
+
+@dataclass(frozen=True)
+class Value:
+    """A scalar field: ``sql(alias, is_sqlite)``, written by the shaping helper ``write`` ("" as is).
+
+    ``anonymous``: the constant that stands for the expression without a viewer (``None``:
+    the expression itself, which must then not depend on the viewer).
+    """
+
+    sql: Callable[[Alias, bool], sa.ColumnElement[Any]]
+    write: str = ""
+    anonymous: Any = None
+
+
+@dataclass(frozen=True)
+class ToOne:
+    """An object field joined into its parent's statement: ``on(parent alias, target alias)``."""
+
+    target: str
+    on: Callable[[Alias, Alias], sa.ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class Page:
+    """The rows of a connection under a target alias: what they are read from and in which order.
+
+    ``source(target)`` gives the FROM clause and the alias the rest reads (the target, or a
+    link table joined to it); on that alias, ``parent`` is the column matched with the
+    parent's key, ``key`` the cursor's ordering key (``None``: the primary key alone) and
+    ``pk`` the cursor's tie-breaker; ``descending``: newest first.
+    """
+
+    source: Callable[[Alias], tuple[Any, Alias]]
+    parent: Callable[[Alias], sa.ColumnElement[Any]]
+    key: Callable[[Alias], sa.ColumnElement[Any]] | None
+    pk: Callable[[Alias], sa.ColumnElement[Any]]
+    descending: bool
+    kind: CursorKind
+    key_is_time: bool
+
+
+@dataclass(frozen=True)
+class ToMany:
+    """A connection field of ``target`` objects (``first``/``after`` paging).
+
+    ``parent_key(parent)`` is the parent's column that ``page.parent`` matches;
+    ``count(parent)`` the correlated total for ``totalCount``.
+    """
+
+    target: str
+    page: Page
+    parent_key: Callable[[Alias], sa.ColumnElement[Any]]
+    count: Callable[[Alias], sa.ColumnElement[Any]]
+
+
+Field = Value | ToOne | ToMany
+
+
+@dataclass(frozen=True)
+class ObjectMapping:
+    """A GraphQL object type read from ``table``: its fields by GraphQL name."""
+
+    name: str
+    table: sa.Table
+    fields: dict[str, Field]
+
+
+def tag_names(article: Alias, is_sqlite: bool) -> sa.ColumnElement[Any]:
+    """The article's tag names as JSON array text, in the author's order (``article_tag.position``)."""
+    at, t = article_tag_table.alias("tn_at"), tag_table.alias("tn_t")
+    if is_sqlite:
+        # SQLite has no ORDER BY inside aggregates: aggregate an ordered subquery instead
+        ordered = (
+            sa.select(t.c.name.label("name"))
+            .join_from(at, t, t.c.id == at.c.tag_id)
+            .where(at.c.article_id == article.c.id)
+            .order_by(at.c.position, t.c.name)
+            .correlate(article)
+            .subquery()
+        )
+        return sa.select(sa.func.json_group_array(ordered.c.name)).scalar_subquery()
+    aggregated = sa.func.json_agg(aggregate_order_by(t.c.name, at.c.position, t.c.name))
+    return (
+        sa.select(sa.cast(aggregated, sa.Text))
+        .join_from(at, t, t.c.id == at.c.tag_id)
+        .where(at.c.article_id == article.c.id)
+        .correlate(article)
+        .scalar_subquery()
+    )
+
+
+def _count(table: sa.Table, column: str, parent_column: Callable[[Alias], Any]) -> Callable[[Alias], Any]:
+    def count(parent: Alias) -> sa.ColumnElement[Any]:
+        counted = table.alias(f"n_{table.name}")
+        return (
+            sa.select(sa.func.count())
+            .select_from(counted)
+            .where(counted.c[column] == parent_column(parent))
+            .correlate(parent)
+            .scalar_subquery()
+        )
+
+    return count
+
+
+def _viewer_link(table: sa.Table, viewer_column: str, target_column: str) -> Callable[[Alias, bool], Any]:
+    def link(target: Alias, _is_sqlite: bool) -> sa.ColumnElement[Any]:
+        linked = table.alias(f"v_{table.name}")
+        return sa.exists().where(linked.c[target_column] == target.c.id, linked.c[viewer_column] == VIEWER)
+
+    return link
+
+
+def _column(name: str) -> Callable[[Alias, bool], sa.ColumnElement[Any]]:
+    return lambda alias, _is_sqlite: alias.c[name]
+
+
+def _email(user: Alias, _is_sqlite: bool) -> sa.ColumnElement[Any]:
+    # graph.permissions.IsSelfOrAdmin, fail_silently: null for anyone but the user and admins
+    return sa.case((sa.or_(user.c.id == VIEWER, ADMIN), user.c.email), else_=sa.null())
+
+
+def _itself(target: Alias) -> tuple[Any, Alias]:
+    return target, target
+
+
+def _favorites_source(article: Alias) -> tuple[Any, Alias]:
+    favorite = favorite_table.alias("pf")
+    return article.join(favorite, favorite.c.article_id == article.c.id), favorite
+
+
+COMMENTS = ToMany(
+    "Comment",
+    Page(
+        source=_itself,
+        parent=lambda comment: comment.c.article_id,
+        key=None,
+        pk=lambda comment: comment.c.id,
+        descending=False,  # oldest first: ids grow with time
+        kind=CursorKind.COMMENTS,
+        key_is_time=False,
+    ),
+    parent_key=lambda article: article.c.id,
+    count=_count(comment_table, "article_id", lambda article: article.c.id),
+)
+USER_ARTICLES = ToMany(
+    "Article",
+    Page(
+        source=_itself,
+        parent=lambda article: article.c.author_id,
+        key=lambda article: article.c.created_at,
+        pk=lambda article: article.c.id,
+        descending=True,
+        kind=CursorKind.USER_ARTICLES,
+        key_is_time=True,
+    ),
+    parent_key=lambda user: user.c.id,
+    count=_count(article_table, "author_id", lambda user: user.c.id),
+)
+USER_FAVORITES = ToMany(
+    "Article",
+    Page(
+        source=_favorites_source,
+        parent=lambda favorite: favorite.c.user_id,
+        key=lambda favorite: favorite.c.created_at,
+        pk=lambda favorite: favorite.c.article_id,
+        descending=True,  # most recently favorited first
+        kind=CursorKind.USER_FAVORITES,
+        key_is_time=True,
+    ),
+    parent_key=lambda user: user.c.id,
+    count=_count(favorite_table, "user_id", lambda user: user.c.id),
+)
+
+MAPPING: dict[str, ObjectMapping] = {
+    "Article": ObjectMapping(
+        "Article",
+        article_table,
+        {
+            "id": Value(_column("id"), "_id_Article"),
+            "slug": Value(_column("slug")),
+            "title": Value(_column("title")),
+            "description": Value(_column("description")),
+            "body": Value(_column("body")),
+            "createdAt": Value(_column("created_at"), "_datetime"),
+            "updatedAt": Value(_column("updated_at"), "_datetime"),
+            "favoritesCount": Value(_column("favorites_count")),
+            "tagList": Value(tag_names, "_tags"),
+            "favorited": Value(_viewer_link(favorite_table, "user_id", "article_id"), "_bool", anonymous=False),
+            "author": ToOne("User", lambda article, user: user.c.id == article.c.author_id),
+            "comments": COMMENTS,
+        },
+    ),
+    "User": ObjectMapping(
+        "User",
+        user_table,
+        {
+            "id": Value(_column("id"), "_id_User"),
+            "username": Value(_column("username")),
+            "bio": Value(_column("bio")),
+            "image": Value(_column("image")),
+            "role": Value(_column("role")),
+            "createdAt": Value(_column("created_at"), "_datetime"),
+            "email": Value(_email),
+            "following": Value(_viewer_link(follow_table, "follower_id", "followee_id"), "_bool", anonymous=False),
+            "followersCount": Value(lambda user, _s: _count(follow_table, "followee_id", lambda u: u.c.id)(user)),
+            "followingCount": Value(lambda user, _s: _count(follow_table, "follower_id", lambda u: u.c.id)(user)),
+            "articles": USER_ARTICLES,
+            "favorites": USER_FAVORITES,
+        },
+    ),
+    "Comment": ObjectMapping(
+        "Comment",
+        comment_table,
+        {
+            "id": Value(_column("id"), "_id_Comment"),
+            "body": Value(_column("body")),
+            "createdAt": Value(_column("created_at"), "_datetime"),
+            "updatedAt": Value(_column("updated_at"), "_datetime"),
+            "author": ToOne("User", lambda comment, user: user.c.id == comment.c.author_id),
+            "article": ToOne("Article", lambda comment, article: article.c.id == comment.c.article_id),
+        },
+    ),
+}
+
+UNMAPPED: dict[str, str] = {}
+"""Fields of the mapped object types that are not read from tables, by ``Type.field``, with why."""

@@ -1,0 +1,327 @@
+"""The ``Query`` root fields at run time: each starts its statements in an ``Execution`` and shapes its value.
+
+One class per kind of root field: the article lists (``articles``, ``feed``), lookups of
+one object (``article``, ``user``, ``viewer``, ``node``) or several (``nodes``), the tag
+lists and ``rateLimit``. Their semantics are the resolvers' in ``graph/queries.py``, whose
+SQL builders they share (``article_filters``, ``feed_condition``, ``tag_count_statement``,
+``tag_counts_statement``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from graphql import FieldNode, GraphQLField
+
+from graph.execution.planned.errors import NotPlanned
+from graph.execution.planned.mapping import VIEWER
+from graph.execution.planned.planner import Level
+from graph.execution.planned.runs import (
+    EMPTY,
+    Execution,
+    LevelRun,
+    after_of,
+    arguments,
+    cursor_condition,
+    cursor_of,
+    first_of,
+    keys_in,
+    keys_value,
+    parameter,
+)
+from graph.execution.planned.statements import Variants, bind
+from graph.ids import CursorKind, from_global_id
+from graph.queries import article_filters, feed_condition, search_terms, tag_count_statement, tag_counts_statement
+from graph.scalars import serialize_datetime
+from graph.types.node import MAX_FIRST
+from graph.types.rate_limit import rate_limit_of
+
+__all__ = ["ArticleList", "Lookup", "ManyNodes", "OneNode", "RateLimitRoot", "Root", "TagList"]
+
+Finish = Callable[[], Any]
+"""Shapes a root field's value once every batch has run."""
+
+_KINDS = {
+    (False, True): CursorKind.CREATED_DESC,
+    (False, False): CursorKind.CREATED_ASC,
+    (True, True): CursorKind.FAVORITES_COUNT_DESC,
+    (True, False): CursorKind.FAVORITES_COUNT_ASC,
+}
+"""The cursor kind of an ``articles`` ordering, by (ordered by favorites count, descending), as ``graph/queries.py``."""
+
+
+@dataclass(eq=False)
+class Root:
+    """A root field: its node and definition (for its arguments)."""
+
+    node: FieldNode
+    definition: GraphQLField
+
+    def levels(self) -> list[Level]:
+        """The levels whose shaping functions this root uses."""
+        return []
+
+    def start(self, execution: Execution) -> Finish:
+        """Add this field's statements to ``execution``; the function that shapes its value after."""
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class ArticleList(Root):
+    """``articles`` (every filter, ``search`` and ``orderBy``) or ``feed``: a page and, for ``totalCount``, a count."""
+
+    level: Level = field(default=None)  # type: ignore[assignment]
+    feed: bool = False
+    counts: bool = False
+    is_sqlite: bool = True
+    page: Variants = field(init=False)
+    count: Variants = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.page = Variants(self._page, self.is_sqlite)
+        self.count = Variants(self._count, self.is_sqlite)
+
+    def levels(self) -> list[Level]:
+        return [self.level]
+
+    def _conditions(self, filters: tuple[Any, ...]) -> list[sa.ColumnElement[bool]]:
+        tag, author, favorited_by, search = filters
+        conditions = article_filters(
+            tag=parameter("tag") if tag else None,
+            author=parameter("author") if author else None,
+            favorited_by=parameter("favorited_by") if favorited_by else None,
+            search=False if search == "none" else (parameter("search") if search else None),
+            is_sqlite=self.is_sqlite,
+        )
+        if self.feed:
+            conditions.append(feed_condition(VIEWER))
+        return conditions
+
+    def _page(self, variant: tuple[Any, ...]) -> sa.ClauseElement:
+        filters, by_favorites, descending, after, signed_in = variant
+        a = self.level.alias
+        key = a.c.favorites_count if by_favorites else a.c.created_at
+        where = self._conditions(filters)
+        if after:
+            where.append(cursor_condition(key, a.c.id, descending))
+        ordering = (key.desc(), a.c.id.desc()) if descending else (key.asc(), a.c.id.asc())
+        return (
+            sa.select(*self.level.select_list(self.is_sqlite, signed_in))
+            .select_from(self.level.from_clause())
+            .where(*where)
+            .order_by(*ordering)
+            .limit(parameter("limit"))
+        )
+
+    def _count(self, filters: tuple[Any, ...]) -> sa.ClauseElement:
+        tag, author, favorited_by, search = filters
+        if tag and not (author or favorited_by or search) and not self.feed:
+            return tag_count_statement(parameter("tag"))
+        return sa.select(sa.func.count()).select_from(self.level.alias).where(*self._conditions(filters))
+
+    def start(self, execution: Execution) -> Finish:
+        if self.feed and execution.viewer_id is None:
+            raise NotPlanned("feed needs a viewer")
+        args = arguments(self.definition, self.node, execution.variables)
+        first = first_of(args.get("first"))
+        order = args.get("orderBy")
+        by_favorites = order is not None and order["field"].value == "FAVORITES_COUNT"
+        descending = order is None or order["direction"].value == "DESC"
+        kind = _KINDS[by_favorites, descending]
+        after = after_of(args.get("after"), kind, int if by_favorites else dt.datetime)
+        values = execution.values(limit=first + 1)
+        search: Any = None
+        if args.get("search") is not None:
+            terms = search_terms(args["search"], self.is_sqlite)
+            search = "none" if terms is None else "terms"
+            values["search"] = terms
+        for name in ("tag", "author", "favorited_by"):
+            values[name] = args.get(name if name != "favorited_by" else "favoritedBy")
+        filters = (values["tag"] is not None, values["author"] is not None, values["favorited_by"] is not None, search)
+        if after is not None:
+            ckey, values["cpk"] = after
+            values["ckey"] = execution.bind_time(ckey) if isinstance(ckey, dt.datetime) else ckey
+        signed_in = execution.viewer_id is not None
+        run = LevelRun(execution, self.level)
+        execution.add(
+            bind(self.page.get((filters, by_favorites, descending, after is not None, signed_in)), values), run.receive
+        )
+        total: list[Any] = [None]
+        if self.counts:
+
+            def counted(rows: list[Any]) -> None:
+                total[0] = rows[0][0]
+
+            execution.add(bind(self.count.get(filters), values), counted)
+        keys = self.level.keys
+        cursor = cursor_of(
+            kind,
+            keys["page.favorites"] if by_favorites else keys["page.created"],
+            keys["page.pk"],
+            not by_favorites,
+            self.is_sqlite,
+        )
+        has_previous = after is not None
+        return lambda: self.level.shape(run.rows, first, has_previous, total[0], run.accessors(), cursor)
+
+
+@dataclass(eq=False)
+class Lookup(Root):
+    """One object by a unique column (``article(slug)``, ``user(username)``, ``viewer``); ``None`` when none matches.
+
+    ``argument``: the argument holding the value, ``None`` for the viewer's own row.
+    """
+
+    level: Level = field(default=None)  # type: ignore[assignment]
+    column: str = "id"
+    argument: str | None = None
+    is_sqlite: bool = True
+    statement: Variants = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.statement = Variants(self._sql, self.is_sqlite)
+
+    def levels(self) -> list[Level]:
+        return [self.level]
+
+    def _sql(self, variant: tuple[bool, bool]) -> sa.ClauseElement:
+        signed_in, many = variant
+        column = self.level.alias.c[self.column]
+        return (
+            sa.select(*self.level.select_list(self.is_sqlite, signed_in))
+            .select_from(self.level.from_clause())
+            .where(keys_in(column, self.is_sqlite) if many else column == parameter("key"))
+        )
+
+    def run(self, execution: Execution, keys: list[Any]) -> LevelRun:
+        """Read the objects ``keys`` (values of ``column``) in the next batch."""
+        values = execution.values()
+        many = len(keys) != 1
+        if many:
+            values["keys"] = keys_value(keys, self.is_sqlite)
+        else:
+            values["key"] = keys[0]
+        run = LevelRun(execution, self.level)
+        execution.add(bind(self.statement.get((execution.viewer_id is not None, many)), values), run.receive)
+        return run
+
+    def start(self, execution: Execution) -> Finish:
+        if self.argument is None:
+            key = execution.viewer_id
+            if key is None:
+                return lambda: None
+        else:
+            key = arguments(self.definition, self.node, execution.variables)[self.argument]
+        run = self.run(execution, [key])
+        shape = self.level.shape
+        return lambda: shape(run.rows[0], run.accessors()) if run.rows else None
+
+
+NODE_TYPES = ("Article", "User", "Comment")
+"""The object types that implement ``Node`` (``graph/queries.py``, ``resolve_node``)."""
+
+
+@dataclass(eq=False)
+class OneNode(Root):
+    """``node(id)``: the object a global ID names, read by the lookup of its type; ``None`` for any other ID."""
+
+    lookups: dict[str, Lookup] = field(default_factory=dict)
+
+    def levels(self) -> list[Level]:
+        return [lookup.level for lookup in self.lookups.values()]
+
+    def start(self, execution: Execution) -> Finish:
+        decoded = from_global_id(arguments(self.definition, self.node, execution.variables)["id"])
+        if decoded is None or decoded[0] not in self.lookups:
+            return lambda: None
+        lookup = self.lookups[decoded[0]]
+        run = lookup.run(execution, [decoded[1]])
+        shape = lookup.level.shape
+        return lambda: shape(run.rows[0], run.accessors()) if run.rows else None
+
+
+@dataclass(eq=False)
+class ManyNodes(OneNode):
+    """``nodes(ids)``: one statement per type named, answers in the order asked (``None`` where none)."""
+
+    def start(self, execution: Execution) -> Finish:
+        ids = arguments(self.definition, self.node, execution.variables)["ids"]
+        if len(ids) > MAX_FIRST:
+            raise NotPlanned("too many ids")
+        decoded = [from_global_id(global_id) for global_id in ids]
+        by_type: dict[str, list[int]] = {}
+        for found in decoded:
+            if found is not None and found[0] in self.lookups:
+                by_type.setdefault(found[0], []).append(found[1])
+        runs = {name: self.lookups[name].run(execution, list(dict.fromkeys(keys))) for name, keys in by_type.items()}
+
+        def finish() -> list[Any]:
+            shaped: dict[tuple[str, int], Any] = {}
+            for name, run in runs.items():
+                shape, accessors = self.lookups[name].level.shape, run.accessors()
+                for row in run.rows:
+                    shaped[name, row[0]] = shape(row, accessors)
+            return [shaped.get(found) if found is not None else None for found in decoded]
+
+        return finish
+
+
+@dataclass(eq=False)
+class TagList(Root):
+    """``tags`` (names) or ``popularTags`` (``TagCount`` s: ``fields`` by response key)."""
+
+    fields: list[tuple[str, str]] | None = None
+    is_sqlite: bool = True
+    statement: Variants = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.statement = Variants(lambda _variant: tag_counts_statement(parameter("limit")), self.is_sqlite)
+
+    def start(self, execution: Execution) -> Finish:
+        first = first_of(arguments(self.definition, self.node, execution.variables).get("first"))
+        rows: list[Any] = EMPTY
+        received: list[list[Any]] = [rows]
+        execution.add(bind(self.statement.get(()), {"limit": first}), lambda got: received.__setitem__(0, got))
+        fields = self.fields
+        if fields is None:
+            return lambda: [row[0] for row in received[0]]
+        columns = {"name": 0, "articlesCount": 1}
+
+        def finish() -> list[dict[str, Any]]:
+            return [
+                {key: "TagCount" if name == "__typename" else row[columns[name]] for key, name in fields}
+                for row in received[0]
+            ]
+
+        return finish
+
+
+@dataclass(eq=False)
+class RateLimitRoot(Root):
+    """``rateLimit``: the budget's status in the context (``graph/types/rate_limit.py``), no statement."""
+
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    context: Any = None
+
+    def start(self, execution: Execution) -> Finish:
+        status = rate_limit_of(execution.context)
+        fields = self.fields
+
+        def finish() -> dict[str, Any] | None:
+            if status is None:
+                return None
+            out: dict[str, Any] = {}
+            for key, name in fields:
+                if name == "__typename":
+                    out[key] = "RateLimit"
+                elif name == "resetAt":
+                    out[key] = serialize_datetime(status.reset_at)
+                else:
+                    out[key] = getattr(status, name)
+            return out
+
+        return finish

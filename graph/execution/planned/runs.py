@@ -1,0 +1,267 @@
+"""Levels at run time: their statements' variants, one execution's batches, and the accessors shaping reads.
+
+An ``Execution`` runs statements in batches through ``Database.fetch_raw``: first every root
+field's, then, as rows arrive, the statements of the connections below them (one per
+connection level, for all parents at once), until none is left. Shaping starts after the
+last batch, from the roots down, each level reading its children through accessors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from graphql import FieldNode, GraphQLError, GraphQLField
+from graphql.execution.values import VariableValues, get_argument_values
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from graph.errors import BadUserInput
+from graph.execution.planned.errors import NotPlanned
+from graph.execution.planned.mapping import ADMIN, VIEWER
+from graph.execution.planned.planner import Child, Level
+from graph.execution.planned.shaping import cursor_key
+from graph.execution.planned.statements import Variants, bind
+from graph.ids import CursorKind, decode_cursor, encode_cursor
+from graph.types.node import check_first
+
+__all__ = [
+    "ChildRun",
+    "Execution",
+    "LevelRun",
+    "arguments",
+    "child_statements",
+    "cursor_condition",
+    "cursor_of",
+    "first_of",
+    "keys_in",
+    "parameter",
+]
+
+EMPTY: list[Any] = []
+
+
+def arguments(definition: GraphQLField, node: FieldNode, variables: VariableValues) -> dict[str, Any]:
+    """A field's coerced arguments by name; ``NotPlanned`` when they do not coerce."""
+    try:
+        return get_argument_values(definition, node, variables)
+    except GraphQLError as error:
+        raise NotPlanned("arguments do not coerce") from error
+
+
+def first_of(value: Any) -> int:
+    """``first`` as the resolvers check it; ``NotPlanned`` when out of range (they report it)."""
+    try:
+        return check_first(value)
+    except BadUserInput as error:
+        raise NotPlanned("first is out of range") from error
+
+
+def after_of(value: str | None, kind: CursorKind, key_type: type) -> tuple[Any, int] | None:
+    """The decoded ``after`` cursor, ``None`` without one; ``NotPlanned`` when it does not decode."""
+    if value is None:
+        return None
+    try:
+        return decode_cursor(value, kind, key_type)
+    except BadUserInput as error:
+        raise NotPlanned("the cursor does not decode") from error
+
+
+def parameter(name: str) -> sa.BindParameter[Any]:
+    """A named parameter (its value comes from the run's values)."""
+    return sa.bindparam(name)
+
+
+def keys_in(column: Any, is_sqlite: bool) -> Any:
+    """``column`` is one of the ``:keys`` parameter: a JSON array on SQLite, an array on PostgreSQL."""
+    if is_sqlite:
+        return column.in_(sa.select(sa.literal_column("value")).select_from(sa.func.json_each(parameter("keys"))))
+    return column == sa.any_(sa.cast(parameter("keys"), ARRAY(sa.BigInteger)))
+
+
+def keys_value(keys: list[Any], is_sqlite: bool) -> Any:
+    """The ``:keys`` parameter's value for ``keys_in``."""
+    return orjson.dumps(keys).decode() if is_sqlite else keys
+
+
+def cursor_condition(
+    key: sa.ColumnElement[Any] | None, pk: sa.ColumnElement[Any], descending: bool
+) -> sa.ColumnElement[bool]:
+    """Rows after the cursor ``(:ckey, :cpk)`` in the order ``(key, pk)``, descending or not."""
+    ckey, cpk = parameter("ckey"), parameter("cpk")
+    if key is None:
+        after: sa.ColumnElement[bool] = pk < cpk if descending else pk > cpk
+        return after
+    if descending:
+        return sa.or_(key < ckey, sa.and_(key == ckey, pk < cpk))
+    return sa.or_(key > ckey, sa.and_(key == ckey, pk > cpk))
+
+
+def cursor_of(
+    kind: CursorKind, key_index: int | None, pk_index: int, key_is_time: bool, is_sqlite: bool
+) -> Callable[[Any], str]:
+    """The cursor of a row whose ordering key and primary key are at ``key_index`` and ``pk_index``."""
+    if key_index is None:
+        return lambda r: encode_cursor(kind, None, r[pk_index])
+    if key_is_time and is_sqlite:  # SQLite's timestamps are text
+        return lambda r: encode_cursor(kind, cursor_key(r[key_index]), r[pk_index])
+    return lambda r: encode_cursor(kind, r[key_index], r[pk_index])
+
+
+def child_statements(child: Child, is_sqlite: bool) -> Variants:
+    """A connection level's statement, by variant ``(one parent, after a cursor, signed in)``.
+
+    One parent: its page in index order with ``LIMIT``. Several: a page per parent, numbered
+    by ``row_number()`` over the parent (both engines have window functions).
+    """
+    level, page = child.level, child.relation.page
+    link = level.link
+
+    def build(variant: tuple[bool, bool, bool]) -> sa.ClauseElement:
+        single, after, signed_in = variant
+        columns = level.select_list(is_sqlite, signed_in)
+        key = page.key(link) if page.key is not None else None
+        pk = page.pk(link)
+        parent = page.parent(link)
+        order = [key, pk] if key is not None else [pk]
+        ordering = [column.desc() if page.descending else column.asc() for column in order]
+        where = [cursor_condition(key, pk, page.descending)] if after else []
+        if single:
+            return (
+                sa.select(*columns)
+                .select_from(level.from_clause())
+                .where(parent == parameter("key"), *where)
+                .order_by(*ordering)
+                .limit(parameter("limit"))
+            )
+        rank = sa.func.row_number().over(partition_by=parent, order_by=ordering).label("n")
+        inner = (
+            sa.select(*columns, rank)
+            .select_from(level.from_clause())
+            .where(keys_in(parent, is_sqlite), *where)
+            .subquery("w")
+        )
+        parent_label = f"c{level.keys['page.parent']}"
+        return (
+            sa.select(*[inner.c[f"c{i}"] for i in range(len(columns))])
+            .where(inner.c.n <= parameter("limit"))
+            .order_by(inner.c[parent_label], inner.c.n)
+        )
+
+    return Variants(build, is_sqlite)
+
+
+@dataclass(eq=False)
+class Execution:
+    """One run of a planned query: the statements still to run and what receives their rows."""
+
+    db: Any
+    is_sqlite: bool
+    variables: VariableValues
+    viewer_id: int | None
+    admin: bool
+    context: Any = None
+    pending: list[tuple[tuple[str, list[Any]], Callable[[list[Any]], None]]] = field(default_factory=list)
+
+    def values(self, **more: Any) -> dict[str, Any]:
+        """Parameter values: the viewer's, and ``more``."""
+        return {VIEWER.key: self.viewer_id, ADMIN.key: self.admin, **more}
+
+    def add(self, statement: tuple[str, list[Any]], receive: Callable[[list[Any]], None]) -> None:
+        """Run ``statement`` in the next batch and hand its rows to ``receive``."""
+        self.pending.append((statement, receive))
+
+    async def run(self) -> None:
+        """Run batches until no statement is left (receivers add the next level's)."""
+        while self.pending:
+            batch, self.pending = self.pending, []
+            results = await self.db.fetch_raw([statement for statement, _receive in batch])
+            for (_statement, receive), rows in zip(batch, results, strict=True):
+                receive(rows)
+
+    def bind_time(self, value: dt.datetime) -> Any:
+        """A datetime parameter as stored timestamps compare with it (SQLite's are text)."""
+        from db.models import sqlite_timestamp
+
+        return sqlite_timestamp(value) if self.is_sqlite else value
+
+
+class LevelRun:
+    """A level's rows in one execution, and the runs of the connections below it."""
+
+    __slots__ = ("children", "execution", "level", "rows")
+
+    def __init__(self, execution: Execution, level: Level) -> None:
+        self.execution = execution
+        self.level = level
+        self.rows: list[Any] = EMPTY
+        self.children: list[ChildRun] = []
+
+    def receive(self, rows: list[Any]) -> None:
+        """Take this level's rows and schedule each child connection's statement for their keys."""
+        self.rows = rows
+        execution = self.execution
+        for child in self.level.children:
+            run = ChildRun(execution, child)
+            self.children.append(run)
+            keys = list(dict.fromkeys(row[child.parent_index] for row in rows))
+            if keys:
+                execution.add(run.statement(keys), run.receive)
+
+    def accessors(self) -> list[Callable[[Any, Any], Any]]:
+        """For each child connection: ``(parent key, total) -> connection dict``."""
+        return [run.accessor() for run in self.children]
+
+
+class ChildRun(LevelRun):
+    """A connection level's run: its arguments, its statement for the parents' keys, its pages by parent."""
+
+    __slots__ = ("after", "child", "first")
+
+    def __init__(self, execution: Execution, child: Child) -> None:
+        super().__init__(execution, child.level)
+        self.child = child
+        args = arguments(child.definition, child.node, execution.variables)
+        page = child.relation.page
+        self.first = first_of(args.get("first"))
+        key_type: type = (dt.datetime if page.key_is_time else int) if page.key is not None else type(None)
+        self.after = after_of(args.get("after"), page.kind, key_type)
+
+    def statement(self, keys: list[Any]) -> tuple[str, list[Any]]:
+        """The page(s) of the parents ``keys``."""
+        execution, child = self.execution, self.child
+        statements = child.variants
+        if statements is None:  # compiled with the plan, once per variant
+            statements = child.variants = child_statements(child, execution.is_sqlite)
+        single = len(keys) == 1
+        values = execution.values(limit=self.first + 1)
+        if single:
+            values["key"] = keys[0]
+        else:
+            values["keys"] = keys_value(keys, execution.is_sqlite)
+        if self.after is not None:
+            key, pk = self.after
+            values["ckey"] = execution.bind_time(key) if isinstance(key, dt.datetime) else key
+            values["cpk"] = pk
+        variant = (single, self.after is not None, execution.viewer_id is not None)
+        return bind(statements.get(variant), values)
+
+    def accessor(self) -> Callable[[Any, Any], Any]:
+        level, page = self.level, self.child.relation.page
+        parent = level.keys["page.parent"]
+        groups: dict[Any, list[Any]] = {}
+        for row in self.rows:
+            groups.setdefault(row[parent], []).append(row)
+        shape, first, has_previous = level.shape, self.first, self.after is not None
+        accessors = self.accessors()
+        cursor = cursor_of(
+            page.kind, level.keys.get("page.key"), level.keys["page.pk"], page.key_is_time, self.execution.is_sqlite
+        )
+
+        def get(key: Any, total: Any) -> Any:
+            return shape(groups.get(key, EMPTY), first, has_previous, total, accessors, cursor)
+
+        return get
