@@ -215,7 +215,7 @@ class OperationExecutor:
         unplanned = plans.unplanned
         if plans.planned is not None:
             try:
-                data = await plans.planned.execute(context, operation.coerced_variables)
+                data, errors = await plans.planned.execute(context, operation.coerced_variables)
             except NotPlanned as refusal:  # arguments outside the plan; nothing was written
                 unplanned = str(refusal)
             except WriteCommitted as committed:
@@ -228,7 +228,7 @@ class OperationExecutor:
                 context.refresh()
             else:
                 self.paths.answer(PLANNED)
-                return ExecutionResult(data, None)
+                return ExecutionResult(data, errors or None)
         if self.is_sqlite is not None:
             self.paths.fall_back(PLANNED, unplanned or "not_planned")
         plan = plans.compiled

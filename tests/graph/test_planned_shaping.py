@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from graphql import FieldNode, GraphQLObjectType, OperationDefinitionNode, build_schema, parse
+from graphql import FieldNode, OperationDefinitionNode, build_schema, parse
 
 from graph.execution.planned import NotPlanned, plan_operation
+from graph.execution.planned.planner import Planner
 from graph.execution.planned.shaping import BUILTINS, Source, entry, name_literal
 
 SCHEMA = build_schema((Path(__file__).parents[2] / "schema.graphql").read_text())
-
-
-def _collect(_type: GraphQLObjectType, selection_sets: list[Any], _fragments: Any) -> dict[str, list[FieldNode]]:
-    fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
-    for selection_set in selection_sets:
-        for node in selection_set.selections:
-            fields.setdefault(node.alias.value if node.alias else node.name.value, []).append(node)
-    return fields
 
 
 def _operation(query: str) -> OperationDefinitionNode:
@@ -41,17 +33,19 @@ def test_anything_else_is_refused_before_it_reaches_the_source(name: str) -> Non
         entry(name, "r[0]")
 
 
-def test_a_response_key_that_is_not_a_name_is_never_planned() -> None:
+def test_a_response_key_that_is_not_a_name_is_never_planned(monkeypatch: pytest.MonkeyPatch) -> None:
     operation = _operation("{ articles(first: 1) { edges { node { t: title } } } }")
-    plan_operation(SCHEMA, operation, {}, True, _collect)  # the document as validated plans
+    plan_operation(SCHEMA, operation, {}, True)  # the document as validated plans
+    collect = Planner.collect
 
-    def unvalidated(object_type: GraphQLObjectType, selection_sets: list[Any], fragments: Any) -> Any:
+    def unvalidated(self: Planner, type_name: str, selection_sets: list[Any]) -> dict[str, list[FieldNode]]:
         # as if a document had skipped validation: an alias that is code, not a name
-        fields = _collect(object_type, selection_sets, fragments)
+        fields = collect(self, type_name, selection_sets)
         return {"t': __import__('os'), 'u" if key == "t" else key: nodes for key, nodes in fields.items()}
 
+    monkeypatch.setattr(Planner, "collect", unvalidated)
     with pytest.raises(NotPlanned, match="not a GraphQL name"):
-        plan_operation(SCHEMA, operation, {}, True, unvalidated)
+        plan_operation(SCHEMA, operation, {}, True)
 
 
 def test_generated_functions_reach_only_their_helpers_and_two_builtins() -> None:

@@ -15,11 +15,14 @@ from graphql import (
     DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLNonNull,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     VariableNode,
     Visitor,
+    located_error,
     visit,
 )
 from graphql.execution.values import VariableValues
@@ -38,7 +41,7 @@ from graph.execution.planned.roots import (
     Root,
     TagList,
 )
-from graph.execution.planned.runs import Execution
+from graph.execution.planned.runs import Execution, FieldError
 from graph.execution.planned.writes import AddCommentPlan
 
 if TYPE_CHECKING:
@@ -60,14 +63,21 @@ class OperationSql:
         """Whether this is a mutation (it runs at most once, and never falls back after its commit)."""
         return self.write is not None
 
-    async def execute(self, context: Context, variables: VariableValues) -> dict[str, Any]:
-        """The response's ``data``; raises NotPlanned when the arguments are outside the plan.
+    async def execute(
+        self, context: Context, variables: VariableValues
+    ) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+        """The response's ``data`` and errors; raises NotPlanned when the operation is outside the plan.
 
-        A mutation raises NotPlanned only before anything is written, and ``WriteCommitted``
-        for a failure after its commit.
+        Errors are the resolvers' for arguments they refuse (``runs.FieldError``), located and
+        propagated as graphql-core does (GraphQL spec, 6.4.4 Handling Field Errors): the
+        nearest nullable field becomes null, a root field here (``data`` itself for a non-null
+        one). Only one error is reported this way: with more, graphql-core's order of them
+        depends on its scheduling, and NotPlanned hands the operation to it. A mutation raises
+        NotPlanned only before anything is written, and ``WriteCommitted`` for a failure
+        after its commit.
         """
         if self.write is not None:
-            return await self._write(self.write, context, variables)
+            return await self._write(self.write, context, variables), []
         viewer = context.viewer
         execution = Execution(
             context.app.db,
@@ -77,9 +87,36 @@ class OperationSql:
             viewer is not None and viewer.role is Role.ADMIN,
             context,
         )
-        finishers = [(key, root.start(execution) if isinstance(root, Root) else None) for key, root in self.roots]
+        finishers: list[tuple[str, Root | None, Any]] = []
+        errors: list[FieldError] = []
+        for key, root in self.roots:
+            if not isinstance(root, Root):
+                finishers.append((key, None, None))
+                continue
+            try:
+                finishers.append((key, root, root.start(execution)))
+            except FieldError as error:
+                error.node, error.path = root.node, [key]
+                errors.append(error)
+                finishers.append((key, root, None))
         await execution.run()
-        return {key: finish() if finish is not None else self.root_type for key, finish in finishers}
+        errors.extend(execution.errors)
+        if len(errors) > 1:
+            raise NotPlanned("several errors")
+        data: dict[str, Any] = {}
+        for key, found, finish in finishers:
+            if found is None:
+                data[key] = self.root_type
+                continue
+            try:
+                if finish is None:  # its arguments failed: the error is in ``errors``
+                    raise errors[0]
+                data[key] = finish()
+            except FieldError:
+                if isinstance(found.definition.type, GraphQLNonNull):
+                    return None, [_located(error) for error in errors]
+                data[key] = None
+        return data, [_located(error) for error in errors]
 
     async def _write(self, root: AddCommentPlan, context: Context, variables: VariableValues) -> dict[str, Any]:
         broker = context.app.broker
@@ -98,6 +135,11 @@ class OperationSql:
         except Exception as error:
             raise WriteCommitted("a committed mutation failed afterwards", root.node) from error
         return {key: value if r is not None else self.root_type for key, r in self.roots}
+
+
+def _located(error: FieldError) -> GraphQLError:
+    # as graphql-core locates a resolver's error: the same message, extensions and original error
+    return located_error(error.original, [error.node] if error.node is not None else None, error.path)
 
 
 class _DirectiveVariables(Visitor):
@@ -142,8 +184,10 @@ class PlannedOperation:
             raise found
         return found
 
-    async def execute(self, context: Context, variables: VariableValues) -> dict[str, Any]:
-        """The response's ``data`` (``OperationSql.execute``); NotPlanned when not covered."""
+    async def execute(
+        self, context: Context, variables: VariableValues
+    ) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+        """The response's ``data`` and errors (``OperationSql.execute``); NotPlanned when not covered."""
         return await self.plan(variables).execute(context, variables)
 
 
@@ -195,7 +239,7 @@ def _plan(
             write = AddCommentPlan(nodes[0], definition, planner.comment_payload(nodes), is_sqlite)
             roots.append((key, write))
             continue
-        roots.append((key, _root(planner, name, nodes, definition, is_sqlite)))
+        roots.append((key, _root(planner, key, name, nodes, definition, is_sqlite)))
     if not roots or all(root is None for _key, root in roots):
         raise NotPlanned("nothing to plan")
     levels: list[Level] = [level for _key, root in roots if root is not None for level in root.levels()]
@@ -203,12 +247,13 @@ def _plan(
     return OperationSql(roots, root_type.name, write)
 
 
-def _root(planner: Planner, name: str, nodes: list[FieldNode], definition: Any, is_sqlite: bool) -> Root:
+def _root(planner: Planner, key: str, name: str, nodes: list[FieldNode], definition: Any, is_sqlite: bool) -> Root:
     node = nodes[0]
     if name in ("articles", "feed"):
         from db.models import article_table
 
         level = planner.level("Article", article_table)  # the filters of graph/queries.py read ``article``
+        level.listed = True
         counts = planner.connection(level, "ArticleConnection", nodes)
         level.add("page.pk", lambda _s: article_table.c.id)
         level.add("page.created", lambda _s: article_table.c.created_at)
@@ -220,10 +265,13 @@ def _root(planner: Planner, name: str, nodes: list[FieldNode], definition: Any, 
             "user": ("User", "username", "username"),
             "viewer": ("User", "id", None),
         }[name]
-        return Lookup(node, definition, _lookup_level(planner, type_name, nodes), column, argument, is_sqlite)
+        level = _lookup_level(planner, type_name, nodes, key, listed=False)
+        return Lookup(node, definition, level, column, argument, is_sqlite)
     if name in ("node", "nodes"):
         lookups = {
-            type_name: Lookup(node, definition, _lookup_level(planner, type_name, nodes), "id", None, is_sqlite)
+            type_name: Lookup(
+                node, definition, _lookup_level(planner, type_name, nodes, key, name == "nodes"), "id", None, is_sqlite
+            )
             for type_name in NODE_TYPES
         }
         return (OneNode if name == "node" else ManyNodes)(node, definition, lookups)
@@ -238,9 +286,10 @@ def _root(planner: Planner, name: str, nodes: list[FieldNode], definition: Any, 
     raise NotPlanned(f"Query.{name}")
 
 
-def _lookup_level(planner: Planner, type_name: str, nodes: list[FieldNode]) -> Level:
+def _lookup_level(planner: Planner, type_name: str, nodes: list[FieldNode], key: str, listed: bool) -> Level:
     level = planner.level(type_name)
+    level.listed = listed
     alias = level.alias
     level.add("pk", lambda _s: alias.c.id)  # first: ``nodes`` finds each row's object by it
-    planner.lookup(level, nodes)
+    planner.lookup(level, nodes, key)
     return level

@@ -66,6 +66,8 @@ class Child:
     definition: GraphQLField
     parent_index: int
     count_index: int | None
+    path: list[str]
+    in_list: bool
     variants: Any = None  # its statements, compiled on first use (runs.child_statements)
 
 
@@ -81,6 +83,7 @@ class Level:
     alias: Any
     source: Any
     link: Any = None
+    listed: bool = False  # its rows are items of a list (a connection's, ``nodes``')
     joins: list[tuple[Any, sa.ColumnElement[bool]]] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
     keys: dict[str, int] = field(default_factory=dict)
@@ -203,18 +206,23 @@ class Planner:
         alias = self.alias(mapping) if alias is None else alias
         return Level(mapping, alias, alias if source is None else source)
 
-    def object(self, level: Level, mapping: ObjectMapping, alias: Any, nodes: list[FieldNode]) -> str:
-        """A dict expression for the object of ``mapping`` read through ``alias`` from row ``r`` of ``level``."""
+    def object(self, level: Level, mapping: ObjectMapping, alias: Any, nodes: list[FieldNode], path: list[str]) -> str:
+        """A dict expression for the object of ``mapping`` read through ``alias`` from row ``r`` of ``level``.
+
+        ``path``: the object's response path where it has no list index (for errors).
+        """
         out = []
         for key, name, merged in self.fields(mapping.name, nodes):
             if name == "__typename":
                 value = name_literal(mapping.name)
             else:
-                value = self.field(level, mapping, alias, name, merged)
+                value = self.field(level, mapping, alias, name, merged, [*path, key])
             out.append(entry(key, value))
         return literal(out)
 
-    def field(self, level: Level, mapping: ObjectMapping, alias: Any, name: str, nodes: list[FieldNode]) -> str:
+    def field(
+        self, level: Level, mapping: ObjectMapping, alias: Any, name: str, nodes: list[FieldNode], path: list[str]
+    ) -> str:
         """The expression of one field of an object (see ``object``)."""
         found = mapping.fields.get(name)
         if found is None:
@@ -227,10 +235,18 @@ class Planner:
             target = MAPPING[found.target]
             joined = self.alias(target)
             level.joins.append((joined, found.on(alias, joined)))
-            return self.object(level, target, joined, nodes)
-        return self.nested(level, mapping, alias, found, nodes)
+            return self.object(level, target, joined, nodes, path)
+        return self.nested(level, mapping, alias, found, nodes, path)
 
-    def nested(self, level: Level, mapping: ObjectMapping, alias: Any, relation: ToMany, nodes: list[FieldNode]) -> str:
+    def nested(
+        self,
+        level: Level,
+        mapping: ObjectMapping,
+        alias: Any,
+        relation: ToMany,
+        nodes: list[FieldNode],
+        path: list[str],
+    ) -> str:
         """A connection below an object: a child level, and the call of its accessor."""
         object_type = self.schema.type_map[mapping.name]
         if not isinstance(object_type, GraphQLObjectType):
@@ -239,7 +255,7 @@ class Planner:
         target = MAPPING[relation.target]
         target_alias = self.alias(target)
         source, link = relation.page.source(target_alias)
-        child = Level(target, target_alias, source, link)
+        child = Level(target, target_alias, source, link, listed=True)
         counts = self.connection(child, self.connection_type(definition), nodes)
         parent_key = relation.parent_key
         parent_index = level.add(f"{alias.name}.{nodes[0].name.value}.key", lambda _s: parent_key(alias))
@@ -253,7 +269,9 @@ class Planner:
             key = page.key
             child.add("page.key", lambda _s: key(link))
         child.add("page.parent", lambda _s: page.parent(link))
-        level.children.append(Child(relation, child, nodes[0], definition, parent_index, count_index))
+        level.children.append(
+            Child(relation, child, nodes[0], definition, parent_index, count_index, path, level.listed)
+        )
         total = f"r[{count_index}]" if count_index is not None else "None"
         return f"_s[{len(level.children) - 1}](r[{parent_index}], {total})"
 
@@ -276,7 +294,7 @@ class Planner:
             elif name == "totalCount":
                 value, counts = "_total", True
             elif name == "nodes":
-                value = f"[{self.object(level, mapping, level.alias, merged)} for r in _page]"
+                value = f"[{self.object(level, mapping, level.alias, merged, [])} for r in _page]"
             elif name == "edges":
                 edge_type = type_name.replace("Connection", "Edge")
                 edge: list[str] = []
@@ -287,7 +305,7 @@ class Planner:
                         edge.append(entry(edge_key, "c"))
                         cursors = True
                     elif edge_name == "node":
-                        edge.append(entry(edge_key, self.object(level, mapping, level.alias, edge_nodes)))
+                        edge.append(entry(edge_key, self.object(level, mapping, level.alias, edge_nodes, [])))
                     else:
                         raise NotPlanned(f"{edge_type}.{edge_name}")
                 value = (
@@ -320,15 +338,15 @@ class Planner:
         level.shape_name = self.source.function(CONNECTION_PARAMETERS, body)
         return counts
 
-    def lookup(self, level: Level, nodes: list[FieldNode]) -> None:
-        """Generate ``level``'s object shaping function (a root field answering one object)."""
-        expression = self.object(level, level.mapping, level.alias, nodes)
+    def lookup(self, level: Level, nodes: list[FieldNode], key: str) -> None:
+        """Generate ``level``'s object shaping function (the root field ``key`` answering objects)."""
+        expression = self.object(level, level.mapping, level.alias, nodes, [key])
         level.shape_name = self.source.function(OBJECT_PARAMETERS, [f"return {expression}"])
 
     def comment_payload(self, nodes: list[FieldNode]) -> Level:
         """``addComment``'s payload: a ``Comment`` level read by id; NotPlanned with a connection in it."""
         level = self.level("Comment")
-        self.lookup(level, nodes)
+        self.lookup(level, nodes, "")
         if any(len(list(found.levels())) > 1 for found in [level]):
             raise NotPlanned("a connection in addComment's payload")
         return level

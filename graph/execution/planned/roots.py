@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from graphql import FieldNode, GraphQLField
+from graphql import FieldNode, GraphQLError, GraphQLField
 
+from auth.audit import audit
+from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import VIEWER
 from graph.execution.planned.planner import Level
 from graph.execution.planned.runs import (
     EMPTY,
     Execution,
+    FieldError,
     LevelRun,
     after_of,
     arguments,
@@ -35,6 +38,7 @@ from graph.execution.planned.runs import (
 )
 from graph.execution.planned.statements import Variants, bind
 from graph.ids import CursorKind, from_global_id
+from graph.permissions import IsAuthenticated
 from graph.queries import article_filters, feed_condition, search_terms, tag_count_statement, tag_counts_statement
 from graph.scalars import serialize_datetime
 from graph.types.node import MAX_FIRST
@@ -52,6 +56,24 @@ _KINDS = {
     (True, False): CursorKind.FAVORITES_COUNT_ASC,
 }
 """The cursor kind of an ``articles`` ordering, by (ordered by favorites count, descending), as ``graph/queries.py``."""
+
+
+def unauthenticated(execution: Execution, node: FieldNode) -> FieldError:
+    """``IsAuthenticated`` refusing the field ``node``, audited as ``graph/permissions.py`` does."""
+    permission = IsAuthenticated()
+    context = execution.context
+    audit(
+        "permission_denied",
+        request_id=context.request_id,
+        viewer_id=None,
+        permission=type(permission).__name__,
+        field_path=node.alias.value if node.alias else node.name.value,
+    )
+    try:
+        permission.on_unauthorized()
+    except GraphQLError as error:
+        return FieldError(error)
+    raise NotPlanned("the permission raised nothing")  # pragma: no cover - Strawberry always raises
 
 
 @dataclass(eq=False)
@@ -125,7 +147,7 @@ class ArticleList(Root):
 
     def start(self, execution: Execution) -> Finish:
         if self.feed and execution.viewer_id is None:
-            raise NotPlanned("feed needs a viewer")
+            raise unauthenticated(execution, self.node)
         args = arguments(self.definition, self.node, execution.variables)
         first = first_of(args.get("first"))
         order = args.get("orderBy")
@@ -251,7 +273,7 @@ class ManyNodes(OneNode):
     def start(self, execution: Execution) -> Finish:
         ids = arguments(self.definition, self.node, execution.variables)["ids"]
         if len(ids) > MAX_FIRST:
-            raise NotPlanned("too many ids")
+            raise FieldError(BadUserInput({"ids": [f"must have at most {MAX_FIRST} items"]}))
         decoded = [from_global_id(global_id) for global_id in ids]
         by_type: dict[str, list[int]] = {}
         for found in decoded:

@@ -31,6 +31,7 @@ from graph.types.node import check_first
 __all__ = [
     "ChildRun",
     "Execution",
+    "FieldError",
     "LevelRun",
     "arguments",
     "child_statements",
@@ -44,6 +45,20 @@ __all__ = [
 EMPTY: list[Any] = []
 
 
+class FieldError(Exception):
+    """The error a field's resolver raises for this run (``original``: ``BadUserInput``, a permission's error).
+
+    The planner reports it as graphql-core would (``OperationSql.execute``), located at the
+    field's ``node`` and response ``path``.
+    """
+
+    def __init__(self, original: Exception, node: FieldNode | None = None, path: list[str] | None = None) -> None:
+        super().__init__(str(original))
+        self.original = original
+        self.node = node
+        self.path = path
+
+
 def arguments(definition: GraphQLField, node: FieldNode, variables: VariableValues) -> dict[str, Any]:
     """A field's coerced arguments by name; ``NotPlanned`` when they do not coerce."""
     try:
@@ -53,21 +68,21 @@ def arguments(definition: GraphQLField, node: FieldNode, variables: VariableValu
 
 
 def first_of(value: Any) -> int:
-    """``first`` as the resolvers check it; ``NotPlanned`` when out of range (they report it)."""
+    """``first`` as the resolvers check it; ``FieldError`` (their ``BadUserInput``) when out of range."""
     try:
         return check_first(value)
     except BadUserInput as error:
-        raise NotPlanned("first is out of range") from error
+        raise FieldError(error) from None
 
 
 def after_of(value: str | None, kind: CursorKind, key_type: type) -> tuple[Any, int] | None:
-    """The decoded ``after`` cursor, ``None`` without one; ``NotPlanned`` when it does not decode."""
+    """The decoded ``after`` cursor, ``None`` without one; ``FieldError`` when it does not decode."""
     if value is None:
         return None
     try:
         return decode_cursor(value, kind, key_type)
     except BadUserInput as error:
-        raise NotPlanned("the cursor does not decode") from error
+        raise FieldError(error) from None
 
 
 def parameter(name: str) -> sa.BindParameter[Any]:
@@ -164,6 +179,7 @@ class Execution:
     viewer_id: int | None
     admin: bool
     context: Any = None
+    errors: list[FieldError] = field(default_factory=list)
     pending: list[tuple[tuple[str, list[Any]], Callable[[list[Any]], None]]] = field(default_factory=list)
 
     def values(self, **more: Any) -> dict[str, Any]:
@@ -207,6 +223,12 @@ class LevelRun:
         for child in self.level.children:
             run = ChildRun(execution, child)
             self.children.append(run)
+            if run.error is not None:
+                if rows:  # the resolver runs (and fails) once per parent
+                    if child.in_list:
+                        raise NotPlanned("an argument error in a list")
+                    execution.errors.append(run.error)
+                continue
             keys = list(dict.fromkeys(row[child.parent_index] for row in rows))
             if keys:
                 execution.add(run.statement(keys), run.receive)
@@ -219,16 +241,22 @@ class LevelRun:
 class ChildRun(LevelRun):
     """A connection level's run: its arguments, its statement for the parents' keys, its pages by parent."""
 
-    __slots__ = ("after", "child", "first")
+    __slots__ = ("after", "child", "error", "first")
 
     def __init__(self, execution: Execution, child: Child) -> None:
         super().__init__(execution, child.level)
         self.child = child
+        self.error: FieldError | None = None
+        self.first, self.after = 0, None
         args = arguments(child.definition, child.node, execution.variables)
         page = child.relation.page
-        self.first = first_of(args.get("first"))
         key_type: type = (dt.datetime if page.key_is_time else int) if page.key is not None else type(None)
-        self.after = after_of(args.get("after"), page.kind, key_type)
+        try:
+            self.first = first_of(args.get("first"))
+            self.after = after_of(args.get("after"), page.kind, key_type)
+        except FieldError as error:
+            error.node, error.path = child.node, child.path
+            self.error = error
 
     def statement(self, keys: list[Any]) -> tuple[str, list[Any]]:
         """The page(s) of the parents ``keys``."""
@@ -250,6 +278,13 @@ class ChildRun(LevelRun):
         return bind(statements.get(variant), values)
 
     def accessor(self) -> Callable[[Any, Any], Any]:
+        if self.error is not None:
+            error = self.error
+
+            def fail(_key: Any, _total: Any) -> Any:
+                raise error
+
+            return fail
         level, page = self.level, self.child.relation.page
         parent = level.keys["page.parent"]
         groups: dict[Any, list[Any]] = {}
