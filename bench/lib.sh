@@ -8,6 +8,9 @@ PY=$VENV/bin/python
 CONDUIT=$VENV/bin/conduit
 UVICORN=$VENV/bin/uvicorn
 TOOLS=$BENCH_DIR/tools.py
+# Measure this checkout's code: worktrees share one .venv whose editable install points at one of
+# them (its finder comes after sys.path, so PYTHONPATH wins for graph/, db/ and auth/).
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 DATA=${BENCH_DATA:-$BENCH_DIR/.data}
 RESULTS=$BENCH_DIR/results
 # the benchmark kit (load.py, floor.py, pg.sh, postgraphile/): shared/bench beside the repository
@@ -174,13 +177,39 @@ rss_sampler() {  # PID OUTFILE: write the peak VmRSS (kB) seen every 0.2 s until
 }
 
 # ------------------------------------------------------------------ measurements
-# run_op SERVER_KEY OP VIEWER [VARIANT]  (uses SERVER_URL, SERVER_PID, RUN_DIR, META, DIALECT, AUTH_HEADER)
+ALL_OPS="Q1 Q2 Q3 M1 F1 P1 O1"   # shared/bench/README.md's operations (load.py's documents)
+
+meta_get() { "$PY" "$TOOLS" meta-get "$META" "$1"; }  # KEY: one value of $META
+
+# sign_in SERVER_KEY: set AUTH_HEADER (the signed-in runs: the demo user, meta's m1_user_id) and
+# F1_AUTH_HEADER (F1: meta's f1_user_id, the user following the most authors) for that server.
+# Ours gets tokens from the login mutation (every seeded user has the demo password); the floor
+# takes the same users as x-user-id (lower case: load.py already sends that header for M1 and F1,
+# and -H replaces it instead of adding a second one); PostGraphile runs anonymous only.
+sign_in() {
+  case $1 in
+    ours*)
+      AUTH_HEADER="Authorization: Bearer $("$PY" "$TOOLS" login "$SERVER_URL" "$(meta_get m1_email)")"
+      F1_AUTH_HEADER="Authorization: Bearer $("$PY" "$TOOLS" login "$SERVER_URL" "$(meta_get f1_email)")"
+      ;;
+    floor)
+      AUTH_HEADER="x-user-id: $(meta_get m1_user_id)"
+      F1_AUTH_HEADER="x-user-id: $(meta_get f1_user_id)"
+      ;;
+    *) AUTH_HEADER="" F1_AUTH_HEADER="";;
+  esac
+}
+
+# run_op SERVER_KEY OP VIEWER [VARIANT]
+#   (uses SERVER_URL, SERVER_PID, RUN_DIR, META, DIALECT, AUTH_HEADER, F1_AUTH_HEADER)
 #   VIEWER: anon | auth;  VARIANT: "" or c64 (M1 at high concurrency, load only)
 run_op() {
   local server=$1 op=$2 viewer=$3 variant=${4:-}
   local label="$server:$op:$viewer${variant:+:$variant}"
   local args=("$SERVER_URL" "$op" --meta "$META" --dialect "${DIALECT:-ours}" --stats --json "$RUN_DIR/results.jsonl")
-  [ "$viewer" = auth ] && [ -n "${AUTH_HEADER:-}" ] && args+=(-H "$AUTH_HEADER")
+  local header=${AUTH_HEADER:-}
+  [ "$op" = F1 ] && header=${F1_AUTH_HEADER:-}
+  [ "$viewer" = auth ] && [ -n "$header" ] && args+=(-H "$header")
   local conns=$CONNS
   [ "$variant" = c64 ] && conns=$M1_HIGH_CONNS
   echo "$label" >>"$RUN_DIR/attempted.txt"
@@ -201,12 +230,34 @@ run_op() {
   fi
 }
 
-# The operations to run, queries first and M1 last (it writes).
+run_op_all() {  # SERVER_KEY OP: every measurement op_runs lists
+  local run variant
+  for run in $(op_runs "$2"); do
+    variant=""
+    if [[ $run == *:* ]]; then variant=${run#*:}; fi
+    run_op "$1" "$2" "${run%%:*}" "$variant"
+  done
+}
+
+# The operations to run (OPS, default all seven), queries first and M1 last (it writes).
 ordered_ops() {
   local op out=()
-  for op in ${OPS:-Q1 Q2 Q3 M1}; do case $op in Q1|Q2|Q3) out+=("$op");; M1) ;; *) echo "bench: unknown op $op" >&2; exit 2;; esac; done
-  for op in ${OPS:-Q1 Q2 Q3 M1}; do [ "$op" = M1 ] && out+=(M1); done
+  for op in ${OPS:-$ALL_OPS}; do
+    case $op in Q1|Q2|Q3|F1|P1|O1) out+=("$op");; M1) ;; *) echo "bench: unknown op $op" >&2; exit 2;; esac
+  done
+  for op in ${OPS:-$ALL_OPS}; do if [ "$op" = M1 ]; then out+=(M1); fi; done
   echo "${out[@]}"
+}
+
+# op_runs OP: the measurements of one operation, "VIEWER[:VARIANT]" words in order.
+#   M1: signed in, at CONNS and at M1_HIGH_CONNS (c64); F1: signed in only (a feed needs a viewer);
+#   the others: anonymous, and signed in unless AUTH=0.
+op_runs() {
+  case $1 in
+    M1) echo "auth auth:c64";;
+    F1) echo "auth";;
+    *) if [ "${AUTH:-1}" = 1 ]; then echo "anon auth"; else echo "anon"; fi;;
+  esac
 }
 
 machine_notes() {  # JSON object of facts about this sitting
@@ -220,6 +271,7 @@ vers = sh(f"{sys.executable} -m pip list 2>/dev/null | grep -iE '^(strawberry-gr
 print(json.dumps({
   "machine": f"{os.cpu_count()} CPUs, {cpu}, Python {platform.python_version()}",
   "git": sh(f"git -C {sys.argv[1]} rev-parse --short HEAD") + (" + uncommitted changes" if sh(f"git -C {sys.argv[1]} status --porcelain --untracked-files=no") else ""),
+  "code measured": os.path.dirname(os.path.dirname(__import__("graph").__file__)),
   "packages": ", ".join(" ".join(l.split()) for l in vers.splitlines()),
   "wrk": sh("wrk -v 2>&1 | head -1"),
 }))
@@ -235,14 +287,9 @@ begin_report() {  # KIND (sqlite|postgres): set DAY, RESULT, RAW, TITLE_SUFFIX a
   RAW=${RESULT%.md}.jsonl
   cp "$RUN_DIR/results.jsonl" "$RAW"
   ROWS=()
-  local op
+  local op run
   for op in $(ordered_ops); do
-    if [ "$op" = M1 ]; then
-      ROWS+=("M1 auth" "M1 auth c64")
-    else
-      ROWS+=("$op anon")
-      if [ "$AUTH" = 1 ]; then ROWS+=("$op auth"); fi
-    fi
+    for run in $(op_runs "$op"); do ROWS+=("$op ${run/:/ }"); done
   done
 }
 

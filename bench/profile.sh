@@ -5,7 +5,8 @@
 #   LABEL=after  bench/profile.sh Q1       -> bench/profiles/Q1-after.txt
 #   bench/.venv/bin/python bench/tools.py profile-compare bench/profiles/Q1-before.txt bench/profiles/Q1-after.txt
 #
-# OP: Q1 | Q2 | Q3 | M1.  Env: LABEL (default "now"), VIEWER (anon | auth; M1 is always auth),
+# OP: Q1 | Q2 | Q3 | M1 | F1 | P1 | O1.  Env: LABEL (default "now"), VIEWER (anon | auth; M1 and F1
+#   are always auth: M1 as the demo user, F1 as meta's f1_user_id),
 #   DURATION (seconds sampled, default 20; QUICK=1: 5), RATE (py-spy samples/s, default 100),
 #   CONNS (16), DB_URL (profile against another database, e.g. the run_pg.sh cluster with KEEP_PG=1;
 #   default: a fresh copy of bench/.data/bench.db), PYSPY_ARGS (extra py-spy record arguments,
@@ -17,14 +18,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 OP=${1:-}
-case $OP in Q1|Q2|Q3|M1) ;; *) echo "usage: [LABEL=before] $0 Q1|Q2|Q3|M1" >&2; exit 2;; esac
+case $OP in Q1|Q2|Q3|M1|F1|P1|O1) ;; *) echo "usage: [LABEL=before] $0 Q1|Q2|Q3|M1|F1|P1|O1" >&2; exit 2;; esac
 LABEL=${LABEL:-now}
 VIEWER=${VIEWER:-anon}
-[ "$OP" = M1 ] && VIEWER=auth
+case $OP in M1|F1) VIEWER=auth;; esac
 if [ "${QUICK:-0}" = 1 ]; then PROFILE_SECONDS=${DURATION:-5}; else PROFILE_SECONDS=${DURATION:-20}; fi
 RATE=${RATE:-100}
 NAME=$OP-$LABEL
-[ "$VIEWER" = auth ] && [ "$OP" != M1 ] && NAME=$OP-auth-$LABEL
+[ "$VIEWER" = auth ] && [ "$OP" != M1 ] && [ "$OP" != F1 ] && NAME=$OP-auth-$LABEL
 OUT_DIR=$BENCH_DIR/profiles
 mkdir -p "$OUT_DIR/raw"
 RUN_DIR=$DATA/runs/profile-$NAME-$(date +%Y%m%d-%H%M%S)
@@ -49,7 +50,10 @@ fi
 start_ours "$URL" "$RUN_DIR/ours.log" "$SERVER_CPU"
 check_pinned "$SERVER_PID" "$SERVER_CPU"
 ARGS=("$SERVER_URL" "$OP" --meta "$META" --stats --json "$RUN_DIR/results.jsonl" --label "$NAME")
-if [ "$VIEWER" = auth ]; then ARGS+=(-H "Authorization: Bearer $("$PY" "$TOOLS" login "$SERVER_URL")"); fi
+if [ "$VIEWER" = auth ]; then
+  sign_in ours
+  if [ "$OP" = F1 ]; then ARGS+=(-H "$F1_AUTH_HEADER"); else ARGS+=(-H "$AUTH_HEADER"); fi
+fi
 
 log "$NAME: load -c $CONNS for $((PROFILE_SECONDS + 4)) s, py-spy record for $PROFILE_SECONDS s at $RATE Hz on pid $SERVER_PID"
 # warm up first (caches, pools), then load for longer than py-spy samples

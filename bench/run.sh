@@ -5,7 +5,12 @@
 #   QUICK=1 bench/run.sh         smoke run (-d 2 --repeat 1 --warmup 1, --seq 30)
 #   OPS="Q1 Q2" AUTH=0 bench/run.sh
 #
-# Env: OPS (subset of "Q1 Q2 Q3 M1"), AUTH (1: also run Q1-Q3 authenticated; default 1),
+# Operations (shared/bench/README.md): Q1 Q2 Q3 P1 O1 anonymous and signed in (as the demo user);
+# F1 (feed) signed in only, as meta's f1_user_id (the user following the most authors): a feed
+# has no anonymous form; M1 signed in (the demo user) at CONNS and at M1_HIGH_CONNS connections.
+# Ours signs in through the login mutation, the floor gets the same user ids as x-user-id.
+#
+# Env: OPS (subset of "Q1 Q2 Q3 M1 F1 P1 O1", the default), AUTH (1: also run the queries signed in; default 1),
 #      DURATION, REPEAT, WARMUP, SEQ, CONNS (16), M1_HIGH_CONNS (64), SERVERS ("ours floor"),
 #      DB_POOL_SIZE (our CONDUIT_DB_POOL_SIZE), BENCH_ENV (our CONDUIT_ENV, default production),
 #      SERVER_CPU (0) / LOAD_CPU (1), RESULT (output .md path), USERS/ARTICLES/... (seed scale).
@@ -25,7 +30,6 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 ensure_sqlite_db
 "$PY" "$TOOLS" meta "sqlite:///$PRISTINE" "$META" >/dev/null
 log "meta: $(tr -d '\n' <"$META")"
-M1_UID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["m1_user_id"])' "$META")
 
 # ------------------------------------------------------------------ one server, every operation
 HWM_NOTES=()
@@ -35,27 +39,18 @@ bench_server() {  # KEY
   case $key in
     ours)
       start_ours "sqlite:///$WORK" "$RUN_DIR/ours.log" "$SERVER_CPU"
-      AUTH_HEADER="Authorization: Bearer $("$PY" "$TOOLS" login "$SERVER_URL")"
       ;;
     floor)
       FLOOR_COMPAT=$("$PY" "$TOOLS" floor-compat "$WORK")
       start_floor "sqlite+aiosqlite:///$WORK" "$RUN_DIR/floor.log" "$SERVER_CPU"
-      AUTH_HEADER="X-User-Id: $M1_UID"
       ;;
     *) echo "unknown server $key" >&2; exit 2;;
   esac
+  sign_in "$key"
   check_pinned "$SERVER_PID" "$SERVER_CPU"
   log "$key: pid $SERVER_PID on $SERVER_URL"
   local op
-  for op in $(ordered_ops); do
-    if [ "$op" = M1 ]; then
-      run_op "$key" M1 auth
-      run_op "$key" M1 auth c64
-    else
-      run_op "$key" "$op" anon
-      if [ "$AUTH" = 1 ]; then run_op "$key" "$op" auth; fi
-    fi
-  done
+  for op in $(ordered_ops); do run_op_all "$key" "$op"; done
   HWM_NOTES+=("$key $(( $(vm_status "$SERVER_PID" VmHWM) / 1024 )) MiB")
   stop_server
 }

@@ -6,8 +6,14 @@
 #   bench/run_pg.sh              full run (wrk -c 16 -d 10 --warmup 3 --repeat 3, --seq 200)
 #   QUICK=1 bench/run_pg.sh      smoke run
 #
-# Env: OPS (default "Q1 Q2 Q3"; M1 runs for ours and the floor only, and writes to the database),
-#      AUTH (default 0: PostGraphile runs anonymous), SERVERS ("ours floor postgraphile"),
+# Operations (shared/bench/README.md), as in run.sh: Q1 Q2 Q3 P1 O1 anonymous and signed in (as the
+# demo user); F1 (feed) signed in only, as meta's f1_user_id (the user following the most authors):
+# a feed has no anonymous form; M1 signed in at CONNS and M1_HIGH_CONNS connections. PostGraphile
+# runs only the operations load.py has PostGraphile documents for (Q1 Q2 Q3), anonymous only.
+# M1 writes to the one shared database: its comments are deleted before the run and after each server.
+#
+# Env: OPS (subset of "Q1 Q2 Q3 M1 F1 P1 O1", the default), AUTH (1: also run the queries signed in,
+#      ours and the floor; default 1), SERVERS ("ours floor postgraphile"),
 #      WORKERS_TEST (1: run the --workers 2 comparison; default 1), KEEP_PG (1: leave the cluster running),
 #      PG_PORT (default 55432, or the next free port when another cluster holds it),
 #      DURATION, REPEAT, WARMUP, SEQ, CONNS, DB_POOL_SIZE, BENCH_ENV, SERVER_CPU, LOAD_CPU, RESULT.
@@ -15,8 +21,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-AUTH=${AUTH:-0}
-OPS=${OPS:-Q1 Q2 Q3}
+AUTH=${AUTH:-1}
 SERVERS=${SERVERS:-ours floor postgraphile}
 WORKERS_TEST=${WORKERS_TEST:-1}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -78,9 +83,12 @@ fi
 (cd "$DATA" && CONDUIT_DATABASE_URL=$DB_URL "$CONDUIT" db upgrade >/dev/null)
 # PostGraphile's computed columns (tagList, favorited, following) and articlesByTag
 "${PSQL[@]}" -d conduit -f "$BENCH_SHARED/postgraphile/functions.sql"
+# M1's comments from an earlier run (an interrupted one leaves them) would move Q2's pick
+"$PY" "$TOOLS" delete-m1 "$DB_URL" >/dev/null
 "$PY" "$TOOLS" meta "$DB_URL" "$META" >/dev/null
 log "meta: $(tr -d '\n' <"$META")"
-M1_UID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["m1_user_id"])' "$META")
+# the operations load.py can send PostGraphile
+PGL_OPS=$(cd "$BENCH_SHARED" && "$PY" -c 'import load; print(*load.POSTGRAPHILE)')
 
 # ------------------------------------------------------------------ PostGraphile (installed once)
 install_postgraphile() {
@@ -119,36 +127,43 @@ esac
 
 # ------------------------------------------------------------------ one server, every operation
 HWM_NOTES=()
+FLOOR_COMPAT=""
 bench_server() {  # KEY
   local key=$1 op
   DIALECT=ours
   case $key in
     ours)
       start_ours "$DB_URL" "$RUN_DIR/ours.log" "$SERVER_CPU"
-      AUTH_HEADER="Authorization: Bearer $("$PY" "$TOOLS" login "$SERVER_URL")"
       ;;
     floor)
+      # floor.py's M1 leaves out comment.updated_at (NOT NULL): a DEFAULT while the floor runs
+      FLOOR_COMPAT=$("$PY" "$TOOLS" floor-compat-pg "$DB_URL" on)
+      # before the cluster's stop hook, if the run is interrupted
+      CLEANUP_HOOKS=("'$PY' '$TOOLS' floor-compat-pg '$DB_URL' off >/dev/null 2>&1" "${CLEANUP_HOOKS[@]}")
       start_floor "$DB_URL" "$RUN_DIR/floor.log" "$SERVER_CPU"
-      AUTH_HEADER="X-User-Id: $M1_UID"
       ;;
     postgraphile)
       start_postgraphile "$RUN_DIR/postgraphile.log" "$SERVER_CPU"
-      DIALECT=postgraphile AUTH_HEADER=""
+      DIALECT=postgraphile
       ;;
     *) echo "unknown server $key" >&2; exit 2;;
   esac
+  sign_in "$key"
   check_pinned "$SERVER_PID" "$SERVER_CPU"
   log "$key: pid $SERVER_PID on $SERVER_URL"
   for op in $(ordered_ops); do
-    if [ "$op" = M1 ]; then
-      if [ "$key" != postgraphile ]; then run_op "$key" M1 auth; run_op "$key" M1 auth c64; fi
+    if [ "$key" = postgraphile ]; then
+      # anonymous only, and only the operations with a PostGraphile document
+      if [[ " $PGL_OPS " == *" $op "* ]]; then run_op "$key" "$op" anon; fi
     else
-      run_op "$key" "$op" anon
-      if [ "$AUTH" = 1 ] && [ "$key" != postgraphile ]; then run_op "$key" "$op" auth; fi
+      run_op_all "$key" "$op"
     fi
   done
   HWM_NOTES+=("$key $(( $(vm_status "$SERVER_PID" VmHWM) / 1024 )) MiB")
   stop_server
+  if [ "$key" = floor ]; then "$PY" "$TOOLS" floor-compat-pg "$DB_URL" off >/dev/null; fi
+  # every server starts from the seeded data
+  if [[ " $(ordered_ops) " == *" M1 "* ]]; then "$PY" "$TOOLS" delete-m1 "$DB_URL" >/dev/null; fi
 }
 
 repin_postgres() {  # CPU list for the postmaster and every backend (new backends inherit it)
@@ -178,17 +193,25 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------ the report
+COMPAT_NOTE=""
+if [[ " $(ordered_ops) " == *" M1 "* ]]; then
+  COMPAT_NOTE="M1's comments deleted after each server"
+  if [ -n "$FLOOR_COMPAT" ]; then
+    COMPAT_NOTE="$FLOOR_COMPAT while the floor ran (floor.py's M1 INSERT names only body, article_id, author_id, created_at); $COMPAT_NOTE"
+  fi
+fi
 begin_report postgres
 INFO_ROWS=$(printf '%s\n' "${ROWS[@]}") INFO_NOTES=$NOTES INFO_FAILS=$(cat "$RUN_DIR/failures.md" 2>/dev/null || true) \
 INFO_HWM=$(printf "%s; " "${HWM_NOTES[@]}") INFO_LOAD="before $LOAD_BEFORE, after $LOAD_AFTER" \
 INFO_TITLE="PostgreSQL benchmark, $DAY ($STAMP)$TITLE_SUFFIX" \
 INFO_SERVERS=$SERVERS INFO_RAW=$(basename "$RAW") INFO_EXTRA=$WORKERS_SECTION \
+INFO_COMPAT=$COMPAT_NOTE \
 INFO_METHOD="server and the PostgreSQL 15 cluster (postmaster and backends) pinned to CPU $SERVER_CPU, wrk/load.py \
 on CPU $LOAD_CPU; one uvicorn worker / one node process; wrk -c $CONNS -d $DURATION --warmup $WARMUP \
 --repeat $REPEAT (median), --seq $SEQ; all servers on the same database (seeded by conduit db seed, \
 VACUUM ANALYZE, shared/bench/postgraphile/functions.sql loaded); pools: ours CONDUIT_DB_POOL_SIZE=${DB_POOL_SIZE:-default}, \
 floor 10, PostGraphile 10; ours with CONDUIT_ENV=$BENCH_ENV, CONDUIT_BENCH_STATS=true; \
-PostGraphile ${NODE_VERSION:+on Node $NODE_VERSION }answers anonymous requests only" \
+PostGraphile ${NODE_VERSION:+on Node $NODE_VERSION }answers anonymous requests only, on $PGL_OPS" \
 INFO_DATA="users $USERS, articles $ARTICLES, comments $COMMENTS, favorites $FAVORITES, follows $FOLLOWS (conduit db seed)" \
   "$PY" "$TOOLS" info "$RUN_DIR/info.json"
 finish_report

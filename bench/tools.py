@@ -5,8 +5,12 @@
     tools.py db-status URL            complete | incomplete | missing  (README scale from env USERS, ARTICLES, ...)
     tools.py checkpoint SQLITE_PATH   fold the WAL into the main file (so a plain copy is complete)
     tools.py floor-compat SQLITE_PATH give NOT NULL columns floor.py does not insert a DEFAULT (M1)
-    tools.py meta URL OUT.json        q2_slug, q3_tag, m1_slug, m1_user_id for load.py --meta
-    tools.py login GRAPHQL_URL        prints an access token for the demo user
+    tools.py floor-compat-pg URL on|off  the same on PostgreSQL (SET / DROP DEFAULT, around the floor's run)
+    tools.py delete-m1 URL            delete the comments load.py's M1 wrote (PostgreSQL: one shared database)
+    tools.py meta URL OUT.json        q2_slug, q3_tag, m1_slug, m1_user_id, f1_user_id, p1_username
+                                      (and the e-mail addresses to sign in as) for load.py --meta
+    tools.py meta-get META.json KEY   one value of a meta file
+    tools.py login GRAPHQL_URL [EMAIL]  prints an access token for that seeded user (default: the demo user)
     tools.py wait URL [TIMEOUT] [PID] wait until URL answers (GET, or POST {__typename} for /graphql)
     tools.py report RUN_DIR OUT.md    the markdown results of run.sh / run_pg.sh
     tools.py profile-summary RAW OUT.txt TITLE   top functions and module shares of a py-spy raw profile
@@ -132,6 +136,9 @@ def floor_compat(path: str) -> None:
 
 
 def meta(url: str, out: str) -> None:
+    """What load.py's operations use, as shared/bench/README.md picks it: Q2 the article with the most
+    comments, Q3 the most common tag, M1 the first other article as the demo user, F1 the user following
+    the most authors, P1 the author with the most articles (ties: the lowest id)."""
     q2 = _query(
         url,
         "SELECT a.slug, count(*) AS n FROM article a JOIN comment c ON c.article_id = a.id "
@@ -144,6 +151,19 @@ def meta(url: str, out: str) -> None:
     )[0]
     m1 = _query(url, "SELECT slug FROM article WHERE slug <> ? ORDER BY id LIMIT 1", (q2[0],))[0]
     uid = _query(url, 'SELECT id FROM "user" WHERE email = ?', (DEMO_EMAIL,))[0]
+    # followees who have written at least one article: "authors"
+    f1 = _query(
+        url,
+        "SELECT f.follower_id, count(*) AS n FROM follow f "
+        "WHERE EXISTS (SELECT 1 FROM article a WHERE a.author_id = f.followee_id) "
+        "GROUP BY f.follower_id ORDER BY n DESC, f.follower_id LIMIT 1",
+    )[0]
+    (f1_email,) = _query(url, 'SELECT email FROM "user" WHERE id = ?', (f1[0],))[0]
+    p1 = _query(
+        url,
+        'SELECT u.username, count(*) AS n FROM article a JOIN "user" u ON u.id = a.author_id '
+        "GROUP BY u.id, u.username ORDER BY n DESC, u.id LIMIT 1",
+    )[0]
     data = {
         "q2_slug": q2[0],
         "q2_comments": q2[1],
@@ -151,9 +171,51 @@ def meta(url: str, out: str) -> None:
         "q3_articles": q3[1],
         "m1_slug": m1[0],
         "m1_user_id": uid[0],
+        "m1_email": DEMO_EMAIL,
+        "f1_user_id": f1[0],
+        "f1_follows": f1[1],
+        "f1_email": f1_email,
+        "p1_username": p1[0],
+        "p1_articles": p1[1],
     }
     Path(out).write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps(data))
+
+
+def meta_get(path: str, key: str) -> str:
+    return str(json.loads(Path(path).read_text())[key])
+
+
+M1_BODY = "A benchmark comment: lorem ipsum dolor sit amet."  # load.py's M1 variables
+
+
+def _pg_execute(url: str, *statements: str) -> list[str]:
+    import asyncpg
+
+    dsn = re.sub(r"^postgres(ql)?(\+asyncpg)?://", "postgresql://", url)
+
+    async def run() -> list[str]:
+        con = await asyncpg.connect(dsn)
+        try:
+            return [await con.execute(sql) for sql in statements]
+        finally:
+            await con.close()
+
+    return asyncio.run(run())
+
+
+def delete_m1(url: str) -> None:
+    """Delete M1's comments (its fixed body), so every server and every run sees the seeded data."""
+    (status,) = _pg_execute(url, f"DELETE FROM comment WHERE body = '{M1_BODY}'")  # noqa: S608 - a constant
+    print(status)
+
+
+def floor_compat_pg(url: str, on: bool) -> None:
+    """floor.py's M1 names only (body, article_id, author_id, created_at): while the floor runs,
+    ``comment.updated_at`` (NOT NULL, no default: our server always sets it) gets ``DEFAULT now()``."""
+    sql = "SET DEFAULT now()" if on else "DROP DEFAULT"
+    _pg_execute(url, f"ALTER TABLE comment ALTER COLUMN updated_at {sql}")
+    print(f"comment.updated_at {sql}")
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -181,11 +243,12 @@ def _post(url: str, body: dict, timeout: float = 30) -> dict:
         return json.loads(r.read())
 
 
-def login(url: str) -> str:
+def login(url: str, email: str = DEMO_EMAIL) -> str:
+    """An access token for a seeded user: db/seed.py gives every user the demo password."""
     doc = "mutation Login($input: LoginInput!) { login(input: $input) { token } }"
-    out = _post(url, {"query": doc, "variables": {"input": {"email": DEMO_EMAIL, "password": DEMO_PASSWORD}}})
+    out = _post(url, {"query": doc, "variables": {"input": {"email": email, "password": DEMO_PASSWORD}}})
     if out.get("errors"):
-        sys.exit(f"login failed: {out['errors']}")
+        sys.exit(f"login as {email} failed: {out['errors']}")
     return out["data"]["login"]["token"]
 
 
@@ -270,6 +333,15 @@ def _rss(run_dir: Path, label: str):
         return None
 
 
+def _errors(r: dict) -> str:
+    """Errors over requests of one label's load and seq runs ("–" when nothing was measured)."""
+    ld, sq = r.get("load", {}), r.get("seq", {})
+    reqs = (ld.get("requests") or 0) + (sq.get("n") or 0)
+    if not reqs:
+        return DASH
+    return f"{(ld.get('errors') or 0) + (sq.get('errors') or 0)}/{reqs}"
+
+
 def report(run_dir: str, out: str) -> None:
     rd = Path(run_dir)
     info = json.loads((rd / "info.json").read_text())
@@ -281,7 +353,12 @@ def report(run_dir: str, out: str) -> None:
     lines += [f"- {k}: {v}" for k, v in info.get("notes", {}).items()]
     lines += [
         f"- meta: Q2 `{metas['q2_slug']}` ({metas.get('q2_comments')} comments), Q3 tag `{metas['q3_tag']}` "
-        f"({metas.get('q3_articles')} articles), M1 `{metas['m1_slug']}` as user {metas['m1_user_id']}",
+        f"({metas.get('q3_articles')} articles), M1 `{metas['m1_slug']}` as user {metas['m1_user_id']}, "
+        f"F1 as user {metas.get('f1_user_id')} (follows {metas.get('f1_follows')} authors), "
+        f"P1 `{metas.get('p1_username')}` ({metas.get('p1_articles')} articles)",
+        f"- viewer: anon = no credentials; auth = signed in (ours: a token from the `login` mutation; "
+        f"the floor: `x-user-id`) as user {metas['m1_user_id']} (the demo user), except F1, signed in as "
+        f"user {metas.get('f1_user_id')}; F1 has no anonymous run (a feed needs a viewer)",
         "",
         "rps: median of the repeated wrk runs (lowest and highest run in brackets); "
         "load p50/p99: wrk latency at that concurrency (medians); "
@@ -336,21 +413,23 @@ def report(run_dir: str, out: str) -> None:
             f"## Ratios: {names.get(base, base)} / {names.get(ref, ref)}",
             "",
             "Throughput: ours rps ÷ theirs (higher is better, 1/x = x times slower). "
-            "Latency: ours seq p50 ÷ theirs (lower is better).",
+            "Latency: ours seq p50 ÷ theirs (lower is better). Errors: load and seq together, ours / theirs.",
             "",
-            "| op | viewer | ours rps | their rps | throughput ratio | ours seq p50 | their seq p50 | p50 ratio |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| op | viewer | ours rps | their rps | throughput ratio | ours seq p50 | their seq p50 | p50 ratio "
+            "| errors ours / theirs |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for op, viewer, variant in rows:
-            a = res.get(":".join(x for x in (base, op, viewer, variant) if x), {})
-            b = res.get(":".join(x for x in (ref, op, viewer, variant) if x), {})
-            if not a or not b:
-                continue
+            la, lb = (":".join(x for x in (key, op, viewer, variant) if x) for key in (base, ref))
+            a, b = res.get(la, {}), res.get(lb, {})
+            if not (a or la in attempted) or not (b or lb in attempted):
+                continue  # a server that does not run this operation (PostGraphile: F1, P1, O1, M1, signed in)
             ra, rb = a.get("load", {}).get("rps"), b.get("load", {}).get("rps")
             pa, pb = a.get("seq", {}).get("p50_ms"), b.get("seq", {}).get("p50_ms")
             lines.append(
                 f"| {op}{' ' + variant if variant else ''} | {viewer} | {_fmt(ra)} | {_fmt(rb)} | {_ratio(ra, rb)} "
-                f"| {_fmt(pa, '.2f')} | {_fmt(pb, '.2f')} | {_fmt(pa / pb if pa and pb else None, '.2f')} |"
+                f"| {_fmt(pa, '.2f')} | {_fmt(pb, '.2f')} | {_fmt(pa / pb if pa and pb else None, '.2f')} "
+                f"| {_errors(a) if a else 'failed'} / {_errors(b) if b else 'failed'} |"
             )
     for extra in info.get("extra_sections", []):
         lines += ["", extra]
@@ -526,8 +605,14 @@ def main(argv: list[str]) -> None:
         floor_compat(args[0])
     elif cmd == "meta":
         meta(args[0], args[1])
+    elif cmd == "floor-compat-pg":
+        floor_compat_pg(args[0], args[1] == "on")
+    elif cmd == "delete-m1":
+        delete_m1(args[0])
+    elif cmd == "meta-get":
+        print(meta_get(args[0], args[1]))
     elif cmd == "login":
-        print(login(args[0]))
+        print(login(*args[:2]))
     elif cmd == "wait":
         wait(args[0], float(args[1]) if len(args) > 1 else 60, int(args[2]) if len(args) > 2 else None)
     elif cmd == "report":
