@@ -144,7 +144,10 @@ async def test_http_requests_are_labelled_by_route(client: httpx.AsyncClient) ->
 
 
 async def test_pool_gauge_is_read_at_scrape_time(client: httpx.AsyncClient, gql: GQL) -> None:
-    await gql.ok("{ tags }")
+    # a mutation graphql-core runs: a transaction on the engine's pool (planned reads use the driver's)
+    await gql.ok(
+        'mutation { register(input: {username: "gauge", email: "gauge@example.com", password: "correct-horse-9"}) { token } }'
+    )
     assert await metric(client, "conduit_db_pool_connections", state="checked_out") == 0
     assert (await metric(client, "conduit_db_pool_connections", state="idle") or 0) >= 1
     assert await metric(client, "conduit_db_pool_connections", state="overflow") == 0
@@ -194,6 +197,8 @@ async def test_masked_error_request_id_matches_the_logs(
         raise RuntimeError("the tag table caught fire")
 
     monkeypatch.setattr("graph.queries.tag_counts", broken)
+    # planned SQL fails first and hands the operation to graphql-core, whose resolver fails too
+    monkeypatch.setattr("graph.execution.planned.roots.TagList.start", _planned_failure)
     response = await gql("query Tags { tags }")
     assert response.codes == ["INTERNAL_SERVER_ERROR"]
     assert "fire" not in response.errors[0]["message"]
@@ -434,3 +439,7 @@ def test_multiprocess_metrics_add_up_every_worker(tmp_path: Any) -> None:
         (("operation_name", "Tags"), ("operation_type", "query"), ("outcome", "ok")),
     )
     assert samples[key] == 2
+
+
+def _planned_failure(*_args: Any) -> None:
+    raise RuntimeError("planned SQL failed")

@@ -189,6 +189,9 @@ class OperationExecutor:
                 except NotPlanned as refusal:
                     logger.debug("not planned: %s", refusal)
                     unplanned = str(refusal)
+                except Exception:  # a defect in the planner: the other paths still answer
+                    logger.exception("planning failed")
+                    unplanned = "error"
             compiled: OperationPlan | NotCompiled
             try:
                 compiled = compile_operation(self.schema, operation.parsed, operation.operation_name)

@@ -275,7 +275,7 @@ async def test_compiled_and_ordinary_paths_charge_alike(settings: Settings) -> N
             f"{{ {RATE} }}",
             f"{{ {PAGE[1:-1]} {RATE} }}",
             f"{{ tags {RATE} }}",
-            f"{{ articles(first: 1000) {{ totalCount }} {RATE} }}",  # bails out of the compiled path
+            f"{{ articles(first: 1000) {{ totalCount }} {RATE} }}",  # the resolver's error, on both paths
             "{ articles { totalCount } rateLimit(dryRun: true) { cost used } }",
             f"{{ {RATE} }}",
         ]
@@ -283,8 +283,8 @@ async def test_compiled_and_ordinary_paths_charge_alike(settings: Settings) -> N
             for query in queries:
                 assert (await gql_compiled(query)).body == (await gql_ordinary(query)).body, query
         counts = path_counts(compiled)
-        # first: 1000 falls back at run time and a dry run runs on graphql-core
-        assert counts.compiled >= 3 and counts.ordinary >= 2, counts
+        # first: 1000 is planned SQL's error too; a dry run runs on graphql-core
+        assert counts.planned >= 4 and counts.ordinary >= 1, counts
         async with sa_rows(compiled) as rows:
             assert {row.bucket: row.used for row in rows} == {"address:10.0.0.1": 8, "address:10.0.0.2": 8}
 

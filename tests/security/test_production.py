@@ -136,6 +136,8 @@ async def test_unexpected_errors_are_masked(prod: tuple[Any, GQL], monkeypatch: 
         raise RuntimeError(f"could not connect to {secret}")
 
     monkeypatch.setattr("graph.queries.tag_counts", broken)
+    # planned SQL fails first and hands the operation to graphql-core, whose resolver fails too
+    monkeypatch.setattr("graph.execution.planned.roots.TagList.start", _planned_failure)
     app, gql = prod
     before = await snapshot(app)
     response = await gql("{ tags }")
@@ -216,3 +218,7 @@ async def test_no_cors_without_configured_origins(database_url: str, tmp_path: P
             "/graphql", headers={"Origin": APP_ORIGIN, "Access-Control-Request-Method": "POST"}
         )
         assert "access-control-allow-origin" not in preflight.headers
+
+
+def _planned_failure(*_args: Any) -> None:
+    raise RuntimeError("planned SQL failed")

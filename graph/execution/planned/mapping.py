@@ -73,18 +73,19 @@ class ToOne:
 
 @dataclass(frozen=True)
 class Page:
-    """The rows of a connection under a target alias: what they are read from and in which order.
+    """Where a connection's rows come from, and their order: columns of ``table``.
 
-    ``source(target)`` gives the FROM clause and the alias the rest reads (the target, or a
-    link table joined to it); on that alias, ``parent`` is the column matched with the
-    parent's key, ``key`` the cursor's ordering key (``None``: the primary key alone) and
-    ``pk`` the cursor's tie-breaker; ``descending``: newest first.
+    ``pk`` is the column holding the target object's id (its own id, or a link table's
+    foreign key), ``parent`` the column matched with the parent's key, ``key`` the
+    cursor's ordering key (``None``: ``pk`` alone orders) with ``pk`` as tie-breaker;
+    ``descending``: newest first. A page is read as keys first (an index walk with its
+    ``LIMIT``), then its objects by id: the columns of a page cost 20 rows, not the matches.
     """
 
-    source: Callable[[Alias], tuple[Any, Alias]]
-    parent: Callable[[Alias], sa.ColumnElement[Any]]
-    key: Callable[[Alias], sa.ColumnElement[Any]] | None
-    pk: Callable[[Alias], sa.ColumnElement[Any]]
+    table: sa.Table
+    pk: str
+    parent: str
+    key: str | None
     descending: bool
     kind: CursorKind
     key_is_time: bool
@@ -171,54 +172,22 @@ def _email(user: Alias, _is_sqlite: bool) -> sa.ColumnElement[Any]:
     return sa.case((sa.or_(user.c.id == VIEWER, ADMIN), user.c.email), else_=sa.null())
 
 
-def _itself(target: Alias) -> tuple[Any, Alias]:
-    return target, target
-
-
-def _favorites_source(article: Alias) -> tuple[Any, Alias]:
-    favorite = favorite_table.alias("pf")
-    return article.join(favorite, favorite.c.article_id == article.c.id), favorite
-
-
 COMMENTS = ToMany(
     "Comment",
-    Page(
-        source=_itself,
-        parent=lambda comment: comment.c.article_id,
-        key=None,
-        pk=lambda comment: comment.c.id,
-        descending=False,  # oldest first: ids grow with time
-        kind=CursorKind.COMMENTS,
-        key_is_time=False,
-    ),
+    Page(comment_table, "id", "article_id", None, False, CursorKind.COMMENTS, False),  # oldest first: ids grow
     parent_key=lambda article: article.c.id,
     count=_count(comment_table, "article_id", lambda article: article.c.id),
 )
 USER_ARTICLES = ToMany(
     "Article",
-    Page(
-        source=_itself,
-        parent=lambda article: article.c.author_id,
-        key=lambda article: article.c.created_at,
-        pk=lambda article: article.c.id,
-        descending=True,
-        kind=CursorKind.USER_ARTICLES,
-        key_is_time=True,
-    ),
+    Page(article_table, "id", "author_id", "created_at", True, CursorKind.USER_ARTICLES, True),
     parent_key=lambda user: user.c.id,
     count=_count(article_table, "author_id", lambda user: user.c.id),
 )
 USER_FAVORITES = ToMany(
     "Article",
-    Page(
-        source=_favorites_source,
-        parent=lambda favorite: favorite.c.user_id,
-        key=lambda favorite: favorite.c.created_at,
-        pk=lambda favorite: favorite.c.article_id,
-        descending=True,  # most recently favorited first
-        kind=CursorKind.USER_FAVORITES,
-        key_is_time=True,
-    ),
+    # most recently favorited first
+    Page(favorite_table, "article_id", "user_id", "created_at", True, CursorKind.USER_FAVORITES, True),
     parent_key=lambda user: user.c.id,
     count=_count(favorite_table, "user_id", lambda user: user.c.id),
 )

@@ -75,14 +75,13 @@ class Child:
 class Level:
     """One statement: rows of ``mapping``'s objects read through ``alias`` (see the module docstring).
 
-    ``source`` is the FROM clause before the joins (the alias, or it joined to a link table
-    for a connection); ``joins`` the ``ToOne`` objects joined in, in order.
+    ``source`` is the FROM clause before the joins (the alias; a page's statement puts its
+    keys' subquery before it); ``joins`` the ``ToOne`` objects joined in, in order.
     """
 
     mapping: ObjectMapping
     alias: Any
     source: Any
-    link: Any = None
     listed: bool = False  # its rows are items of a list (a connection's, ``nodes``')
     joins: list[tuple[Any, sa.ColumnElement[bool]]] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
@@ -99,9 +98,9 @@ class Level:
             self.columns.append(Column(build, anonymous))
         return found
 
-    def from_clause(self) -> Any:
-        """The FROM clause: the source with every joined object."""
-        joined = self.source
+    def from_clause(self, source: Any = None) -> Any:
+        """The FROM clause: the source (``self.source`` by default) with every joined object."""
+        joined = self.source if source is None else source
         for alias, on in self.joins:
             joined = joined.join(alias, on)
         return joined
@@ -254,8 +253,7 @@ class Planner:
         definition = object_type.fields[nodes[0].name.value]
         target = MAPPING[relation.target]
         target_alias = self.alias(target)
-        source, link = relation.page.source(target_alias)
-        child = Level(target, target_alias, source, link, listed=True)
+        child = Level(target, target_alias, target_alias, listed=True)
         counts = self.connection(child, self.connection_type(definition), nodes)
         parent_key = relation.parent_key
         parent_index = level.add(f"{alias.name}.{nodes[0].name.value}.key", lambda _s: parent_key(alias))
@@ -263,12 +261,6 @@ class Planner:
         if counts:
             count = relation.count
             count_index = level.add(f"{alias.name}.{nodes[0].name.value}.count", lambda _s: count(alias))
-        page = relation.page
-        child.add("page.pk", lambda _s: page.pk(link))
-        if page.key is not None:
-            key = page.key
-            child.add("page.key", lambda _s: key(link))
-        child.add("page.parent", lambda _s: page.parent(link))
         level.children.append(
             Child(relation, child, nodes[0], definition, parent_index, count_index, path, level.listed)
         )

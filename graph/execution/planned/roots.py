@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from graphql import FieldNode, GraphQLError, GraphQLField
 
 from auth.audit import audit
+from db.models import article_table
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import VIEWER
@@ -124,26 +125,35 @@ class ArticleList(Root):
         return conditions
 
     def _page(self, variant: tuple[Any, ...]) -> sa.ClauseElement:
+        # The page's keys over ``article`` (the filters' table) first, then its articles by id
+        # with their columns: correlated columns (tags, flags) cost a page, not every match a
+        # sort must see (runs.child_statements does the same below).
         filters, by_favorites, descending, after, signed_in = variant
-        a = self.level.alias
-        key = a.c.favorites_count if by_favorites else a.c.created_at
+        key = article_table.c.favorites_count if by_favorites else article_table.c.created_at
         where = self._conditions(filters)
         if after:
-            where.append(cursor_condition(key, a.c.id, descending))
-        ordering = (key.desc(), a.c.id.desc()) if descending else (key.asc(), a.c.id.asc())
-        return (
-            sa.select(*self.level.select_list(self.is_sqlite, signed_in))
-            .select_from(self.level.from_clause())
+            where.append(cursor_condition(key, article_table.c.id, descending))
+        ordering = (key.desc(), article_table.c.id.desc()) if descending else (key.asc(), article_table.c.id.asc())
+        page = (
+            sa.select(article_table.c.id.label("pk"), key.label("key"))
             .where(*where)
             .order_by(*ordering)
             .limit(parameter("limit"))
+            .subquery("pg")
+        )
+        level = self.level
+        outer = (page.c.key.desc(), page.c.pk.desc()) if descending else (page.c.key.asc(), page.c.pk.asc())
+        return (
+            sa.select(*level.select_list(self.is_sqlite, signed_in), page.c.pk, page.c.key)
+            .select_from(level.from_clause(page.join(level.alias, level.alias.c.id == page.c.pk)))
+            .order_by(*outer)
         )
 
     def _count(self, filters: tuple[Any, ...]) -> sa.ClauseElement:
         tag, author, favorited_by, search = filters
         if tag and not (author or favorited_by or search) and not self.feed:
             return tag_count_statement(parameter("tag"))
-        return sa.select(sa.func.count()).select_from(self.level.alias).where(*self._conditions(filters))
+        return sa.select(sa.func.count()).select_from(article_table).where(*self._conditions(filters))
 
     def start(self, execution: Execution) -> Finish:
         if self.feed and execution.viewer_id is None:
@@ -179,14 +189,8 @@ class ArticleList(Root):
                 total[0] = rows[0][0]
 
             execution.add(bind(self.count.get(filters), values), counted)
-        keys = self.level.keys
-        cursor = cursor_of(
-            kind,
-            keys["page.favorites"] if by_favorites else keys["page.created"],
-            keys["page.pk"],
-            not by_favorites,
-            self.is_sqlite,
-        )
+        width = len(self.level.columns)  # then the page's pk and key
+        cursor = cursor_of(kind, width + 1, width, not by_favorites, self.is_sqlite)
         has_previous = after is not None
         return lambda: self.level.shape(run.rows, first, has_previous, total[0], run.accessors(), cursor)
 

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
-from graph.execution.planned.mapping import ADMIN, VIEWER
+from graph.execution.planned.mapping import ADMIN, VIEWER, Page
 from graph.execution.planned.planner import Child, Level
 from graph.execution.planned.shaping import cursor_key
 from graph.execution.planned.statements import Variants, bind
@@ -126,45 +126,55 @@ def cursor_of(
     return lambda r: encode_cursor(kind, r[key_index], r[pk_index])
 
 
+def page_keys(page: Page, table: Any) -> tuple[list[Any], list[Any]]:
+    """The key columns of a page over ``table`` (an alias of ``page.table``) and their ordering."""
+    pk = table.c[page.pk]
+    key = table.c[page.key] if page.key is not None else None
+    order = [key, pk] if key is not None else [pk]
+    columns = [pk.label("pk"), *([key.label("key")] if key is not None else []), table.c[page.parent].label("parent")]
+    return columns, [column.desc() if page.descending else column.asc() for column in order]
+
+
 def child_statements(child: Child, is_sqlite: bool) -> Variants:
     """A connection level's statement, by variant ``(one parent, after a cursor, signed in)``.
 
-    One parent: its page in index order with ``LIMIT``. Several: a page per parent, numbered
-    by ``row_number()`` over the parent (both engines have window functions).
+    The page's keys first, in a subquery over ``page.table`` alone (the index walk and its
+    ``LIMIT``, or for several parents a page per parent numbered by ``row_number()``, which
+    both engines have); then the objects of those keys, joined by id, with their columns.
+    Rows end with the page's ``pk``, ``key`` (if any) and ``parent``.
     """
     level, page = child.level, child.relation.page
-    link = level.link
 
     def build(variant: tuple[bool, bool, bool]) -> sa.ClauseElement:
         single, after, signed_in = variant
-        columns = level.select_list(is_sqlite, signed_in)
-        key = page.key(link) if page.key is not None else None
-        pk = page.pk(link)
-        parent = page.parent(link)
-        order = [key, pk] if key is not None else [pk]
-        ordering = [column.desc() if page.descending else column.asc() for column in order]
-        where = [cursor_condition(key, pk, page.descending)] if after else []
+        table = page.table.alias("pg_t")
+        columns, ordering = page_keys(page, table)
+        key = table.c[page.key] if page.key is not None else None
+        parent = table.c[page.parent]
+        where = [cursor_condition(key, table.c[page.pk], page.descending)] if after else []
         if single:
-            return (
+            inner = (
                 sa.select(*columns)
-                .select_from(level.from_clause())
                 .where(parent == parameter("key"), *where)
                 .order_by(*ordering)
                 .limit(parameter("limit"))
+                .subquery("pg")
             )
-        rank = sa.func.row_number().over(partition_by=parent, order_by=ordering).label("n")
-        inner = (
-            sa.select(*columns, rank)
-            .select_from(level.from_clause())
-            .where(keys_in(parent, is_sqlite), *where)
-            .subquery("w")
-        )
-        parent_label = f"c{level.keys['page.parent']}"
-        return (
-            sa.select(*[inner.c[f"c{i}"] for i in range(len(columns))])
-            .where(inner.c.n <= parameter("limit"))
-            .order_by(inner.c[parent_label], inner.c.n)
-        )
+            outer_order = [inner.c.key, inner.c.pk] if key is not None else [inner.c.pk]
+            final: list[Any] = [column.desc() if page.descending else column.asc() for column in outer_order]
+            condition = None
+        else:
+            rank = sa.func.row_number().over(partition_by=parent, order_by=ordering).label("n")
+            inner = sa.select(*columns, rank).where(keys_in(parent, is_sqlite), *where).subquery("pg")
+            final = [inner.c.parent, inner.c.n]
+            condition = inner.c.n <= parameter("limit")
+        source = inner.join(level.alias, level.alias.c.id == inner.c.pk)
+        statement = sa.select(
+            *level.select_list(is_sqlite, signed_in), *[inner.c[c.name] for c in columns]
+        ).select_from(level.from_clause(source))
+        if condition is not None:
+            statement = statement.where(condition)
+        return statement.order_by(*final)
 
     return Variants(build, is_sqlite)
 
@@ -286,14 +296,15 @@ class ChildRun(LevelRun):
 
             return fail
         level, page = self.level, self.child.relation.page
-        parent = level.keys["page.parent"]
+        width = len(level.columns)  # then the page's pk, key (if any) and parent
+        parent = width + (2 if page.key is not None else 1)
         groups: dict[Any, list[Any]] = {}
         for row in self.rows:
             groups.setdefault(row[parent], []).append(row)
         shape, first, has_previous = level.shape, self.first, self.after is not None
         accessors = self.accessors()
         cursor = cursor_of(
-            page.kind, level.keys.get("page.key"), level.keys["page.pk"], page.key_is_time, self.execution.is_sqlite
+            page.kind, width + 1 if page.key is not None else None, width, page.key_is_time, self.execution.is_sqlite
         )
 
         def get(key: Any, total: Any) -> Any:
