@@ -68,16 +68,44 @@ async def unique_slug(session: AsyncSession, title: str) -> str:
 
 
 async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> None:
-    """Replace the article's tags with ``tags``, in that order, creating missing tag rows."""
-    await session.execute(sa.delete(at).where(at.c.article_id == article_id))
-    if not tags:
+    """Replace the article's tags with ``tags``, in that order, creating missing tag rows.
+
+    Every tag's ``articles_count`` follows in the same transaction: one more for each tag the
+    article gains, one fewer for each it loses (``[]`` unlinks them all, as ``deleteArticle`` does).
+    """
+    unlinked = await session.execute(sa.delete(at).where(at.c.article_id == article_id).returning(at.c.tag_id))
+    removed = set(unlinked.scalars())
+    added: set[int] = set()
+    if tags:
+        await session.execute(insert_ignore(session, t), [{"name": tag} for tag in tags])
+        rows = await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))
+        ids = {row.name: row.id for row in rows}
+        await session.execute(
+            sa.insert(at),
+            [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
+        )
+        added = set(ids.values())
+    await _count_links(session, gained=added - removed, lost=removed - added)
+
+
+async def _count_links(session: AsyncSession, *, gained: set[int], lost: set[int]) -> None:
+    """Add one to ``articles_count`` of the tags ``gained``, take one from those ``lost``.
+
+    One statement. On PostgreSQL the subquery locks the tag rows in id order first, so two
+    writers whose tags overlap wait for each other instead of deadlocking (SQLite has one
+    writer at a time and ignores ``FOR UPDATE``).
+    """
+    if not gained and not lost:
         return
-    await session.execute(insert_ignore(session, t), [{"name": tag} for tag in tags])
-    ids = {row.name: row.id for row in await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))}
-    await session.execute(
-        sa.insert(at),
-        [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
+    locked = t.alias("locked")
+    in_id_order = (
+        sa.select(locked.c.id)
+        .where(locked.c.id.in_(sorted(gained | lost)))
+        .order_by(locked.c.id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: article_tag's foreign-key checks still pass
     )
+    step = sa.case((t.c.id.in_(sorted(gained)), 1), else_=-1) if gained and lost else (1 if gained else -1)
+    await session.execute(sa.update(t).where(t.c.id.in_(in_id_order)).values(articles_count=t.c.articles_count + step))
 
 
 async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) -> ArticleType:
@@ -170,7 +198,9 @@ class ArticleMutations:
     async def delete_article(self, info: Info[Context, None], slug: str) -> strawberry.ID:
         async with info.context.transaction() as session:
             row = await article_by_slug(session, slug)
-            # Comments, favorites and tag links go with it (ON DELETE CASCADE).
+            # Its tag links first, so that its tags' articles_count drop with them; comments and
+            # favorites go with it (ON DELETE CASCADE).
+            await set_tags(session, row.id, [])
             await session.execute(sa.delete(a).where(a.c.id == row.id))
         return strawberry.ID(to_global_id("Article", row.id))
 
