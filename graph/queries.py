@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import functools
 import re
 from typing import Any
 
@@ -44,26 +45,81 @@ class TagCount:
     articles_count: int
 
 
-def search_condition(search: str, is_sqlite: bool) -> sa.ColumnElement[bool]:
+fts = sa.table("article_fts", sa.column("rowid"))
+"""SQLite's FTS5 index of the articles (migration 0001): one row per article, ``rowid`` = ``article.id``."""
+
+
+def fts_match(search: str) -> str | None:
+    """The FTS5 query of ``search``: every word, quoted (FTS5 operators in it are plain text).
+
+    ``None`` when ``search`` has no word characters.
+    """
+    words = WORD.findall(search.lower())
+    if not words:
+        return None
+    return " ".join('"' + word.replace('"', "") + '"' for word in words)
+
+
+def _fts_matches(match: str) -> sa.ColumnElement[bool]:
+    return sa.literal_column("article_fts").op("MATCH")(match)
+
+
+def search_condition(search: str, is_sqlite: bool, *, walk: bool = False) -> sa.ColumnElement[bool]:
     """Articles whose title, description or body contain every word of ``search``.
 
     Whole words, case-insensitively; a search with no word characters matches nothing
     (contract README). Each word is quoted, so FTS5 and tsquery operators in the input are
     plain text.
+
+    On SQLite, ``walk`` asks for the correlated form (``EXISTS``, one FTS5 lookup per article),
+    with which SQLite walks the ordering's index and stops after a page; without it, the
+    matches are listed first (``IN``), then read and sorted (see ``search_walks``).
     """
+    if is_sqlite:
+        match = fts_match(search)
+        if match is None:
+            return sa.false()
+        if walk:
+            return sa.exists().select_from(fts).where(_fts_matches(match), fts.c.rowid == a.c.id).correlate(a)
+        return a.c.id.in_(sa.select(fts.c.rowid).where(_fts_matches(match)))
     words = WORD.findall(search.lower())
     if not words:
         return sa.false()
-    if is_sqlite:
-        match = " ".join('"' + word.replace('"', "") + '"' for word in words)
-        matching: sa.Select[Any] = (
-            sa.select(sa.literal_column("rowid"))
-            .select_from(sa.table("article_fts"))
-            .where(sa.literal_column("article_fts").op("MATCH")(match))
-        )
-        return a.c.id.in_(matching)
     query = " & ".join("'" + word.replace("'", "") + "'" for word in words)
     return sa.literal_column("article.search").op("@@")(sa.func.to_tsquery("simple", query))
+
+
+SEARCH_WALK_FACTOR = 8
+"""How much cheaper a page must be by walking than by sorting, at worst, for ``search_walks``."""
+
+
+def search_walks(matches: int, span: int, first: int) -> bool:
+    """Whether a SQLite search page should walk the ordering's index (``search_condition(walk=True)``).
+
+    ``matches`` articles match out of at most ``span``. Walking costs one FTS5 lookup per
+    article visited (about 9 µs at the benchmark's scale) and stops after ``first + 1`` matches,
+    so at worst it visits every article that does not match first: ``span - matches + first + 1``.
+    Listing the matches costs reading and sorting every one (about 1.3 µs each, 68 ms for a word
+    in 49,366 of 50,000 articles, against 0.4 ms walking). Walk only when even that worst case
+    is cheaper: when nearly every article matches. A rarer word keeps the list, which is what
+    it is fast for (a word in no article: 0.02 ms listing, 445 ms walking).
+    """
+    return matches > 0 and SEARCH_WALK_FACTOR * (span - matches + first + 1) <= matches
+
+
+async def fts_counts(context: Context, match: str) -> tuple[int, int]:
+    """``(articles matching, span of article ids)`` for ``search_walks``; SQLite only.
+
+    The first is the exact number of matching articles (the FTS5 index holds one row per
+    article, kept by triggers in the writing transaction), counted from the index alone; the
+    second, ``max(id) - min(id) + 1``, is at least the number of articles. Two index seeks
+    and one pass over the words' postings: 1.3 ms for a word in 49,366 articles.
+    """
+    matching = sa.select(sa.func.count()).select_from(fts).where(_fts_matches(match)).scalar_subquery()
+    highest = sa.select(sa.func.max(a.c.id)).scalar_subquery()
+    lowest = sa.select(sa.func.min(a.c.id)).scalar_subquery()
+    row = (await context.fetch(sa.select(matching, sa.func.coalesce(highest - lowest + 1, 0))))[0]
+    return int(row[0]), int(row[1])
 
 
 def article_conditions(
@@ -73,8 +129,12 @@ def article_conditions(
     favorited_by: str | None,
     search: str | None,
     is_sqlite: bool,
+    search_walk: bool = False,
 ) -> list[sa.ColumnElement[bool]]:
-    """The WHERE conditions of the ``articles`` filters, combined with AND by the caller."""
+    """The WHERE conditions of the ``articles`` filters, combined with AND by the caller.
+
+    ``search_walk``: the search's correlated form (``search_condition``); for a page, never a count.
+    """
     conditions: list[sa.ColumnElement[bool]] = []
     if tag is not None:
         # EXISTS, not IN: SQLite then walks the newest-first index and stops after one page,
@@ -89,7 +149,7 @@ def article_conditions(
         favoriter = sa.select(u.c.id).where(u.c.username == favorited_by).scalar_subquery()
         conditions.append(a.c.id.in_(sa.select(f.c.article_id).where(f.c.user_id == favoriter)))
     if search is not None:
-        conditions.append(search_condition(search, is_sqlite))
+        conditions.append(search_condition(search, is_sqlite, walk=search_walk))
     return conditions
 
 
@@ -109,11 +169,13 @@ async def list_articles(
     after: str | None,
     order: ArticleOrder | None,
     count_statement: sa.Select[Any] | None = None,
+    total: int | None = None,
 ) -> ArticleConnection:
     """One page of articles matching ``conditions`` in ``order`` (ties broken by id).
 
     ``count_statement`` counts the matches more cheaply than counting ``conditions`` over
-    ``article`` (it must count the same rows), e.g. a tag's article count from ``article_tag``.
+    ``article`` (it must count the same rows), e.g. a tag's article count from ``article_tag``;
+    ``total`` is that count when it is already known.
     """
     first = check_first(first)
     by_favorites = order is not None and order.field is ArticleOrderField.FAVORITES_COUNT
@@ -134,11 +196,13 @@ async def list_articles(
     context.loaders.prime_articles(rows[:first])
 
     async def count() -> int:
+        if total is not None:
+            return total
         statement = count_statement
         if statement is None:
             statement = sa.select(sa.func.count()).select_from(a).where(*conditions)
-        total = await context.fetch(statement)
-        return int(total[0][0])
+        counted = await context.fetch(statement)
+        return int(counted[0][0])
 
     return article_connection(
         rows[:first],
@@ -228,20 +292,29 @@ class Query:
         search: str | None = None,
         order_by: ArticleOrder | None = None,
     ) -> ArticleConnection:
-        conditions = article_conditions(
-            tag=tag,
-            author=author,
-            favorited_by=favorited_by,
-            search=search,
-            is_sqlite=info.context.app.db.is_sqlite,
+        is_sqlite = info.context.app.db.is_sqlite
+        conditions_of = functools.partial(
+            article_conditions, tag=tag, author=author, favorited_by=favorited_by, search=search, is_sqlite=is_sqlite
         )
+        walk, total = False, None
+        match = fts_match(search) if search is not None and is_sqlite else None
+        if match is not None:
+            # SQLite cannot tell how many articles a search matches: count them from the index first
+            matches, span = await fts_counts(info.context, match)
+            walk = search_walks(matches, span, check_first(first))
+            if tag is None and author is None and favorited_by is None:
+                total = matches
+        conditions = conditions_of(search_walk=walk)
         count_statement = None
-        if tag is not None and author is None and favorited_by is None and search is None:
+        if walk:
+            # the page walks the ordering's index; a count lists the matches (walking visits every article)
+            count_statement = sa.select(sa.func.count()).select_from(a).where(*conditions_of())
+        elif tag is not None and author is None and favorited_by is None and search is None:
             # one article_tag row per tagged article: no need to visit the articles to count them
             count_statement = (
                 sa.select(sa.func.count()).select_from(at).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag)
             )
-        return await list_articles(info, conditions, first, after, order_by, count_statement)
+        return await list_articles(info, conditions, first, after, order_by, count_statement, total)
 
     @strawberry.field(
         description="Articles by users the viewer follows, newest first. Requires authentication.",
