@@ -77,7 +77,8 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
     removed = set(unlinked.scalars())
     added: set[int] = set()
     if tags:
-        await session.execute(insert_ignore(session, t), [{"name": tag} for tag in tags])
+        # in name order, so that writers adding the same new tags wait for each other, not in a cycle
+        await session.execute(insert_ignore(session, t), [{"name": tag} for tag in sorted(tags)])
         rows = await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))
         ids = {row.name: row.id for row in rows}
         await session.execute(
@@ -91,21 +92,20 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
 async def _count_links(session: AsyncSession, *, gained: set[int], lost: set[int]) -> None:
     """Add one to ``articles_count`` of the tags ``gained``, take one from those ``lost``.
 
-    One statement. On PostgreSQL the subquery locks the tag rows in id order first, so two
-    writers whose tags overlap wait for each other instead of deadlocking (SQLite has one
-    writer at a time and ignores ``FOR UPDATE``).
+    On PostgreSQL the tag rows are locked first, in id order and in a statement of their own:
+    writers whose tags overlap then queue instead of deadlocking, and the ``UPDATE``'s fresh
+    snapshot sees the rows as last committed (locked and updated in one statement, it re-locked
+    them through their older versions, which other waiters held: deadlocks under concurrent
+    writes). SQLite has one writer at a time.
     """
-    if not gained and not lost:
+    ids = sorted(gained | lost)
+    if not ids:
         return
-    locked = t.alias("locked")
-    in_id_order = (
-        sa.select(locked.c.id)
-        .where(locked.c.id.in_(sorted(gained | lost)))
-        .order_by(locked.c.id)
-        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: article_tag's foreign-key checks still pass
-    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # FOR NO KEY UPDATE: article_tag's foreign-key checks (FOR KEY SHARE) still pass
+        await session.execute(sa.select(t.c.id).where(t.c.id.in_(ids)).order_by(t.c.id).with_for_update(key_share=True))
     step = sa.case((t.c.id.in_(sorted(gained)), 1), else_=-1) if gained and lost else (1 if gained else -1)
-    await session.execute(sa.update(t).where(t.c.id.in_(in_id_order)).values(articles_count=t.c.articles_count + step))
+    await session.execute(sa.update(t).where(t.c.id.in_(ids)).values(articles_count=t.c.articles_count + step))
 
 
 async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) -> ArticleType:
