@@ -98,12 +98,21 @@ class Article(SQLModel, table=True):
 
 
 class Tag(SQLModel, table=True):
-    """A tag name, shared by the articles that carry it."""
+    """A tag name, shared by the articles that carry it.
+
+    ``articles_count`` is the number of its ``article_tag`` rows, kept in step in the same
+    transaction by every write that adds or removes them (``set_tags`` in
+    ``graph/mutations/articles.py``, which ``deleteArticle`` calls before the article goes; the
+    seed sets it). A write that removes ``article_tag`` rows by cascade (deleting an article or a
+    user) must lower the counts first. ``tags`` and ``popularTags`` then read the most used tags
+    from ``ix_tag_articles_count`` instead of counting ``article_tag`` per request.
+    """
 
     __tablename__ = "tag"
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=40, sa_column_kwargs={"unique": True}, nullable=False)
+    articles_count: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
 
 
 class ArticleTag(SQLModel, table=True):
@@ -170,6 +179,8 @@ class RefreshToken(SQLModel, table=True):
 
 # Emails compare case-insensitively (contract README, Authentication), so uniqueness does too.
 sa.Index("uq_user_email_lower", sa.func.lower(User.__table__.c.email), unique=True)  # type: ignore[attr-defined]
+# Most used first, ties by name: `ORDER BY articles_count DESC, name LIMIT n` reads n entries.
+sa.Index("ix_tag_articles_count", Tag.__table__.c.articles_count.desc(), Tag.__table__.c.name)  # type: ignore[attr-defined]
 
 metadata = SQLModel.metadata
 

@@ -253,7 +253,7 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
         a, b = rng.randint(1, plan.users), rng.randint(1, plan.users)
         if a != b:
             follows.add((a, b))
-    tags = [{"id": i + 1, "name": name} for i, name in enumerate(TAGS)]
+    tags: list[dict[str, Any]] = [{"id": i + 1, "name": name, "articles_count": 0} for i, name in enumerate(TAGS)]
     tag_weights = [1 / (rank + 1) for rank in range(len(tags))]  # Zipf-like popularity
     articles: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
@@ -281,6 +281,8 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
             if tag_id not in chosen:
                 chosen.append(tag_id)
         links.extend({"article_id": i, "tag_id": t, "position": p} for p, t in enumerate(chosen))
+    for link in links:  # tag.articles_count is kept in step with article_tag (db/models.py, Tag)
+        tags[link["tag_id"] - 1]["articles_count"] += 1
     favorites: dict[tuple[int, int], dt.datetime] = {}
     target = min(plan.favorites, plan.users * plan.articles)
     while len(favorites) < target:

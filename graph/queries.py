@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import functools
 import re
 from typing import Any
 
@@ -59,17 +60,59 @@ def search_terms(search: str, is_sqlite: bool) -> str | None:
     return " & ".join("'" + word.replace("'", "") + "'" for word in words)
 
 
-def search_matches(terms: Any, is_sqlite: bool) -> sa.ColumnElement[bool]:
-    """Articles matching the full-text query ``terms`` (``search_terms``'s text, or a parameter)."""
+fts = sa.table("article_fts", sa.column("rowid"))
+"""SQLite's FTS5 index of the articles (migration 0001): one row per article, ``rowid`` = ``article.id``."""
+
+
+def _fts_matches(terms: Any) -> sa.ColumnElement[bool]:
+    return sa.literal_column("article_fts").op("MATCH")(terms)
+
+
+def search_matches(terms: Any, is_sqlite: bool, *, walk: bool = False) -> sa.ColumnElement[bool]:
+    """Articles matching the full-text query ``terms`` (``search_terms``' text, or a parameter).
+
+    On SQLite, ``walk`` asks for the correlated form (``EXISTS``, one FTS5 lookup per article),
+    with which SQLite walks the ordering's index and stops after a page; without it, the
+    matches are listed first (``IN``), then read and sorted (see ``search_walks``).
+    """
     if is_sqlite:
-        matching: sa.Select[Any] = (
-            sa.select(sa.literal_column("rowid"))
-            .select_from(sa.table("article_fts"))
-            .where(sa.literal_column("article_fts").op("MATCH")(terms))
-        )
-        return a.c.id.in_(matching)
+        if walk:
+            return sa.exists().select_from(fts).where(_fts_matches(terms), fts.c.rowid == a.c.id).correlate(a)
+        return a.c.id.in_(sa.select(fts.c.rowid).where(_fts_matches(terms)))
     # the configuration as SQL text: a cached plan's statement holds no value but its parameters
     return sa.literal_column("article.search").op("@@")(sa.func.to_tsquery(sa.literal_column("'simple'"), terms))
+
+
+SEARCH_WALK_FACTOR = 8
+"""How much cheaper a page must be by walking than by sorting, at worst, for ``search_walks``."""
+
+
+def search_walks(matches: int, span: int, first: int) -> bool:
+    """Whether a SQLite search page should walk the ordering's index (``search_matches(walk=True)``).
+
+    ``matches`` articles match out of at most ``span``. Walking costs one FTS5 lookup per
+    article visited (about 9 µs at the benchmark's scale) and stops after ``first + 1`` matches,
+    so at worst it visits every article that does not match first: ``span - matches + first + 1``.
+    Listing the matches costs reading and sorting every one (about 1.3 µs each, 68 ms for a word
+    in 49,366 of 50,000 articles, against 0.4 ms walking). Walk only when even that worst case
+    is cheaper: when nearly every article matches. A rarer word keeps the list, which is what
+    it is fast for (a word in no article: 0.02 ms listing, 445 ms walking).
+    """
+    return matches > 0 and SEARCH_WALK_FACTOR * (span - matches + first + 1) <= matches
+
+
+def fts_counts_statement(terms: Any) -> sa.Select[Any]:
+    """``(articles matching, span of article ids)`` for ``search_walks``; SQLite only.
+
+    The first is the exact number of matching articles (the FTS5 index holds one row per
+    article, kept by triggers in the writing transaction), counted from the index alone; the
+    second, ``max(id) - min(id) + 1``, is at least the number of articles. Two index seeks
+    and one pass over the words' postings: 1.3 ms for a word in 49,366 articles.
+    """
+    matching = sa.select(sa.func.count()).select_from(fts).where(_fts_matches(terms)).scalar_subquery()
+    highest = sa.select(sa.func.max(a.c.id)).scalar_subquery()
+    lowest = sa.select(sa.func.min(a.c.id)).scalar_subquery()
+    return sa.select(matching, sa.func.coalesce(highest - lowest + 1, sa.literal_column("0")))
 
 
 def article_filters(
@@ -79,11 +122,13 @@ def article_filters(
     favorited_by: Any = None,
     search: Any = None,
     is_sqlite: bool,
+    search_walk: bool = False,
 ) -> list[sa.ColumnElement[bool]]:
     """The WHERE conditions of the ``articles`` filters over ``article``, combined with AND by the caller.
 
     Each filter is a value or a ``bindparam`` (the planner's), ``None`` when absent; ``search``
-    is ``search_terms``' text (or a parameter), or ``False`` for a search with no word.
+    is ``search_terms``' text (or a parameter), or ``False`` for a search with no word;
+    ``search_walk``: the search's correlated form (``search_matches``), for a page, never a count.
     """
     conditions: list[sa.ColumnElement[bool]] = []
     if tag is not None:
@@ -101,7 +146,7 @@ def article_filters(
     if search is False:
         conditions.append(sa.false())
     elif search is not None:
-        conditions.append(search_matches(search, is_sqlite))
+        conditions.append(search_matches(search, is_sqlite, walk=search_walk))
     return conditions
 
 
@@ -112,6 +157,7 @@ def article_conditions(
     favorited_by: str | None,
     search: str | None,
     is_sqlite: bool,
+    search_walk: bool = False,
 ) -> list[sa.ColumnElement[bool]]:
     """The WHERE conditions of the ``articles`` filters given as values (``article_filters``)."""
     terms: Any = None
@@ -119,7 +165,9 @@ def article_conditions(
         terms = search_terms(search, is_sqlite)
         if terms is None:
             terms = False
-    return article_filters(tag=tag, author=author, favorited_by=favorited_by, search=terms, is_sqlite=is_sqlite)
+    return article_filters(
+        tag=tag, author=author, favorited_by=favorited_by, search=terms, is_sqlite=is_sqlite, search_walk=search_walk
+    )
 
 
 def feed_condition(viewer_id: Any) -> sa.ColumnElement[bool]:
@@ -133,13 +181,16 @@ def tag_count_statement(tag: Any) -> sa.Select[Any]:
 
 
 def tag_counts_statement(first: Any) -> sa.Select[Any]:
-    """``(name, articles_count)`` of the ``first`` most used tags, ties by name (a value or a parameter)."""
-    count = sa.func.count(at.c.article_id)
+    """``(name, articles_count)`` of the ``first`` most used tags, ties by name (a value or a parameter).
+
+    Read from the maintained ``tag.articles_count`` through its index ``(articles_count DESC,
+    name)``: ``first`` index entries, however many articles carry tags. A tag no article carries
+    any more is left out, as counting ``article_tag`` rows left it out.
+    """
     return (
-        sa.select(t.c.name, count.label("articles_count"))
-        .join(at, at.c.tag_id == t.c.id)
-        .group_by(t.c.id, t.c.name)
-        .order_by(count.desc(), t.c.name)
+        sa.select(t.c.name, t.c.articles_count)
+        .where(t.c.articles_count > 0)
+        .order_by(t.c.articles_count.desc(), t.c.name)
         .limit(first)
     )
 
@@ -160,11 +211,13 @@ async def list_articles(
     after: str | None,
     order: ArticleOrder | None,
     count_statement: sa.Select[Any] | None = None,
+    total: int | None = None,
 ) -> ArticleConnection:
     """One page of articles matching ``conditions`` in ``order`` (ties broken by id).
 
     ``count_statement`` counts the matches more cheaply than counting ``conditions`` over
-    ``article`` (it must count the same rows), e.g. a tag's article count from ``article_tag``.
+    ``article`` (it must count the same rows), e.g. a tag's article count from ``article_tag``;
+    ``total`` is that count when it is already known.
     """
     first = check_first(first)
     by_favorites = order is not None and order.field is ArticleOrderField.FAVORITES_COUNT
@@ -185,11 +238,13 @@ async def list_articles(
     context.loaders.prime_articles(rows[:first])
 
     async def count() -> int:
+        if total is not None:
+            return total
         statement = count_statement
         if statement is None:
             statement = sa.select(sa.func.count()).select_from(a).where(*conditions)
-        total = await context.fetch(statement)
-        return int(total[0][0])
+        counted = await context.fetch(statement)
+        return int(counted[0][0])
 
     return article_connection(
         rows[:first],
@@ -269,18 +324,27 @@ class Query:
         search: str | None = None,
         order_by: ArticleOrder | None = None,
     ) -> ArticleConnection:
-        conditions = article_conditions(
-            tag=tag,
-            author=author,
-            favorited_by=favorited_by,
-            search=search,
-            is_sqlite=info.context.app.db.is_sqlite,
+        is_sqlite = info.context.app.db.is_sqlite
+        conditions_of = functools.partial(
+            article_conditions, tag=tag, author=author, favorited_by=favorited_by, search=search, is_sqlite=is_sqlite
         )
+        walk, total = False, None
+        terms = search_terms(search, is_sqlite) if search is not None and is_sqlite else None
+        if terms is not None:
+            # SQLite cannot tell how many articles a search matches: count them from the index first
+            matches, span = (await info.context.fetch(fts_counts_statement(terms)))[0]
+            walk = search_walks(matches, span, check_first(first))
+            if tag is None and author is None and favorited_by is None:
+                total = matches
+        conditions = conditions_of(search_walk=walk)
         count_statement = None
-        if tag is not None and author is None and favorited_by is None and search is None:
+        if walk:
+            # the page walks the ordering's index; a count lists the matches (walking visits every article)
+            count_statement = sa.select(sa.func.count()).select_from(a).where(*conditions_of())
+        elif tag is not None and author is None and favorited_by is None and search is None:
             # one article_tag row per tagged article: no need to visit the articles to count them
             count_statement = tag_count_statement(tag)
-        return await list_articles(info, conditions, first, after, order_by, count_statement)
+        return await list_articles(info, conditions, first, after, order_by, count_statement, total)
 
     @strawberry.field(
         description="Articles by users the viewer follows, newest first. Requires authentication.",

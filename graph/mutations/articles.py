@@ -68,16 +68,44 @@ async def unique_slug(session: AsyncSession, title: str) -> str:
 
 
 async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> None:
-    """Replace the article's tags with ``tags``, in that order, creating missing tag rows."""
-    await session.execute(sa.delete(at).where(at.c.article_id == article_id))
-    if not tags:
+    """Replace the article's tags with ``tags``, in that order, creating missing tag rows.
+
+    Every tag's ``articles_count`` follows in the same transaction: one more for each tag the
+    article gains, one fewer for each it loses (``[]`` unlinks them all, as ``deleteArticle`` does).
+    """
+    unlinked = await session.execute(sa.delete(at).where(at.c.article_id == article_id).returning(at.c.tag_id))
+    removed = set(unlinked.scalars())
+    added: set[int] = set()
+    if tags:
+        # in name order, so that writers adding the same new tags wait for each other, not in a cycle
+        await session.execute(insert_ignore(session, t), [{"name": tag} for tag in sorted(tags)])
+        rows = await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))
+        ids = {row.name: row.id for row in rows}
+        await session.execute(
+            sa.insert(at),
+            [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
+        )
+        added = set(ids.values())
+    await _count_links(session, gained=added - removed, lost=removed - added)
+
+
+async def _count_links(session: AsyncSession, *, gained: set[int], lost: set[int]) -> None:
+    """Add one to ``articles_count`` of the tags ``gained``, take one from those ``lost``.
+
+    On PostgreSQL the tag rows are locked first, in id order and in a statement of their own:
+    writers whose tags overlap then queue instead of deadlocking, and the ``UPDATE``'s fresh
+    snapshot sees the rows as last committed (locked and updated in one statement, it re-locked
+    them through their older versions, which other waiters held: deadlocks under concurrent
+    writes). SQLite has one writer at a time.
+    """
+    ids = sorted(gained | lost)
+    if not ids:
         return
-    await session.execute(insert_ignore(session, t), [{"name": tag} for tag in tags])
-    ids = {row.name: row.id for row in await session.execute(sa.select(t.c.id, t.c.name).where(t.c.name.in_(tags)))}
-    await session.execute(
-        sa.insert(at),
-        [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
-    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # FOR NO KEY UPDATE: article_tag's foreign-key checks (FOR KEY SHARE) still pass
+        await session.execute(sa.select(t.c.id).where(t.c.id.in_(ids)).order_by(t.c.id).with_for_update(key_share=True))
+    step = sa.case((t.c.id.in_(sorted(gained)), 1), else_=-1) if gained and lost else (1 if gained else -1)
+    await session.execute(sa.update(t).where(t.c.id.in_(ids)).values(articles_count=t.c.articles_count + step))
 
 
 async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) -> ArticleType:
@@ -170,7 +198,9 @@ class ArticleMutations:
     async def delete_article(self, info: Info[Context, None], slug: str) -> strawberry.ID:
         async with info.context.transaction() as session:
             row = await article_by_slug(session, slug)
-            # Comments, favorites and tag links go with it (ON DELETE CASCADE).
+            # Its tag links first, so that its tags' articles_count drop with them; comments and
+            # favorites go with it (ON DELETE CASCADE).
+            await set_tags(session, row.id, [])
             await session.execute(sa.delete(a).where(a.c.id == row.id))
         return strawberry.ID(to_global_id("Article", row.id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -57,3 +58,43 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
             await db.dispose()
 
     assert asyncio.run(pragmas()) == ("wal", 1, 5000)
+
+
+def test_tag_articles_count_is_backfilled_from_article_tag(database_url: str) -> None:
+    """Migration 0004 on a database with tagged articles: each tag's count is its article_tag rows."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from db.engine import Database
+
+    command.downgrade(alembic_config(database_url), "0003")
+
+    async def run(*statements: str) -> list[Any]:
+        db = Database(database_url)
+        try:
+            async with db.engine.begin() as connection:
+                results = [await connection.execute(sa.text(statement)) for statement in statements]
+                return list(results[-1]) if results[-1].returns_rows else []
+        finally:
+            await db.dispose()
+
+    asyncio.run(
+        run(
+            'INSERT INTO "user" (id, username, email, password_hash, role, created_at, updated_at) '
+            "VALUES (1, 'u', 'u@example.com', 'x', 'USER', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            "INSERT INTO tag (id, name) VALUES (1, 'three'), (2, 'one'), (3, 'none')",
+            *(
+                "INSERT INTO article (id, slug, title, description, body, author_id, favorites_count, created_at, "
+                f"updated_at) VALUES ({i}, 's{i}', 't', 'd', 'b', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                for i in (1, 2, 3)
+            ),
+            "INSERT INTO article_tag (article_id, tag_id, position) VALUES (1, 1, 0), (2, 1, 0), (3, 1, 1), (3, 2, 0)",
+        )
+    )
+    upgrade(database_url)
+    counts = asyncio.run(run("SELECT name, articles_count FROM tag ORDER BY id"))
+    assert [tuple(row) for row in counts] == [("three", 3), ("one", 1), ("none", 0)]
+    command.downgrade(alembic_config(database_url), "0003")
+    assert asyncio.run(run("SELECT count(*) FROM article_tag")) == [(4,)]  # dropping the column kept the links
+    upgrade(database_url)

@@ -35,7 +35,16 @@ async def test_seed_is_deterministic_and_consistent(app: Any, gql: GQL) -> None:
                 )
             )
         ).scalar_one()
-    assert mismatched == 0
+        assert mismatched == 0
+        mismatched = (
+            await connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM tag t WHERE t.articles_count != "
+                    "(SELECT count(*) FROM article_tag at WHERE at.tag_id = t.id)"
+                )
+            )
+        ).scalar_one()
+        assert mismatched == 0
 
     login = await gql.ok(
         "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { user { username role } } }",

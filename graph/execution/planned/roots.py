@@ -40,7 +40,15 @@ from graph.execution.planned.runs import (
 from graph.execution.planned.statements import Variants, bind
 from graph.ids import CursorKind, from_global_id
 from graph.permissions import IsAuthenticated
-from graph.queries import article_filters, feed_condition, search_terms, tag_count_statement, tag_counts_statement
+from graph.queries import (
+    article_filters,
+    feed_condition,
+    fts_counts_statement,
+    search_terms,
+    search_walks,
+    tag_count_statement,
+    tag_counts_statement,
+)
 from graph.scalars import serialize_datetime
 from graph.types.node import MAX_FIRST
 from graph.types.rate_limit import rate_limit_of
@@ -103,15 +111,17 @@ class ArticleList(Root):
     is_sqlite: bool = True
     page: Variants = field(init=False)
     count: Variants = field(init=False)
+    matches: Variants = field(init=False)
 
     def __post_init__(self) -> None:
         self.page = Variants(self._page, self.is_sqlite)
         self.count = Variants(self._count, self.is_sqlite)
+        self.matches = Variants(lambda _variant: fts_counts_statement(parameter("search")), self.is_sqlite)
 
     def levels(self) -> list[Level]:
         return [self.level]
 
-    def _conditions(self, filters: tuple[Any, ...]) -> list[sa.ColumnElement[bool]]:
+    def _conditions(self, filters: tuple[Any, ...], walk: bool = False) -> list[sa.ColumnElement[bool]]:
         tag, author, favorited_by, search = filters
         conditions = article_filters(
             tag=parameter("tag") if tag else None,
@@ -119,6 +129,7 @@ class ArticleList(Root):
             favorited_by=parameter("favorited_by") if favorited_by else None,
             search=False if search == "none" else (parameter("search") if search else None),
             is_sqlite=self.is_sqlite,
+            search_walk=walk,
         )
         if self.feed:
             conditions.append(feed_condition(VIEWER))
@@ -128,9 +139,9 @@ class ArticleList(Root):
         # The page's keys over ``article`` (the filters' table) first, then its articles by id
         # with their columns: correlated columns (tags, flags) cost a page, not every match a
         # sort must see (runs.child_statements does the same below).
-        filters, by_favorites, descending, after, signed_in = variant
+        filters, walk, by_favorites, descending, after, signed_in = variant
         key = article_table.c.favorites_count if by_favorites else article_table.c.created_at
-        where = self._conditions(filters)
+        where = self._conditions(filters, walk)
         if after:
             where.append(cursor_condition(key, article_table.c.id, descending))
         ordering = (key.desc(), article_table.c.id.desc()) if descending else (key.asc(), article_table.c.id.asc())
@@ -179,16 +190,29 @@ class ArticleList(Root):
             values["ckey"] = execution.bind_time(ckey) if isinstance(ckey, dt.datetime) else ckey
         signed_in = execution.viewer_id is not None
         run = LevelRun(execution, self.level)
-        execution.add(
-            bind(self.page.get((filters, by_favorites, descending, after is not None, signed_in)), values), run.receive
-        )
         total: list[Any] = [None]
-        if self.counts:
 
-            def counted(rows: list[Any]) -> None:
-                total[0] = rows[0][0]
+        def counted(rows: list[Any]) -> None:
+            total[0] = rows[0][0]
 
-            execution.add(bind(self.count.get(filters), values), counted)
+        def schedule(walk: bool) -> None:
+            variant = (filters, walk, by_favorites, descending, after is not None, signed_in)
+            execution.add(bind(self.page.get(variant), values), run.receive)
+            if self.counts and total[0] is None:
+                execution.add(bind(self.count.get(filters), values), counted)
+
+        if search == "terms" and self.is_sqlite:
+            # SQLite cannot tell how many articles a search matches: count them from the index
+            # first, then walk the ordering's index or list the matches (graph/queries.py)
+            def matched(rows: list[Any]) -> None:
+                matches, span = rows[0]
+                if not any(filters[:3]):
+                    total[0] = matches
+                schedule(search_walks(matches, span, first))
+
+            execution.add(bind(self.matches.get(()), values), matched)
+        else:
+            schedule(False)
         width = len(self.level.columns)  # then the page's pk and key
         cursor = cursor_of(kind, width + 1, width, not by_favorites, self.is_sqlite)
         has_previous = after is not None
