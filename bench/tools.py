@@ -334,7 +334,7 @@ def _rss(run_dir: Path, label: str):
 
 
 def _errors(r: dict) -> str:
-    """Errors over requests of one label's load and seq runs ("–" when nothing was measured)."""
+    """Errors over requests of one label's load and seq runs (an en dash when nothing was measured)."""
     ld, sq = r.get("load", {}), r.get("seq", {})
     reqs = (ld.get("requests") or 0) + (sq.get("n") or 0)
     if not reqs:

@@ -150,12 +150,15 @@ async def test_popular_tags_come_from_the_index_without_a_sort(app: Any, gql: GQ
     async with db.engine.connect() as connection:
         if db.is_sqlite:
             plan = " | ".join(
-                row[-1] for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(parameters))
+                row[-1]
+                for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(parameters))
             )
         else:
             # three rows: let the planner show the plan it uses at scale
             await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            plan = " | ".join(row[0] for row in await connection.exec_driver_sql(f"EXPLAIN {statement}", tuple(parameters)))
+            plan = " | ".join(
+                row[0] for row in await connection.exec_driver_sql(f"EXPLAIN {statement}", tuple(parameters))
+            )
         await connection.rollback()
     assert "ix_tag_articles_count" in plan, plan
     assert "article_tag" not in plan and "TEMP B-TREE" not in plan and "Sort" not in plan, plan
