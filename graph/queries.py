@@ -176,8 +176,13 @@ def feed_condition(viewer_id: Any) -> sa.ColumnElement[bool]:
 
 
 def tag_count_statement(tag: Any) -> sa.Select[Any]:
-    """How many articles carry the tag ``tag``: one article_tag row each, so no need to visit the articles."""
-    return sa.select(sa.func.count()).select_from(at).join(t, t.c.id == at.c.tag_id).where(t.c.name == tag)
+    """How many articles carry the tag ``tag`` (a value or a parameter): its maintained ``articles_count``.
+
+    One index lookup, where counting its article_tag rows read every one (22,000 for a common
+    tag at the benchmark's scale); 0 for a tag that does not exist.
+    """
+    stored = sa.select(t.c.articles_count).where(t.c.name == tag).scalar_subquery()
+    return sa.select(sa.func.coalesce(stored, sa.literal_column("0")))
 
 
 def tag_counts_statement(first: Any) -> sa.Select[Any]:

@@ -9,6 +9,7 @@ last batch, from the roots down, each level reading its children through accesso
 from __future__ import annotations
 
 import datetime as dt
+from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,7 +123,9 @@ def cursor_of(
     if key_index is None:
         return lambda r: encode_cursor(kind, None, r[pk_index])
     if key_is_time and is_sqlite:  # SQLite's timestamps are text
-        return lambda r: encode_cursor(kind, cursor_key(r[key_index]), r[pk_index])
+        # encode_cursor's text for a string key, written out: a page encodes one per row
+        prefix = f"{kind}|"
+        return lambda r: urlsafe_b64encode(f"{prefix}{cursor_key(r[key_index])}|{r[pk_index]}".encode()).decode()
     return lambda r: encode_cursor(kind, r[key_index], r[pk_index])
 
 
