@@ -96,9 +96,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     state.execution = ExecutionPaths(metrics)
     executor = OperationExecutor(
         schema,
-        caches[PLANS] if settings.compiled_execution else None,
+        caches[PLANS] if settings.planned_execution else None,
         state.execution,
-        is_sqlite=db.is_sqlite if settings.planned_execution else None,
+        is_sqlite=db.is_sqlite,
         hide_suggestions=settings.field_suggestions_hidden,
     )
     pipeline = RequestPipeline(state.admission, executor, SubscriptionGauge(metrics))

@@ -70,9 +70,8 @@ class Settings(BaseSettings):
     rate_limit_points: int = Field(default=5000, ge=0)
     rate_limit_window_seconds: int = Field(default=3600, ge=1, le=31 * 24 * 3600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # Run known queries from compiled plans (graph/execution/compiled.py); off only to compare or debug.
-    compiled_execution: bool = True
-    # Within the compiled path, answer the covered shapes from planned SQL (graph/execution/planned/).
+    # Answer operations from planned SQL (graph/execution/planned/); off only to compare or debug:
+    # graphql-core and the resolvers then answer everything.
     planned_execution: bool = True
     # GET /__stats (SQL statements and requests so far) for the benchmark harness in bench/; never in production
     bench_stats: bool = False

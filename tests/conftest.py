@@ -291,13 +291,11 @@ async def set_role(app: Any, username: str, role: str) -> None:
 class PathCounts:
     """What ``app``'s execution paths answered so far (``AppState.execution``, also on ``/metrics``).
 
-    ``compiled`` counts every answer that skipped graphql-core (planned ones included), as the
-    differential tests read it; ``fallbacks``: operations the compiled path handed on, at
-    compile time or at run time.
+    ``planned``: answers from planned SQL; ``ordinary``: from graphql-core; ``fallbacks``:
+    operations planned SQL handed on, when planning or at run time.
     """
 
     planned: int
-    compiled: int
     ordinary: int
     fallbacks: int
 
@@ -308,7 +306,6 @@ def path_counts(app: Any) -> PathCounts:
     answered = execution.answered
     return PathCounts(
         planned=answered["planned"],
-        compiled=answered["planned"] + answered["compiled"],
         ordinary=answered["ordinary"],
-        fallbacks=sum(count for (path, _), count in execution.fallbacks.items() if path == "compiled"),
+        fallbacks=sum(execution.fallbacks.values()),
     )

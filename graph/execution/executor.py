@@ -1,20 +1,19 @@
-"""Which executor answers an admitted operation: planned SQL, a compiled plan, or graphql-core.
+"""Which executor answers an admitted operation: planned SQL, or graphql-core.
 
-``OperationExecutor.execute`` tries the fastest path that covers the operation and falls back
-to the next, down to graphql-core's executor, the reference every other path is tested against
-(``tests/graph/test_compiled.py``):
+``OperationExecutor.execute`` answers from planned SQL when it covers the operation and hands
+it to graphql-core's executor otherwise, the reference planned SQL is tested against
+(``tests/graph/test_planned.py``, ``tests/graph/test_planned_coverage.py``):
 
 1. ``planned``: the operation's SQL and generated shaping code (``graph/execution/planned/``);
-2. ``compiled``: a plan calling the resolvers directly (``graph/execution/compiled.py``);
-3. ``ordinary``: graphql-core's ``execute`` over the Strawberry schema.
+2. ``ordinary``: graphql-core's ``execute`` over the Strawberry schema and its resolvers.
 
 Every answer counts once in ``conduit_graphql_executions_total{path}``, and every hand-over in
-``conduit_graphql_fallbacks_total{path,reason}`` with the path that gave up and a fixed reason
-code, so an upgrade that breaks a fast path shows on ``/metrics``, not only in the speed.
-Subscriptions always run on graphql-core (``subscribe``).
+``conduit_graphql_fallbacks_total{path,reason}`` with a reason from a bounded set (the planner's
+``Type.field`` or a fixed code), so an upgrade that breaks planning shows on ``/metrics``, not
+only in the speed. Subscriptions always run on graphql-core (``subscribe``).
 
-Plans are compiled once per (document text, operation name) and kept in the app's ``plans``
-cache, refusals included, so a document the compiled path does not cover costs one lookup.
+Plans are made once per (document text, operation name) and kept in the app's ``plans`` cache,
+refusals included, so a document planned SQL does not cover costs one lookup.
 """
 
 from __future__ import annotations
@@ -33,8 +32,6 @@ from strawberry.execution import optimized_is_awaitable
 from graph.admission.document import cacheable, document_bytes
 from graph.admission.pipeline import Operation
 from graph.caches import BoundedCache
-from graph.execution.compiled import OperationPlan
-from graph.execution.compiler import NotCompilable, compile_operation
 from graph.execution.planned import NotPlanned, PlannedOperation, WriteCommitted, plan_operation
 
 if TYPE_CHECKING:
@@ -43,8 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("conduit.execution")
 
-PLANNED, COMPILED, ORDINARY = "planned", "compiled", "ordinary"
-PATHS = (PLANNED, COMPILED, ORDINARY)
+PLANNED, ORDINARY = "planned", "ordinary"
+PATHS = (PLANNED, ORDINARY)
 PLAN_BYTES = 16 * 1024
 """What one compiled plan is charged in the ``plans`` cache beside its document: measured with
 tracemalloc on the benchmark's operations, 4 to 12 KiB each; the planned ones' generated code
@@ -52,26 +49,13 @@ is the larger part. The plan keeps its document alive (its key is the text, its 
 parser's tokens), so the document is charged again here, as the document cache charges it."""
 
 
-class NotCompiled:
-    """A cached refusal: the operation is not compiled, for ``reason``."""
+class NotPlannedHere:
+    """A cached refusal: planned SQL does not cover the operation, for ``reason``."""
 
     __slots__ = ("reason",)
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-class Plans:
-    """What the fast paths made of one operation: its planned SQL or why not, and its compiled plan or why not."""
-
-    __slots__ = ("compiled", "planned", "unplanned")
-
-    def __init__(
-        self, planned: PlannedOperation | None, unplanned: str | None, compiled: OperationPlan | NotCompiled
-    ) -> None:
-        self.planned = planned
-        self.unplanned = unplanned
-        self.compiled = compiled
 
 
 class ExecutionPaths:
@@ -111,8 +95,8 @@ class ExecutionPaths:
 class OperationExecutor:
     """Runs admitted operations (see the module docstring).
 
-    ``plans``: the app's plan cache, ``None`` to turn the compiled and planned paths off;
-    ``is_sqlite``: the database's flavour for planned SQL, ``None`` to turn planning off;
+    ``plans``: the app's plan cache, ``None`` to turn planned SQL off;
+    ``is_sqlite``: the database's flavour for planned SQL;
     ``hide_suggestions``: no "Did you mean ...?" in graphql-core's execution errors.
     """
 
@@ -122,7 +106,7 @@ class OperationExecutor:
         plans: BoundedCache[tuple[str, str | None], Any] | None,
         paths: ExecutionPaths,
         *,
-        is_sqlite: bool | None,
+        is_sqlite: bool,
         hide_suggestions: bool,
     ) -> None:
         self.schema = schema
@@ -138,7 +122,7 @@ class OperationExecutor:
         and a failure is the mutation field's error.
         """
         if self.plans is not None and not operation.dry_run and not operation.extensions:
-            result = await self._compiled(operation)
+            result = await self._planned(operation)
             if result is not None:
                 return result
         self.paths.answer(ORDINARY)
@@ -172,36 +156,25 @@ class OperationExecutor:
             "operation_extensions": operation.extensions,
         }
 
-    def plan_for(self, operation: Operation) -> Plans:
-        """The cached plans of ``operation``, made on first sight, with why a path does not cover it."""
-        if self.plans is None or operation.query is None:
-            return Plans(None, "off", NotCompiled("off"))
+    def plan_for(self, operation: Operation) -> PlannedOperation | NotPlannedHere:
+        """The cached plan of ``operation``, made on first sight, or why planned SQL does not cover it."""
+        if self.plans is None or operation.query is None or operation.definition is None:
+            return NotPlannedHere("off")
         key = (operation.query, operation.operation_name)
-        plans = self.plans.get(key)
-        if plans is None:
-            planned, unplanned = None, None
-            if self.is_sqlite is not None and operation.definition is not None:
-                fragments = {
-                    d.name.value: d for d in operation.parsed.definitions if isinstance(d, FragmentDefinitionNode)
-                }
-                try:
-                    planned = plan_operation(self.schema._schema, operation.definition, fragments, self.is_sqlite)
-                except NotPlanned as refusal:
-                    logger.debug("not planned: %s", refusal)
-                    unplanned = str(refusal)
-                except Exception:  # a defect in the planner: the other paths still answer
-                    logger.exception("planning failed")
-                    unplanned = "error"
-            compiled: OperationPlan | NotCompiled
+        plan = self.plans.get(key)
+        if plan is None:
+            fragments = {d.name.value: d for d in operation.parsed.definitions if isinstance(d, FragmentDefinitionNode)}
             try:
-                compiled = compile_operation(self.schema, operation.parsed, operation.operation_name)
-            except NotCompilable as refusal:
-                logger.debug("not compiled: %s", refusal)
-                compiled = NotCompiled(refusal.reason)
-            plans = Plans(planned, unplanned, compiled)
+                plan = plan_operation(self.schema._schema, operation.definition, fragments, self.is_sqlite)
+            except NotPlanned as refusal:
+                logger.debug("not planned: %s", refusal)
+                plan = NotPlannedHere(str(refusal))
+            except Exception:  # a defect in the planner: graphql-core still answers
+                logger.exception("planning failed")
+                plan = NotPlannedHere("error")
             if cacheable(operation.query):
-                self.plans.put(key, plans, PLAN_BYTES + document_bytes(operation.query))
-        return plans
+                self.plans.put(key, plan, PLAN_BYTES + document_bytes(operation.query))
+        return plan
 
     def _committed(self, committed: WriteCommitted) -> ExecutionResult:
         # The mutation happened (or may have): running it again would do it twice. Its field's
@@ -212,38 +185,26 @@ class OperationExecutor:
         self.paths.answer(PLANNED)
         return ExecutionResult(None, [error])
 
-    async def _compiled(self, operation: Operation) -> ExecutionResult | None:
-        plans = self.plan_for(operation)
+    async def _planned(self, operation: Operation) -> ExecutionResult | None:
+        """Planned SQL's answer, or ``None`` (counted as a hand-over) for graphql-core to answer."""
+        plan = self.plan_for(operation)
+        if isinstance(plan, NotPlannedHere):
+            self.paths.fall_back(PLANNED, plan.reason)
+            return None
         context = operation.context
-        unplanned = plans.unplanned
-        if plans.planned is not None:
-            try:
-                data, errors = await plans.planned.execute(context, operation.coerced_variables)
-            except NotPlanned as refusal:  # arguments outside the plan; nothing was written
-                unplanned = str(refusal)
-            except WriteCommitted as committed:
-                return self._committed(committed)
-            except Exception as error:
-                # A defect or a database error: nothing was written (a write's failure after its
-                # commit is WriteCommitted), so the ordinary executor answers, as it would have.
-                logger.warning("planned execution failed, handed back: %s: %s", type(error).__name__, error)
-                unplanned = "error"
-                context.refresh()
-            else:
-                self.paths.answer(PLANNED)
-                return ExecutionResult(data, errors or None)
-        if self.is_sqlite is not None:
-            self.paths.fall_back(PLANNED, unplanned or "not_planned")
-        plan = plans.compiled
-        if isinstance(plan, NotCompiled):
-            self.paths.fall_back(COMPILED, plan.reason)
-            return None
         try:
-            data = await plan.execute(context, operation.coerced_variables)
-        except Exception as error:  # Bailout or a resolver's error: the ordinary executor reports it
-            logger.debug("compiled execution handed back: %s: %s", type(error).__name__, error)
-            self.paths.fall_back(COMPILED, getattr(error, "reason", "error"))
-            context.refresh()  # nothing cached by the abandoned run leaks into the ordinary one
+            data, errors = await plan.execute(context, operation.coerced_variables)
+        except NotPlanned as refusal:  # this run's arguments are outside the plan; nothing was written
+            self.paths.fall_back(PLANNED, str(refusal))
             return None
-        self.paths.answer(COMPILED)
-        return ExecutionResult(data, None)
+        except WriteCommitted as committed:
+            return self._committed(committed)
+        except Exception as error:
+            # A defect or a database error: nothing was written (a write's failure after its
+            # commit is WriteCommitted), so graphql-core answers, as it would have.
+            logger.warning("planned execution failed, handed back: %s: %s", type(error).__name__, error)
+            self.paths.fall_back(PLANNED, "error")
+            context.refresh()  # nothing cached by the abandoned run leaks into graphql-core's
+            return None
+        self.paths.answer(PLANNED)
+        return ExecutionResult(data, errors or None)

@@ -48,7 +48,7 @@ from db.migrate import upgrade
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
 from graph.app import create_app
 from graph.settings import Settings
-from tests.graph.test_compiled import SCHEMA, Pair, _assert_same
+from tests.graph.test_planned import SCHEMA, Pair, _assert_same
 from tests.loop_thread import LoopThread
 
 COVERAGE_TARGET = 0.95
@@ -94,7 +94,6 @@ async def build_pair(database_url: str, secret_dir: Path) -> Pair:
                 database_url=database_url,
                 jwt_secret="test-secret-" + "x" * 40,
                 jwt_secret_file=secret_dir / "secret",
-                compiled_execution=compiled,
                 planned_execution=compiled,
                 rate_limit_points=10**9,  # generated queries must not run out of budget halfway
             )

@@ -268,8 +268,8 @@ async def test_concurrent_charges_never_overspend(settings: Settings) -> None:
 
 async def test_compiled_and_ordinary_paths_charge_alike(settings: Settings) -> None:
     async with (
-        serving(settings, compiled_execution=True) as compiled,
-        serving(settings, compiled_execution=False) as ordinary,
+        serving(settings, planned_execution=True) as compiled,
+        serving(settings, planned_execution=False) as ordinary,
     ):
         queries = [
             f"{{ {RATE} }}",
@@ -333,7 +333,7 @@ def test_generated_queries_with_rate_limit_match_on_both_paths(settings: Setting
             await seed(db, SeedPlan(users=4, articles=8, comments=16, favorites=8, follows=4), hash_password("x" * 8))
         finally:
             await db.dispose()
-        apps = [create_app(settings.model_copy(update={"compiled_execution": on})) for on in (True, False)]
+        apps = [create_app(settings.model_copy(update={"planned_execution": on})) for on in (True, False)]
         stack = AsyncExitStack()
         clients = [await stack.enter_async_context(client_of(app, f"10.0.0.{i}")) for i, app in enumerate(apps)]
         return apps, clients, stack
@@ -360,7 +360,7 @@ def test_generated_queries_with_rate_limit_match_on_both_paths(settings: Setting
         thread.run(close())
         thread.close()
     assert sum("dryRun: true" in query for query in seen) >= 3, seen
-    assert path_counts(apps[0]).compiled > 0
+    assert path_counts(apps[0]).planned > 0
 
 
 async def test_budget_off(settings: Settings) -> None:
