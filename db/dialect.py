@@ -37,11 +37,6 @@ class DriverDialect:
         """The driver's placeholder for the ``number``-th parameter (from 1): ``?`` or ``$number``."""
         return "?" if self.is_sqlite else f"${number}"
 
-    @property
-    def false(self) -> str:
-        """The boolean literal false (SQLite has no boolean type)."""
-        return "0" if self.is_sqlite else "false"
-
     def bind_time(self, value: dt.datetime) -> str | dt.datetime:
         """``value`` as a parameter compared with stored timestamps (SQLite stores them as text)."""
         return sqlite_timestamp(value) if self.is_sqlite else value

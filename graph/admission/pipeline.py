@@ -5,7 +5,7 @@ WebSocket protocols through ``ConduitSchema.stream``) and hands it to ``Admissio
 Each step reads what the steps before it left on the operation (the parsed document, the
 selected operation definition, the coerced variables) and either adds to it or refuses
 the operation by raising ``Refused``. Only an admitted operation reaches an executor
-(``graph/execution``), whichever one answers it: planned SQL, a compiled plan or graphql-core.
+(``graph/execution``), whichever one answers it: planned SQL or graphql-core.
 So a check added to the list covers every path at once; ``graph/admission/__init__.py`` builds the
 list in its order.
 """

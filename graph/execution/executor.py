@@ -43,9 +43,9 @@ logger = logging.getLogger("conduit.execution")
 PLANNED, ORDINARY = "planned", "ordinary"
 PATHS = (PLANNED, ORDINARY)
 PLAN_BYTES = 16 * 1024
-"""What one compiled plan is charged in the ``plans`` cache beside its document: measured with
-tracemalloc on the benchmark's operations, 4 to 12 KiB each; the planned ones' generated code
-is the larger part. The plan keeps its document alive (its key is the text, its nodes hold the
+"""What one plan is charged in the ``plans`` cache beside its document: measured with
+tracemalloc on the benchmark's operations, 4 to 12 KiB each; the generated shaping code is the
+larger part. The plan keeps its document alive (its key is the text, its nodes hold the
 parser's tokens), so the document is charged again here, as the document cache charges it."""
 
 

@@ -83,6 +83,33 @@ def article_rows(is_sqlite: bool) -> sa.Select[Any]:
     return with_author_and_tags(sa.select(*ARTICLE_COLUMNS), is_sqlite)
 
 
+def tag_names(article: Any, is_sqlite: bool) -> sa.ScalarSelect[Any]:
+    """The tag names of ``article`` (the table or an alias) as a JSON array, in the author's order.
+
+    ``article_tag.position`` orders them, then the name. Read as JSON by SQLAlchemy (``sa.JSON``)
+    and as text by the drivers (planned SQL, ``graph/execution/planned/mapping.py``).
+    """
+    tags, links = t.alias("tn_t"), at.alias("tn_at")
+    if is_sqlite:
+        # SQLite 3.40 has no ORDER BY inside aggregates: aggregate an ordered subquery instead
+        ordered = (
+            sa.select(tags.c.name.label("name"))
+            .join_from(links, tags, tags.c.id == links.c.tag_id)
+            .where(links.c.article_id == article.c.id)
+            .order_by(links.c.position, tags.c.name)
+            .correlate(article)
+            .subquery()
+        )
+        return sa.select(sa.func.json_group_array(ordered.c.name, type_=sa.JSON)).scalar_subquery()
+    return (
+        sa.select(sa.func.json_agg(aggregate_order_by(tags.c.name, links.c.position, tags.c.name), type_=sa.JSON))
+        .join_from(links, tags, tags.c.id == links.c.tag_id)
+        .where(links.c.article_id == article.c.id)
+        .correlate(article)
+        .scalar_subquery()
+    )
+
+
 def with_author_and_tags(statement: sa.Select[Any], is_sqlite: bool) -> sa.Select[Any]:
     """``statement`` (over ``article``) with its author's columns and its tag names added.
 
@@ -90,25 +117,9 @@ def with_author_and_tags(statement: sa.Select[Any], is_sqlite: bool) -> sa.Selec
     loaders (``Loaders.prime_articles``), so the home page costs one statement instead of three.
     The tag names come as a JSON array in the author's order (``article_tag.position``).
     """
-    if is_sqlite:
-        # SQLite 3.40 has no ORDER BY inside aggregates: aggregate an ordered subquery instead
-        ordered = (
-            sa.select(t.c.name.label("name"))
-            .join_from(at, t, t.c.id == at.c.tag_id)
-            .where(at.c.article_id == a.c.id)
-            .order_by(at.c.position, t.c.name)
-            .correlate(a)
-            .subquery()
-        )
-        tag_names = sa.select(sa.func.json_group_array(ordered.c.name, type_=sa.JSON)).scalar_subquery()
-    else:
-        tag_names = (
-            sa.select(sa.func.json_agg(aggregate_order_by(t.c.name, at.c.position, t.c.name), type_=sa.JSON))
-            .join_from(at, t, t.c.id == at.c.tag_id)
-            .where(at.c.article_id == a.c.id)
-            .scalar_subquery()
-        )
-    return statement.add_columns(*AUTHOR_COLUMNS, tag_names.label("tag_names")).join(u, u.c.id == a.c.author_id)
+    return statement.add_columns(*AUTHOR_COLUMNS, tag_names(a, is_sqlite).label("tag_names")).join(
+        u, u.c.id == a.c.author_id
+    )
 
 
 def _by_key(rows: Iterable[Row[Any]], key: str) -> dict[Any, Row[Any]]:

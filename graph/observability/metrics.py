@@ -74,7 +74,7 @@ class Metrics:
         )
         self.executions = Counter(
             "conduit_graphql_executions",
-            "GraphQL operations answered, by execution path: planned, compiled or ordinary.",
+            "GraphQL operations answered, by execution path: planned or ordinary.",
             ["path"],
             registry=self.registry,
         )

@@ -2,7 +2,7 @@
 
 Both let a request name its GraphQL document by hash instead of sending the text. The HTTP
 handler (``graph/transport/http.py``) calls ``PersistedQueries.resolve`` right after reading the request
-parameters, so the compiled path and the ordinary executor both see the full document text,
+parameters, so planned SQL and graphql-core both see the full document text,
 and every check (limits, validation, the mutation-over-GET refusal) applies to it as to any
 other document.
 

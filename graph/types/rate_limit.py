@@ -26,8 +26,8 @@ class RateLimitType:
 def rate_limit_of(context: Any) -> RateLimitType | None:
     """The ``rateLimit`` field's value from ``context.rate_limit`` (set by graph/admission/budget.py).
 
-    Reads nothing but the context, so the compiled executor (which passes only ``context``) gives
-    the same answer. ``None`` when the budget is off.
+    Reads nothing but the context, so planned SQL (``graph/execution/planned/roots.py`` calls it
+    with the context alone) gives the same answer. ``None`` when the budget is off.
     """
     status = getattr(context, "rate_limit", None)
     if status is None or status.used is None:

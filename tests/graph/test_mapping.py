@@ -1,7 +1,7 @@
 """The planner's mapping against the schema: neither can grow a field the other lacks.
 
 The values themselves are checked against the resolvers by the differential tests
-(``test_compiled.py``, ``test_planned_coverage.py``): this test catches the drift they
+(``test_planned.py``, ``test_planned_coverage.py``): this test catches the drift they
 cannot see, a field added to a type (or the mapping) that no generated query selects yet.
 """
 

@@ -1,10 +1,10 @@
-"""The compiled executor against the ordinary one: identical responses, errors included.
+"""Planned SQL against graphql-core: identical responses, errors included.
 
-Two apps serve the same seeded database, one with compiled execution and one without. The
+Two apps serve the same seeded database, one with planned execution and one without. The
 benchmark's operations, the example frontend operations and queries that hypothesis-graphql
 generates over the whole schema go to both, anonymously and as a signed-in viewer; every
 response must be byte-for-byte the same JSON (only the random ``requestId`` of a masked
-error may differ). The compiled app's counters prove the compiled path really ran.
+error may differ). The planned app's counters prove planned SQL really ran.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ Q2 = (
 
 
 class Pair:
-    """The same request to the compiled and the ordinary app; both JSON answers."""
+    """The same request to the planned and the ordinary app; both JSON answers."""
 
-    def __init__(self, compiled: Any, ordinary: Any) -> None:
-        self.apps = (compiled, ordinary)
+    def __init__(self, planned: Any, ordinary: Any) -> None:
+        self.apps = (planned, ordinary)
         self.clients = [
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") for app in self.apps
         ]
@@ -115,14 +115,14 @@ def pair(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         finally:
             await db.dispose()
 
-        def app(compiled: bool) -> Any:
+        def app(planned: bool) -> Any:
             return create_app(
                 Settings(
                     env="test",
                     database_url=database_url,
                     jwt_secret="test-secret-" + "x" * 40,
                     jwt_secret_file=tmp_path / "secret",
-                    planned_execution=compiled,
+                    planned_execution=planned,
                     rate_limit_points=10**9,  # generated queries must not run out of budget halfway
                 )
             )
@@ -144,8 +144,8 @@ def pair(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _assert_same(answers: tuple[Any, Any], query: str) -> None:
-    compiled, ordinary = answers
-    assert json.dumps(compiled, sort_keys=False) == json.dumps(ordinary, sort_keys=False), query
+    planned, ordinary = answers
+    assert json.dumps(planned, sort_keys=False) == json.dumps(ordinary, sort_keys=False), query
 
 
 def test_benchmark_and_frontend_operations_compile_and_match(pair: tuple[LoopThread, Pair]) -> None:
@@ -348,6 +348,6 @@ def test_planned_add_comment_writes_once_and_answers_as_the_ordinary_executor(pa
     assert thread.run(apps.both(count, {"s": slug}))[1][1]["data"]["article"]["comments"]["totalCount"] == total
     # a selection the planner does not cover runs the ordinary way (once)
     other = 'mutation($s: String!) { addComment(slug: $s, body: "x") { article { slug } } }'
-    compiled, ordinary = thread.run(apps.both(other, {"s": slug}, apps.token))
-    assert compiled == ordinary
+    planned, ordinary = thread.run(apps.both(other, {"s": slug}, apps.token))
+    assert planned == ordinary
     assert thread.run(apps.both(count, {"s": slug}))[1][1]["data"]["article"]["comments"]["totalCount"] == total + 2

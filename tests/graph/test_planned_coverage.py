@@ -4,12 +4,12 @@ Issue 11 asks that the per-path counters on ``/metrics`` show the planned path a
 least 95% of hypothesis-graphql-generated valid queries over the whole schema, anonymous and
 signed in, byte-identical to the ordinary executor, errors included.
 
-Two apps serve the same seeded database (as ``test_compiled``'s ``pair``, with more rows, so
-nested connections have data): one with compiled and planned execution, one with neither.
+Two apps serve the same seeded database (as ``test_planned``'s ``pair``, with more rows, so
+nested connections have data): one with planned execution, one without.
 Every generated query goes to both, anonymously and as the signed-in demo user; the answers
-must be the same JSON. After each request the compiled app's ``/metrics`` is read over HTTP:
+must be the same JSON. After each request the planned app's ``/metrics`` is read over HTTP:
 the delta of ``conduit_graphql_executions_total{path}`` says which path answered it, and
-``conduit_graphql_fallbacks_total{path,reason}`` why a faster path handed it on.
+``conduit_graphql_fallbacks_total{path,reason}`` why planned SQL handed it on.
 
 The test asserts ``planned / answered >= COVERAGE_TARGET`` ("answered": operations that reached
 an executor; the ones admission refuses count on no path) and, when it falls short, says which
@@ -66,7 +66,7 @@ EXAMPLE_CHARS = 400
 
 @contextlib.contextmanager
 def budget_clock_stopped() -> Iterator[None]:
-    """The budget's clock stands still mid-window, as in ``test_compiled``'s ``pair``.
+    """The budget's clock stands still mid-window, as in ``test_planned``'s ``pair``.
 
     An hour rollover between the two apps' answers would change ``rateLimit.resetAt``.
     """
@@ -80,7 +80,7 @@ def budget_clock_stopped() -> Iterator[None]:
 
 
 async def build_pair(database_url: str, secret_dir: Path) -> Pair:
-    """A compiled and an ordinary app over ``database_url`` (migrated, empty), seeded with ``SEED``."""
+    """A planned and an ordinary app over ``database_url`` (migrated, empty), seeded with ``SEED``."""
     db = Database(database_url)
     try:
         await seed(db, SEED, hash_password(DEMO_PASSWORD))
@@ -117,7 +117,7 @@ class Counters:
 
 
 async def scrape(pair: Pair) -> Counters:
-    """The compiled app's path counters, read from its ``/metrics`` over HTTP."""
+    """The planned app's path counters, read from its ``/metrics`` over HTTP."""
     response = await pair.clients[0].get("/metrics")
     assert response.status_code == 200, response.text
     answered: Counter[str] = Counter()
@@ -151,7 +151,7 @@ class Tally:
     examples: dict[str, str] = field(default_factory=dict)
     refused: int = 0  # requests that reached no executor: admission refused them
     refused_example: str = ""
-    # root fields of the requests planned SQL did not answer: the compiler names only the first
+    # root fields of the requests planned SQL did not answer: the planner names only the first
     # field it refuses, this shows what else stands in the way
     missed_roots: Counter[str] = field(default_factory=Counter)
     requests_with_errors: int = 0
@@ -168,7 +168,7 @@ class Tally:
         return self.answered["planned"] / self.total if self.total else 0.0
 
     def record(self, query: str, viewer: str, before: Counters, after: Counters, body: Any) -> None:
-        """One request's share: the path that answered it, why faster ones did not, its errors."""
+        """One request's share: the path that answered it, why planned SQL did not, its errors."""
         self.requests += 1
         paths = after.answered - before.answered
         if not paths:
@@ -273,7 +273,7 @@ def measure(thread: LoopThread, pair: Pair, examples: int = EXAMPLES) -> Tally:
 
 @pytest.fixture
 def coverage_pair(database_url: str, tmp_path: Path) -> Iterator[tuple[LoopThread, Pair]]:
-    """``test_compiled``'s ``pair`` over ``SEED``: the compiled (and planned) app first."""
+    """``test_planned``'s ``pair`` over ``SEED``: the planned app first."""
     thread = LoopThread()
     with budget_clock_stopped():
         built = thread.run(build_pair(database_url, tmp_path))

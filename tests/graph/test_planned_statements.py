@@ -2,7 +2,7 @@
 
 Nested connections three levels deep, through to-one relations, for one and for several
 parents: the number of statements depends on the shape of the query, never on how many
-rows each level returns. Answers are checked by ``test_compiled.py`` and
+rows each level returns. Answers are checked by ``test_planned.py`` and
 ``test_planned_coverage.py``; this test counts.
 """
 

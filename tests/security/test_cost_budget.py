@@ -314,10 +314,10 @@ async def test_a_subscription_is_charged_once_when_it_starts(settings: Settings,
 
 @pytest.mark.slow  # hypothesis: generated documents on both paths
 def test_generated_queries_with_rate_limit_match_on_both_paths(settings: Settings) -> None:
-    """hypothesis-graphql queries mixing ``rateLimit`` with other fields: compiled and ordinary answers are equal.
+    """hypothesis-graphql queries mixing ``rateLimit`` with other fields: planned and ordinary answers are equal.
 
     Each app is asked from its own address, so each has its own bucket and the budgets move in
-    step: a double charge (say, a compiled run that bails out and is charged again) would show.
+    step: a double charge (say, a planned run that bails out and is charged again) would show.
     """
     thread = LoopThread()
     others = ("articles", "tags", "popularTags", "user", "article", "viewer")

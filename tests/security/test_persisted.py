@@ -74,7 +74,7 @@ async def test_apq_round_trip_uses_the_compiled_path(client: httpx.AsyncClient, 
     compiled = path_counts(app).planned
     by_hash = await post(client, {"extensions": apq(digest), "operationName": "Tags"})
     assert by_hash.status_code == 200 and by_hash.json() == {"data": {"tags": []}}
-    assert path_counts(app).planned == compiled + 1  # persistedQuery no longer keeps a request off the compiled path
+    assert path_counts(app).planned == compiled + 1  # persistedQuery no longer keeps a request off planned SQL
 
 
 async def test_apq_keeps_the_limits(client: httpx.AsyncClient) -> None:

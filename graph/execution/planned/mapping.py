@@ -26,18 +26,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from db.models import (
     article_table,
-    article_tag_table,
     comment_table,
     favorite_table,
     follow_table,
-    tag_table,
     user_table,
 )
 from graph.ids import CursorKind
+from graph.loaders import tag_names
 
 __all__ = ["ADMIN", "MAPPING", "UNMAPPED", "VIEWER", "ObjectMapping", "ToMany", "ToOne", "Value"]
 
@@ -115,30 +113,6 @@ class ObjectMapping:
     name: str
     table: sa.Table
     fields: dict[str, Field]
-
-
-def tag_names(article: Alias, is_sqlite: bool) -> sa.ColumnElement[Any]:
-    """The article's tag names as JSON array text, in the author's order (``article_tag.position``)."""
-    at, t = article_tag_table.alias("tn_at"), tag_table.alias("tn_t")
-    if is_sqlite:
-        # SQLite has no ORDER BY inside aggregates: aggregate an ordered subquery instead
-        ordered = (
-            sa.select(t.c.name.label("name"))
-            .join_from(at, t, t.c.id == at.c.tag_id)
-            .where(at.c.article_id == article.c.id)
-            .order_by(at.c.position, t.c.name)
-            .correlate(article)
-            .subquery()
-        )
-        return sa.select(sa.func.json_group_array(ordered.c.name)).scalar_subquery()
-    aggregated = sa.func.json_agg(aggregate_order_by(t.c.name, at.c.position, t.c.name))
-    return (
-        sa.select(sa.cast(aggregated, sa.Text))
-        .join_from(at, t, t.c.id == at.c.tag_id)
-        .where(at.c.article_id == article.c.id)
-        .correlate(article)
-        .scalar_subquery()
-    )
 
 
 def _count(table: sa.Table, column: str, parent_column: Callable[[Alias], Any]) -> Callable[[Alias], Any]:
