@@ -336,6 +336,15 @@ class Query:
         walk, total = False, None
         terms = search_terms(search, is_sqlite) if search is not None and is_sqlite else None
         if terms is not None:
+            # the arguments are refused before any I/O, as without a search (list_articles checks
+            # them again): an operation's first error must not depend on which field awaited first
+            check_first(first)
+            if after is not None:
+                by_favorites = order_by is not None and order_by.field is ArticleOrderField.FAVORITES_COUNT
+                descending = order_by is None or order_by.direction is OrderDirection.DESC
+                decode_cursor(
+                    after, _ARTICLE_CURSOR_KINDS[by_favorites, descending], int if by_favorites else dt.datetime
+                )
             # SQLite cannot tell how many articles a search matches: count them from the index first
             matches, span = (await info.context.fetch(fts_counts_statement(terms)))[0]
             walk = search_walks(matches, span, check_first(first))

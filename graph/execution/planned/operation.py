@@ -71,8 +71,9 @@ class OperationSql:
         Errors are the resolvers' for arguments they refuse (``runs.FieldError``), located and
         propagated as graphql-core does (GraphQL spec, 6.4.4 Handling Field Errors): the
         nearest nullable field becomes null, a root field here (``data`` itself for a non-null
-        one). Only one error is reported this way: with more, graphql-core's order of them
-        depends on its scheduling, and NotPlanned hands the operation to it. A mutation raises
+        one). A root field's refusal is reported alone (the first in document order); below
+        the roots, one error is reported this way: with more, their order depends on
+        graphql-core's scheduling, and NotPlanned hands the operation to it. A mutation raises
         NotPlanned only before anything is written, and ``WriteCommitted`` for a failure
         after its commit.
         """
@@ -99,8 +100,15 @@ class OperationSql:
                 error.node, error.path = root.node, [key]
                 errors.append(error)
                 finishers.append((key, root, None))
+                if not isinstance(root.definition.type, GraphQLNonNull):
+                    raise NotPlanned("an argument error in a nullable root field") from None
+        if errors:
+            # Root fields' resolvers start in document order and refuse their arguments before
+            # their first await: the first refusal of a non-null root field nulls ``data`` and
+            # ends the operation, before any other field's error (seen in graphql-core 3.3).
+            return None, [_located(errors[0])]
         await execution.run()
-        errors.extend(execution.errors)
+        errors = execution.errors
         if len(errors) > 1:
             raise NotPlanned("several errors")
         data: dict[str, Any] = {}
