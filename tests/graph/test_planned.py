@@ -70,9 +70,17 @@ class Pair:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = {"query": query, "variables": variables or {}}
         answers = []
+        planned_before = self.stats.planned
         for client in self.clients:
             response = await client.post("/graphql", json=body, headers=headers)
             answers.append((response.status_code, _normalized(response.json())))
+        if self.stats.planned == planned_before:
+            # Both answers are graphql-core's. Several errors below the roots come in the order
+            # its DataLoader batches happened to resolve, which two runs of one request need not
+            # share: compare those as a set. A planned answer is always compared as it is.
+            for _status, body_ in answers:
+                if len(body_.get("errors") or ()) > 1:
+                    body_["errors"].sort(key=lambda error: json.dumps(error, sort_keys=True))
         return answers[0], answers[1]
 
     async def close(self) -> None:
@@ -184,8 +192,8 @@ def test_errors_match(pair: tuple[LoopThread, Pair]) -> None:
         ("{ feed { totalCount } tags(first: -2) }", {}),  # anonymous: feed's refusal alone
         ('{ viewer { id } user(username: "demo") { articles(first: -1) { totalCount } } tags(first: -3) }', {}),
         (  # two errors below the roots: graphql-core's scheduling orders them, so it answers
-            '{ x: user(username: "demo") { articles(first: -1) { totalCount } } y: article(slug: "no-such-article") { id } '
-            'z: viewer { favorites(after: "zz") { totalCount } } }',
+            '{ x: user(username: "demo") { articles(first: -1) { totalCount } } '
+            'y: user(username: "demo") { favorites(after: "zz") { totalCount } } }',
             {},
         ),
     ]
@@ -193,9 +201,8 @@ def test_errors_match(pair: tuple[LoopThread, Pair]) -> None:
     for query, variables in cases:
         for token in (None, apps.token):
             _assert_same(thread.run(apps.both(query, variables, token)), query)
-    # all but the variables that do not coerce (refused at admission) and, signed in, the two
-    # errors below the roots (anonymous, the viewer is null and has no favorites to refuse)
-    assert apps.stats.planned - before == (len(cases) - 1) * 2 - 1, apps.stats
+    # all but the variables that do not coerce (refused at admission) and the two errors below the roots
+    assert apps.stats.planned - before == (len(cases) - 2) * 2, apps.stats
 
 
 def test_statement_count_is_the_same_on_both_paths(pair: tuple[LoopThread, Pair]) -> None:
