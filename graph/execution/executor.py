@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError
+from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError, OperationType
 from graphql import execute as graphql_execute
 from graphql import subscribe as graphql_subscribe
 from strawberry.execution import optimized_is_awaitable
@@ -33,6 +33,7 @@ from graph.admission.document import cacheable, document_bytes
 from graph.admission.pipeline import Operation
 from graph.caches import BoundedCache
 from graph.execution.planned import NotPlanned, PlannedOperation, WriteCommitted, plan_operation
+from graph.execution.planned.payloads import PlannedPayloads
 
 if TYPE_CHECKING:
     from graph.observability.metrics import Metrics
@@ -151,7 +152,10 @@ class OperationExecutor:
             "context_value": operation.context,
             "variable_values": operation.variables,
             "operation_name": operation.operation_name,
-            "executor_class": self.schema.execution_context_class,
+            # a mutation's payload objects from planned SQL (graph/execution/planned/payloads.py)
+            "executor_class": PlannedPayloads
+            if self.plans is not None and operation.kind is OperationType.MUTATION
+            else self.schema.execution_context_class,
             "hide_suggestions": self.hide_suggestions,
             "operation_extensions": operation.extensions,
         }

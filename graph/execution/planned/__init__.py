@@ -13,7 +13,8 @@ From the validated document, once per (document, operation, values of ``@skip``/
 - ``roots``: every ``Query`` field (``articles`` with every filter, ``search`` and
   ``orderBy``, ``feed``, ``article``, ``user``, ``viewer``, ``node``, ``nodes``, ``tags``,
   ``popularTags``, ``rateLimit``), ``writes``: ``addComment`` and its payload in one short
-  transaction;
+  transaction; ``payloads``: the payload of every other mutation, read by id once
+  graphql-core has run the mutation's resolver;
 - ``statements``: SQLAlchemy Core statements compiled once per dialect and variant (which
   filters, a cursor, a viewer, one parent or several) into the driver's SQL, cached with the
   plan, so a request binds values and runs text (``Database.fetch_raw``);
@@ -26,8 +27,9 @@ located and propagated as graphql-core does. ``tests/graph/test_planned.py`` and
 ``tests/graph/test_planned_coverage.py`` compare responses byte for byte with graphql-core's
 on both engines; ``tests/graph/test_mapping.py`` checks the mapping against the schema.
 What is not covered raises ``NotPlanned`` (when planning, or at run time before anything is
-written) and graphql-core answers: introspection, mutations other than ``addComment``, and
-runs with more than one argument error or one inside a list.
+written) and graphql-core answers: introspection, the resolvers of mutations other than
+``addComment`` (their payloads are planned), dry runs of ``rateLimit``, and runs with more
+than one argument error below the roots or one inside a list.
 """
 
 from __future__ import annotations

@@ -330,9 +330,11 @@ class Planner:
         level.shape_name = self.source.function(CONNECTION_PARAMETERS, body)
         return counts
 
-    def lookup(self, level: Level, nodes: list[FieldNode], key: str) -> None:
-        """Generate ``level``'s object shaping function (the root field ``key`` answering objects)."""
-        expression = self.object(level, level.mapping, level.alias, nodes, [key])
+    def lookup(self, level: Level, nodes: list[FieldNode], path: str | list[str]) -> None:
+        """Generate ``level``'s object shaping function (the field at ``path``: a root key, or keys)."""
+        expression = self.object(
+            level, level.mapping, level.alias, nodes, [path] if isinstance(path, str) else list(path)
+        )
         level.shape_name = self.source.function(OBJECT_PARAMETERS, [f"return {expression}"])
 
     def comment_payload(self, nodes: list[FieldNode]) -> Level:

@@ -1,0 +1,102 @@
+"""Server-side cost of one benchmark operation, in process: the ASGI app driven directly, no HTTP server.
+
+    PYTHONPATH=. .venv/bin/python bench/inprocess.py DB META OP [N] [--auth] [--no-budget] [--profile]
+
+DB: a SQLite file of the benchmark's data (a copy of bench/.data/bench.db, upgraded with
+``conduit db upgrade``); META: the meta JSON bench/run.sh wrote for it (``bench/.data/runs/*/meta.json``).
+Prints milliseconds per request (mean of N, default 1000, after 200 to warm up); ``--profile``
+adds cProfile's 40 costliest functions; ``--no-budget`` turns the cost budget off (no charge,
+no write per request), to see what it costs. Uvicorn's HTTP parsing is not in the figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
+import load
+
+from graph.app import create_app
+from graph.settings import Settings
+
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+DB, META, OP = ARGS[0], ARGS[1], ARGS[2]
+N = int(ARGS[3]) if len(ARGS) > 3 else 1000
+METADATA = json.loads(Path(META).read_text())
+
+
+async def call(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    """One POST /graphql through the ASGI app; the messages it sent."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    out: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    return out
+
+
+async def main() -> None:
+    meta = METADATA
+    points = 0 if "--no-budget" in sys.argv else 10**9
+    app = create_app(
+        Settings(env="production", database_url=f"sqlite:///{DB}", jwt_secret="x" * 64, rate_limit_points=points)
+    )
+    async with app.router.lifespan_context(app):
+        headers: list[tuple[bytes, bytes]] = []
+        if "--auth" in sys.argv:
+            email = meta["f1_email"] if OP == "F1" else meta["m1_email"]
+            login = f'mutation {{ login(input: {{email: "{email}", password: "conduit-demo"}}) {{ token }} }}'
+            token = orjson.loads((await call(app, orjson.dumps({"query": login}), []))[1]["body"])
+            headers = [(b"authorization", f"Bearer {token['data']['login']['token']}".encode())]
+        body = orjson.dumps(load.build_body(OP, "ours", meta))
+        print((await call(app, body, headers))[1]["body"][:120])
+        for _ in range(200):
+            await call(app, body, headers)
+        started = time.perf_counter()
+        for _ in range(N):
+            await call(app, body, headers)
+        print(f"{OP}: {(time.perf_counter() - started) / N * 1e3:.3f} ms per request, server side, in process")
+        if "--profile" in sys.argv:
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(N):
+                await call(app, body, headers)
+            profile.disable()
+            pstats.Stats(profile).sort_stats("tottime").print_stats(40)
+
+
+asyncio.run(main())

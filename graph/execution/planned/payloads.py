@@ -1,0 +1,143 @@
+"""Mutation payloads from planned SQL: graphql-core runs the mutation, the planner reads what it returned.
+
+A mutation's resolver is the one place its rules live (permissions, validation, one
+transaction), so graphql-core runs it as for any operation the planner does not cover. What
+the resolver returns is then an object of a mapped type with its primary key: the payload's
+selection (``createArticle { ... author { ... } comments { ... } }``, ``login { user { ... } }``)
+is planned as a lookup of that object by id and read in one statement per connection level,
+where graphql-core would resolve it field by field through the DataLoaders. The object is read
+after the resolver's commit, as the DataLoaders would read it.
+
+``PlannedPayloads`` is the execution context graphql-core runs mutations with; it plans only
+objects of the payload outside any list (the mutation field itself, or ``AuthPayload.user``)
+and leaves everything else, and any payload it cannot answer alone (no row any more, several
+argument errors, one inside a list), to graphql-core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    DirectiveNode,
+    FieldNode,
+    GraphQLObjectType,
+    OperationType,
+    VariableNode,
+    Visitor,
+    located_error,
+    visit,
+)
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from db.models import Role
+from graph.execution.planned.errors import NotPlanned
+from graph.execution.planned.mapping import MAPPING
+from graph.execution.planned.planner import Level, Planner
+from graph.execution.planned.roots import Lookup
+from graph.execution.planned.runs import Execution, FieldError
+
+__all__ = ["PlannedPayloads"]
+
+_PLANS: dict[tuple[int, tuple[Any, ...]], tuple[FieldNode, Lookup | None]] = {}
+"""Payload lookups by (``id`` of the field node, values of the directives' variables); the node
+is kept to check it is the same one (ids of freed nodes recur). ``None``: not planned."""
+
+
+class _DirectiveVariables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
+        for argument in node.arguments or ():
+            if isinstance(argument.value, VariableNode):
+                self.names.append(argument.value.name.value)
+
+
+class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, completing a mutation's payload objects from planned SQL."""
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        keys = path.as_list()
+        pk = getattr(result, "pk", None)
+        if (
+            self.operation.operation is OperationType.MUTATION
+            and return_type.name in MAPPING
+            and isinstance(pk, int)
+            and len(keys) <= 2
+            and all(isinstance(key, str) for key in keys)
+        ):
+            lookup = self._lookup(return_type, [details.node for details in field_details_list], keys)
+            if lookup is not None:
+                return self._planned(
+                    lookup, pk, info, (return_type, field_details_list, info, path, result, position_context)
+                )
+        return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
+
+    def _lookup(self, return_type: GraphQLObjectType, nodes: list[FieldNode], keys: list[Any]) -> Lookup | None:
+        finder = _DirectiveVariables()
+        for node in nodes:
+            visit(node, finder)
+        for fragment in self.fragment_definitions.values():
+            visit(fragment, finder)
+        coerced = self.variable_values.coerced if self.variable_values is not None else {}
+        cache_key = (id(nodes[0]), tuple(coerced.get(name) for name in finder.names))
+        found = _PLANS.get(cache_key)
+        if found is not None and found[0] is nodes[0]:
+            return found[1]
+        context = self.context_value
+        is_sqlite = context.app.db.is_sqlite
+        planner = Planner(self.schema, dict(self.fragment_definitions), self.variable_values, is_sqlite)
+        lookup: Lookup | None
+        try:
+            level = planner.level(return_type.name)
+            alias = level.alias
+            level.add("pk", lambda _s: alias.c.id)
+            planner.lookup(level, nodes, keys)
+            planner.bind([level])
+            lookup = Lookup(nodes[0], None, level, "id", None, is_sqlite)  # type: ignore[arg-type]
+        except NotPlanned:
+            lookup = None
+        if len(_PLANS) >= 4096:  # plans come and go with their documents: start again
+            _PLANS.clear()
+        _PLANS[cache_key] = (nodes[0], lookup)
+        return lookup
+
+    async def _planned(self, lookup: Lookup, pk: int, info: Any, ordinary: tuple[Any, ...]) -> Any:
+        context = info.context
+        viewer = context.viewer
+        db = context.app.db
+        execution = Execution(
+            db,
+            db.is_sqlite,
+            self.variable_values,
+            viewer.id if viewer is not None else None,
+            viewer is not None and viewer.role is Role.ADMIN,
+            context,
+        )
+        try:
+            run = lookup.run(execution, [pk])
+            await execution.run()
+            if run.rows and len(execution.errors) <= 1:
+                return _shape(lookup.level, run.rows[0], run.accessors())
+        except NotPlanned:
+            pass
+        # no row any more, or errors graphql-core orders by its scheduling: it completes the object
+        completed = super().complete_object_value(*ordinary)
+        return await completed if self.is_awaitable(completed) else completed
+
+
+def _shape(level: Level, row: Any, accessors: list[Any]) -> Any:
+    try:
+        return level.shape(row, accessors)
+    except FieldError as error:  # an argument a resolver below refuses: its error, where it would be
+        raise located_error(error.original, [error.node] if error.node is not None else None, error.path) from None
