@@ -103,6 +103,35 @@ def _normalized(body: Any) -> Any:
     return body
 
 
+async def build_pair(database_url: str, secret_dir: Path, plan: SeedPlan) -> Pair:
+    """A planned and an ordinary app over ``database_url`` (migrated, empty), seeded with ``plan``; signed in as the demo user."""
+    db = Database(database_url)
+    try:
+        await seed(db, plan, hash_password(DEMO_PASSWORD))
+    finally:
+        await db.dispose()
+
+    def app(planned: bool) -> Any:
+        return create_app(
+            Settings(
+                env="test",
+                database_url=database_url,
+                jwt_secret="test-secret-" + "x" * 40,
+                jwt_secret_file=secret_dir / "secret",
+                planned_execution=planned,
+                rate_limit_points=10**9,  # generated queries must not run out of budget halfway
+            )
+        )
+
+    pair = Pair(app(True), app(False))
+    login = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }"
+    response = await pair.clients[1].post(
+        "/graphql", json={"query": login, "variables": {"e": DEMO_EMAIL, "p": DEMO_PASSWORD}}
+    )
+    pair.token = response.json()["data"]["login"]["token"]
+    return pair
+
+
 @pytest.fixture
 def pair(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LoopThread, Pair]]:
     # the budget's clock stands still in the middle of the current window: an hour rollover
@@ -113,35 +142,9 @@ def pair(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     thread = LoopThread()
 
     async def build() -> Pair:
-        db = Database(database_url)
-        try:
-            await seed(
-                db,
-                SeedPlan(users=12, articles=40, comments=120, favorites=80, follows=30),
-                hash_password(DEMO_PASSWORD),
-            )
-        finally:
-            await db.dispose()
-
-        def app(planned: bool) -> Any:
-            return create_app(
-                Settings(
-                    env="test",
-                    database_url=database_url,
-                    jwt_secret="test-secret-" + "x" * 40,
-                    jwt_secret_file=tmp_path / "secret",
-                    planned_execution=planned,
-                    rate_limit_points=10**9,  # generated queries must not run out of budget halfway
-                )
-            )
-
-        pair = Pair(app(True), app(False))
-        login = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }"
-        response = await pair.clients[1].post(
-            "/graphql", json={"query": login, "variables": {"e": DEMO_EMAIL, "p": DEMO_PASSWORD}}
+        return await build_pair(
+            database_url, tmp_path, SeedPlan(users=12, articles=40, comments=120, favorites=80, follows=30)
         )
-        pair.token = response.json()["data"]["login"]["token"]
-        return pair
 
     built = thread.run(build())
     try:

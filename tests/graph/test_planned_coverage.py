@@ -41,14 +41,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis_graphql import queries
 from prometheus_client.parser import text_string_to_metric_families
 
-from auth.passwords import hash_password
 from db import budget as budget_store
-from db.engine import Database
 from db.migrate import upgrade
-from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
-from graph.app import create_app
-from graph.settings import Settings
+from db.seed import SeedPlan
 from tests.graph.test_planned import SCHEMA, Pair, _assert_same
+from tests.graph.test_planned import build_pair as planned_pair
 from tests.loop_thread import LoopThread
 
 COVERAGE_TARGET = 0.95
@@ -80,32 +77,8 @@ def budget_clock_stopped() -> Iterator[None]:
 
 
 async def build_pair(database_url: str, secret_dir: Path) -> Pair:
-    """A planned and an ordinary app over ``database_url`` (migrated, empty), seeded with ``SEED``."""
-    db = Database(database_url)
-    try:
-        await seed(db, SEED, hash_password(DEMO_PASSWORD))
-    finally:
-        await db.dispose()
-
-    def app(compiled: bool) -> Any:
-        return create_app(
-            Settings(
-                env="test",
-                database_url=database_url,
-                jwt_secret="test-secret-" + "x" * 40,
-                jwt_secret_file=secret_dir / "secret",
-                planned_execution=compiled,
-                rate_limit_points=10**9,  # generated queries must not run out of budget halfway
-            )
-        )
-
-    pair = Pair(app(True), app(False))
-    login = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }"
-    response = await pair.clients[1].post(
-        "/graphql", json={"query": login, "variables": {"e": DEMO_EMAIL, "p": DEMO_PASSWORD}}
-    )
-    pair.token = response.json()["data"]["login"]["token"]
-    return pair
+    """``test_planned``'s planned and ordinary apps over ``database_url``, seeded with ``SEED``."""
+    return await planned_pair(database_url, secret_dir, SEED)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from graph.execution.planned.writes import AddCommentPlan
 if TYPE_CHECKING:
     from graph.context import Context
 
-__all__ = ["OperationSql", "PlannedOperation", "plan_operation"]
+__all__ = ["DirectiveVariables", "OperationSql", "PlannedOperation", "plan_operation"]
 
 
 @dataclass(eq=False)
@@ -150,7 +150,9 @@ def _located(error: FieldError) -> GraphQLError:
     return located_error(error.original, [error.node] if error.node is not None else None, error.path)
 
 
-class _DirectiveVariables(Visitor):
+class DirectiveVariables(Visitor):
+    """Collects the names of the variables ``@skip``/``@include`` (any directive) read, each once."""
+
     def __init__(self) -> None:
         super().__init__()
         self.names: list[str] = []
@@ -212,7 +214,7 @@ def plan_operation(
     """
     if operation.operation not in (OperationType.QUERY, OperationType.MUTATION):
         raise NotPlanned(f"{operation.operation.value} operations are not planned")
-    finder = _DirectiveVariables()
+    finder = DirectiveVariables()
     visit(operation, finder)
     for fragment in fragments.values():
         visit(fragment, finder)

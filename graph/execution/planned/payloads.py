@@ -19,12 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
-    DirectiveNode,
     FieldNode,
     GraphQLObjectType,
     OperationType,
-    VariableNode,
-    Visitor,
     located_error,
     visit,
 )
@@ -33,6 +30,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from db.models import Role
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import MAPPING
+from graph.execution.planned.operation import DirectiveVariables
 from graph.execution.planned.planner import Level, Planner
 from graph.execution.planned.roots import Lookup
 from graph.execution.planned.runs import Execution, FieldError
@@ -42,17 +40,6 @@ __all__ = ["PlannedPayloads"]
 _PLANS: dict[tuple[int, tuple[Any, ...]], tuple[FieldNode, Lookup | None]] = {}
 """Payload lookups by (``id`` of the field node, values of the directives' variables); the node
 is kept to check it is the same one (ids of freed nodes recur). ``None``: not planned."""
-
-
-class _DirectiveVariables(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
-        for argument in node.arguments or ():
-            if isinstance(argument.value, VariableNode):
-                self.names.append(argument.value.name.value)
 
 
 class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
@@ -84,7 +71,7 @@ class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
         return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
 
     def _lookup(self, return_type: GraphQLObjectType, nodes: list[FieldNode], keys: list[Any]) -> Lookup | None:
-        finder = _DirectiveVariables()
+        finder = DirectiveVariables()
         for node in nodes:
             visit(node, finder)
         for fragment in self.fragment_definitions.values():
