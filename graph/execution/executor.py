@@ -43,11 +43,10 @@ logger = logging.getLogger("conduit.execution")
 
 PLANNED, ORDINARY = "planned", "ordinary"
 PATHS = (PLANNED, ORDINARY)
-PLAN_BYTES = 16 * 1024
-"""What one plan is charged in the ``plans`` cache beside its document: measured with
-tracemalloc on the benchmark's operations, 4 to 12 KiB each; the generated shaping code is the
-larger part. The plan keeps its document alive (its key is the text, its nodes hold the
-parser's tokens), so the document is charged again here, as the document cache charges it."""
+REFUSAL_BYTES = 1024
+"""What a cached refusal is charged beside its document (``PlannedOperation.weight`` for a plan).
+The entry keeps its document alive (its key is the text), so the document is charged again
+here, as the document cache charges it."""
 
 
 class NotPlannedHere:
@@ -177,7 +176,9 @@ class OperationExecutor:
                 logger.exception("planning failed")
                 plan = NotPlannedHere("error")
             if cacheable(operation.query):
-                self.plans.put(key, plan, PLAN_BYTES + document_bytes(operation.query))
+                # a refusal keeps the document alive too (its key); a plan, its SQL and code as well
+                weight = plan.weight() if isinstance(plan, PlannedOperation) else REFUSAL_BYTES
+                self.plans.put(key, plan, weight + document_bytes(operation.query))
         return plan
 
     def _committed(self, committed: WriteCommitted) -> ExecutionResult:

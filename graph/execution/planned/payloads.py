@@ -28,18 +28,20 @@ from graphql import (
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.models import Role
+from graph.caches import PLANS
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import MAPPING
-from graph.execution.planned.operation import DirectiveVariables
+from graph.execution.planned.operation import (
+    PLAN_BYTES_BASE,
+    PLAN_BYTES_PER_FIELD,
+    DirectiveVariables,
+    selection_weight,
+)
 from graph.execution.planned.planner import Level, Planner
 from graph.execution.planned.roots import Lookup
 from graph.execution.planned.runs import Execution, FieldError
 
 __all__ = ["PlannedPayloads"]
-
-_PLANS: dict[tuple[int, tuple[Any, ...]], tuple[FieldNode, Lookup | None]] = {}
-"""Payload lookups by (``id`` of the field node, values of the directives' variables); the node
-is kept to check it is the same one (ids of freed nodes recur). ``None``: not planned."""
 
 
 class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
@@ -77,11 +79,14 @@ class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
         for fragment in self.fragment_definitions.values():
             visit(fragment, finder)
         coerced = self.variable_values.coerced if self.variable_values is not None else {}
-        cache_key = (id(nodes[0]), tuple(coerced.get(name) for name in finder.names))
-        found = _PLANS.get(cache_key)
-        if found is not None and found[0] is nodes[0]:
-            return found[1]
         context = self.context_value
+        # in the app's plan cache, charged like an operation's plan: ("payload", id of the field
+        # node, directive values); the entry keeps the node, so its id is not reused meanwhile
+        plans = context.app.caches[PLANS]
+        cache_key = ("payload", id(nodes[0]), tuple(coerced.get(name) for name in finder.names))
+        found = plans.get(cache_key)
+        if found is not None and found[0] is nodes[0]:
+            return found[1]  # type: ignore[no-any-return]
         is_sqlite = context.app.db.is_sqlite
         planner = Planner(self.schema, dict(self.fragment_definitions), self.variable_values, is_sqlite)
         lookup: Lookup | None
@@ -94,9 +99,8 @@ class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
             lookup = Lookup(nodes[0], None, level, "id", None, is_sqlite)  # type: ignore[arg-type]
         except NotPlanned:
             lookup = None
-        if len(_PLANS) >= 4096:  # plans come and go with their documents: start again
-            _PLANS.clear()
-        _PLANS[cache_key] = (nodes[0], lookup)
+        fields = selection_weight(nodes, dict(self.fragment_definitions))
+        plans.put(cache_key, (nodes[0], lookup), PLAN_BYTES_BASE + PLAN_BYTES_PER_FIELD * fields)
         return lookup
 
     async def _planned(self, lookup: Lookup, pk: int, info: Any, ordinary: tuple[Any, ...]) -> Any:

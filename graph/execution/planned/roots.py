@@ -169,7 +169,7 @@ class ArticleList(Root):
     def start(self, execution: Execution) -> Finish:
         if self.feed and execution.viewer_id is None:
             raise unauthenticated(execution, self.node)
-        args = arguments(self.definition, self.node, execution.variables)
+        args = arguments(self.definition, self.node, execution.variables, self)
         first = first_of(args.get("first"))
         order = args.get("orderBy")
         by_favorites = order is not None and order["field"].value == "FAVORITES_COUNT"
@@ -265,7 +265,7 @@ class Lookup(Root):
             if key is None:
                 return lambda: None
         else:
-            key = arguments(self.definition, self.node, execution.variables)[self.argument]
+            key = arguments(self.definition, self.node, execution.variables, self)[self.argument]
         run = self.run(execution, [key])
         shape = self.level.shape
         return lambda: shape(run.rows[0], run.accessors()) if run.rows else None
@@ -285,7 +285,7 @@ class OneNode(Root):
         return [lookup.level for lookup in self.lookups.values()]
 
     def start(self, execution: Execution) -> Finish:
-        decoded = from_global_id(arguments(self.definition, self.node, execution.variables)["id"])
+        decoded = from_global_id(arguments(self.definition, self.node, execution.variables, self)["id"])
         if decoded is None or decoded[0] not in self.lookups:
             return lambda: None
         lookup = self.lookups[decoded[0]]
@@ -299,7 +299,7 @@ class ManyNodes(OneNode):
     """``nodes(ids)``: one statement per type named, answers in the order asked (``None`` where none)."""
 
     def start(self, execution: Execution) -> Finish:
-        ids = arguments(self.definition, self.node, execution.variables)["ids"]
+        ids = arguments(self.definition, self.node, execution.variables, self)["ids"]
         if len(ids) > MAX_FIRST:
             raise FieldError(BadUserInput({"ids": [f"must have at most {MAX_FIRST} items"]}))
         decoded = [from_global_id(global_id) for global_id in ids]
@@ -332,7 +332,7 @@ class TagList(Root):
         self.statement = Variants(lambda _variant: tag_counts_statement(parameter("limit")), self.is_sqlite)
 
     def start(self, execution: Execution) -> Finish:
-        first = first_of(arguments(self.definition, self.node, execution.variables).get("first"))
+        first = first_of(arguments(self.definition, self.node, execution.variables, self).get("first"))
         rows: list[Any] = EMPTY
         received: list[list[Any]] = [rows]
         execution.add(bind(self.statement.get(()), {"limit": first}), lambda got: received.__setitem__(0, got))

@@ -116,18 +116,23 @@ class ArgumentReader:
 
 
 _MISSING = object()
-_READERS: dict[int, ArgumentReader] = {}
-"""Readers by ``id`` of their field node (checked to be the same node: ids of freed nodes recur)."""
 
 
-def arguments(definition: GraphQLField, node: FieldNode, variables: VariableValues | None) -> dict[str, Any]:
-    """A field's coerced arguments by name (``ArgumentReader``); ``NotPlanned`` when they do not coerce."""
-    reader = _READERS.get(id(node))
-    if reader is None or reader.node is not node or reader.definition is not definition:
-        if len(_READERS) >= 4096:  # plans come and go with the plan cache: start again
-            _READERS.clear()
-        reader = _READERS[id(node)] = ArgumentReader(definition, node)
-    return reader.read(variables)
+def arguments(
+    definition: GraphQLField, node: FieldNode, variables: VariableValues | None, owner: Any = None
+) -> dict[str, Any]:
+    """A field's coerced arguments by name; ``NotPlanned`` when they do not coerce.
+
+    ``owner``: the plan object the field belongs to (a root, a child connection, a write),
+    which keeps the field's ``ArgumentReader``: it lives and is freed with the plan, whose
+    size the plan cache accounts for. Without one, the arguments are coerced afresh.
+    """
+    if owner is None:
+        return ArgumentReader(definition, node).read(variables)
+    reader = owner.__dict__.get("_arguments")
+    if reader is None:
+        reader = owner.__dict__["_arguments"] = ArgumentReader(definition, node)
+    return reader.read(variables)  # type: ignore[no-any-return]
 
 
 def first_of(value: Any) -> int:
@@ -325,7 +330,7 @@ class ChildRun(LevelRun):
         self.child = child
         self.error: FieldError | None = None
         self.first, self.after = 0, None
-        args = arguments(child.definition, child.node, execution.variables)
+        args = arguments(child.definition, child.node, execution.variables, child)
         page = child.relation.page
         key_type: type = (dt.datetime if page.key_is_time else int) if page.key is not None else type(None)
         try:

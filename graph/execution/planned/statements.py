@@ -59,9 +59,15 @@ class Variants:
     is_sqlite: bool
     compiled: dict[Hashable, Compiled] = field(default_factory=dict)
 
+    MAX_VARIANTS = 8
+    """Compiled variants kept per statement: a plan's size must stay near what the plan cache
+    charges for it (``PlannedOperation.weight``), whatever mix of arguments clients send."""
+
     def get(self, variant: Hashable) -> Compiled:
         """The compiled SQL of ``variant``."""
         found = self.compiled.get(variant)
         if found is None:
+            if len(self.compiled) >= self.MAX_VARIANTS:
+                self.compiled.clear()
             found = self.compiled[variant] = compile_statement(self.build(variant), self.is_sqlite)
         return found

@@ -81,7 +81,7 @@ class AddCommentPlan:
         """
         if viewer_id is None:
             raise NotPlanned("addComment needs a viewer")
-        args = arguments(self.definition, self.node, variables)
+        args = arguments(self.definition, self.node, variables, self)
         body, slug = args["body"], args["slug"]
         errors = FieldErrors()
         check_text(errors, "body", body, COMMENT_MAX)
