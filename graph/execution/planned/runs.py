@@ -20,6 +20,7 @@ from graphql import FieldNode, GraphQLError, GraphQLField, VariableNode, Visitor
 from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from db.models import sqlite_timestamp
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import ADMIN, VIEWER, Page
@@ -282,8 +283,6 @@ class Execution:
 
     def bind_time(self, value: dt.datetime) -> Any:
         """A datetime parameter as stored timestamps compare with it (SQLite's are text)."""
-        from db.models import sqlite_timestamp
-
         return sqlite_timestamp(value) if self.is_sqlite else value
 
 
