@@ -200,13 +200,26 @@ def tag_counts_statement(first: Any) -> sa.Select[Any]:
     )
 
 
-_ARTICLE_CURSOR_KINDS = {
+ARTICLE_CURSOR_KINDS = {
     (False, True): CursorKind.CREATED_DESC,
     (False, False): CursorKind.CREATED_ASC,
     (True, True): CursorKind.FAVORITES_COUNT_DESC,
     (True, False): CursorKind.FAVORITES_COUNT_ASC,
 }
-"""The cursor kind of an ``articles`` ordering, by (ordered by favorites count, descending)."""
+"""The cursor kind of an ``articles`` ordering, by (ordered by favorites count, descending); planned SQL's too."""
+
+
+def article_order(order: ArticleOrder | None) -> tuple[bool, bool]:
+    """``(ordered by favorites count, descending)`` of ``orderBy`` (newest first without one)."""
+    return (
+        order is not None and order.field is ArticleOrderField.FAVORITES_COUNT,
+        order is None or order.direction is OrderDirection.DESC,
+    )
+
+
+def decode_article_cursor(after: str, by_favorites: bool, descending: bool) -> tuple[Any, int]:
+    """``(key, id)`` of an ``articles`` cursor in that ordering; ``BadUserInput`` when it does not decode."""
+    return decode_cursor(after, ARTICLE_CURSOR_KINDS[by_favorites, descending], int if by_favorites else dt.datetime)
 
 
 async def list_articles(
@@ -225,13 +238,12 @@ async def list_articles(
     ``total`` is that count when it is already known.
     """
     first = check_first(first)
-    by_favorites = order is not None and order.field is ArticleOrderField.FAVORITES_COUNT
-    descending = order is None or order.direction is OrderDirection.DESC
+    by_favorites, descending = article_order(order)
     key_column: sa.ColumnElement[Any] = a.c.favorites_count if by_favorites else a.c.created_at
-    kind = _ARTICLE_CURSOR_KINDS[by_favorites, descending]
+    kind = ARTICLE_CURSOR_KINDS[by_favorites, descending]
     where = list(conditions)
     if after is not None:
-        key, pk = decode_cursor(after, kind, int if by_favorites else dt.datetime)
+        key, pk = decode_article_cursor(after, by_favorites, descending)
         if descending:
             where.append(sa.or_(key_column < key, sa.and_(key_column == key, a.c.id < pk)))
         else:
@@ -340,11 +352,7 @@ class Query:
             # them again): an operation's first error must not depend on which field awaited first
             check_first(first)
             if after is not None:
-                by_favorites = order_by is not None and order_by.field is ArticleOrderField.FAVORITES_COUNT
-                descending = order_by is None or order_by.direction is OrderDirection.DESC
-                decode_cursor(
-                    after, _ARTICLE_CURSOR_KINDS[by_favorites, descending], int if by_favorites else dt.datetime
-                )
+                decode_article_cursor(after, *article_order(order_by))
             # SQLite cannot tell how many articles a search matches: count them from the index first
             matches, span = (await info.context.fetch(fts_counts_statement(terms)))[0]
             walk = search_walks(matches, span, check_first(first))

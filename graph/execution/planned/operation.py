@@ -299,7 +299,7 @@ def _plan(
         if operation.operation is OperationType.MUTATION:
             if name != "addComment" or write is not None:
                 raise NotPlanned(f"Mutation.{name}, or more than one mutation")
-            write = AddCommentPlan(nodes[0], definition, planner.comment_payload(nodes), is_sqlite)
+            write = AddCommentPlan(nodes[0], definition, planner.comment_payload(nodes, key), is_sqlite)
             roots.append((key, write))
             continue
         roots.append((key, _root(planner, key, name, nodes, definition, is_sqlite)))
@@ -323,12 +323,11 @@ def _root(planner: Planner, key: str, name: str, nodes: list[FieldNode], definit
             "user": ("User", "username", "username"),
             "viewer": ("User", "id", None),
         }[name]
-        level = _lookup_level(planner, type_name, nodes, key, listed=False)
-        return Lookup(node, definition, level, column, argument, is_sqlite)
+        return Lookup(node, definition, planner.lookup(type_name, nodes, [key]), column, argument, is_sqlite)
     if name in ("node", "nodes"):
         lookups = {
             type_name: Lookup(
-                node, definition, _lookup_level(planner, type_name, nodes, key, name == "nodes"), "id", None, is_sqlite
+                node, definition, planner.lookup(type_name, nodes, [key], listed=name == "nodes"), "id", None, is_sqlite
             )
             for type_name in NODE_TYPES
         }
@@ -342,12 +341,3 @@ def _root(planner: Planner, key: str, name: str, nodes: list[FieldNode], definit
         fields = [(key, field_name) for key, field_name, _m in planner.fields("RateLimit", nodes)]
         return RateLimitRoot(node, definition, fields)
     raise NotPlanned(f"Query.{name}")
-
-
-def _lookup_level(planner: Planner, type_name: str, nodes: list[FieldNode], key: str, listed: bool) -> Level:
-    level = planner.level(type_name)
-    level.listed = listed
-    alias = level.alias
-    level.add("pk", lambda _s: alias.c.id)  # first: ``nodes`` finds each row's object by it
-    planner.lookup(level, nodes, key)
-    return level

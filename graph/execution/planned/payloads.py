@@ -91,10 +91,7 @@ class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
         planner = Planner(self.schema, dict(self.fragment_definitions), self.variable_values, is_sqlite)
         lookup: Lookup | None
         try:
-            level = planner.level(return_type.name)
-            alias = level.alias
-            level.add("pk", lambda _s: alias.c.id)
-            planner.lookup(level, nodes, keys)
+            level = planner.lookup(return_type.name, nodes, keys)
             planner.bind([level])
             lookup = Lookup(nodes[0], None, level, "id", None, is_sqlite)  # type: ignore[arg-type]
         except NotPlanned:

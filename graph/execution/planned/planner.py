@@ -330,18 +330,24 @@ class Planner:
         level.shape_name = self.source.function(CONNECTION_PARAMETERS, body)
         return counts
 
-    def lookup(self, level: Level, nodes: list[FieldNode], path: str | list[str]) -> None:
-        """Generate ``level``'s object shaping function (the field at ``path``: a root key, or keys)."""
-        expression = self.object(
-            level, level.mapping, level.alias, nodes, [path] if isinstance(path, str) else list(path)
-        )
-        level.shape_name = self.source.function(OBJECT_PARAMETERS, [f"return {expression}"])
+    def lookup(self, type_name: str, nodes: list[FieldNode], path: list[str], *, listed: bool = False) -> Level:
+        """A level of ``type_name`` objects read by key, shaped by one function (the field at ``path``).
 
-    def comment_payload(self, nodes: list[FieldNode]) -> Level:
+        Its first column is the object's id (``nodes`` finds each row's object by it);
+        ``listed``: its rows are items of a list (``nodes``).
+        """
+        level = self.level(type_name)
+        level.listed = listed
+        alias = level.alias
+        level.add("pk", lambda _s: alias.c.id)
+        expression = self.object(level, level.mapping, alias, nodes, path)
+        level.shape_name = self.source.function(OBJECT_PARAMETERS, [f"return {expression}"])
+        return level
+
+    def comment_payload(self, nodes: list[FieldNode], key: str) -> Level:
         """``addComment``'s payload: a ``Comment`` level read by id; NotPlanned with a connection in it."""
-        level = self.level("Comment")
-        self.lookup(level, nodes, "")
-        if any(len(list(found.levels())) > 1 for found in [level]):
+        level = self.lookup("Comment", nodes, [key])
+        if level.children:  # its statement runs inside the write's transaction, one level only
             raise NotPlanned("a connection in addComment's payload")
         return level
 

@@ -38,9 +38,10 @@ from graph.execution.planned.runs import (
     parameter,
 )
 from graph.execution.planned.statements import Variants, bind
-from graph.ids import CursorKind, from_global_id
+from graph.ids import from_global_id
 from graph.permissions import IsAuthenticated
 from graph.queries import (
+    ARTICLE_CURSOR_KINDS,
     article_filters,
     feed_condition,
     fts_counts_statement,
@@ -57,14 +58,6 @@ __all__ = ["ArticleList", "Lookup", "ManyNodes", "OneNode", "RateLimitRoot", "Ro
 
 Finish = Callable[[], Any]
 """Shapes a root field's value once every batch has run."""
-
-_KINDS = {
-    (False, True): CursorKind.CREATED_DESC,
-    (False, False): CursorKind.CREATED_ASC,
-    (True, True): CursorKind.FAVORITES_COUNT_DESC,
-    (True, False): CursorKind.FAVORITES_COUNT_ASC,
-}
-"""The cursor kind of an ``articles`` ordering, by (ordered by favorites count, descending), as ``graph/queries.py``."""
 
 
 def unauthenticated(execution: Execution, node: FieldNode) -> FieldError:
@@ -174,7 +167,7 @@ class ArticleList(Root):
         order = args.get("orderBy")
         by_favorites = order is not None and order["field"].value == "FAVORITES_COUNT"
         descending = order is None or order["direction"].value == "DESC"
-        kind = _KINDS[by_favorites, descending]
+        kind = ARTICLE_CURSOR_KINDS[by_favorites, descending]
         after = after_of(args.get("after"), kind, int if by_favorites else dt.datetime)
         values = execution.values(limit=first + 1)
         search: Any = None

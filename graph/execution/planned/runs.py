@@ -20,7 +20,7 @@ from graphql import FieldNode, GraphQLError, GraphQLField, VariableNode, Visitor
 from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from db.models import sqlite_timestamp
+from db.dialect import DriverDialect
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import ADMIN, VIEWER, Page
@@ -120,16 +120,14 @@ _MISSING = object()
 
 
 def arguments(
-    definition: GraphQLField, node: FieldNode, variables: VariableValues | None, owner: Any = None
+    definition: GraphQLField, node: FieldNode, variables: VariableValues | None, owner: Any
 ) -> dict[str, Any]:
     """A field's coerced arguments by name; ``NotPlanned`` when they do not coerce.
 
     ``owner``: the plan object the field belongs to (a root, a child connection, a write),
     which keeps the field's ``ArgumentReader``: it lives and is freed with the plan, whose
-    size the plan cache accounts for. Without one, the arguments are coerced afresh.
+    size the plan cache accounts for.
     """
-    if owner is None:
-        return ArgumentReader(definition, node).read(variables)
     reader = owner.__dict__.get("_arguments")
     if reader is None:
         reader = owner.__dict__["_arguments"] = ArgumentReader(definition, node)
@@ -282,8 +280,8 @@ class Execution:
                 receive(rows)
 
     def bind_time(self, value: dt.datetime) -> Any:
-        """A datetime parameter as stored timestamps compare with it (SQLite's are text)."""
-        return sqlite_timestamp(value) if self.is_sqlite else value
+        """A datetime parameter as stored timestamps compare with it (``DriverDialect.bind_time``)."""
+        return DriverDialect(self.is_sqlite).bind_time(value)
 
 
 class LevelRun:

@@ -37,10 +37,8 @@ def compile_statement(statement: sa.ClauseElement, is_sqlite: bool) -> Compiled:
     return compiled.string, names, constants
 
 
-def bind(compiled: Compiled | tuple[str, list[str]], values: dict[str, Any]) -> tuple[str, list[Any]]:
+def bind(compiled: Compiled, values: dict[str, Any]) -> tuple[str, list[Any]]:
     """``compiled`` with its parameters' values in placeholder order; ``KeyError`` for a missing one."""
-    if len(compiled) == 2:
-        return compiled[0], [values[name] for name in compiled[1]]
     text, names, constants = compiled
     if not constants:
         return text, [values[name] for name in names]

@@ -56,11 +56,12 @@ class AddCommentPlan:
     definition: GraphQLField
     payload: Level
     is_sqlite: bool
-    insert: tuple[str, list[str]] = field(init=False)
+    insert: Compiled = field(init=False)
     read: Compiled = field(init=False)
 
     def __post_init__(self) -> None:
-        self.insert = DriverDialect(self.is_sqlite).render(driver_sql.INSERT_COMMENT)
+        text, names = DriverDialect(self.is_sqlite).render(driver_sql.INSERT_COMMENT)
+        self.insert = (text, tuple(names), {})
         level = self.payload
         statement = (
             sa.select(*level.select_list(self.is_sqlite, True))
