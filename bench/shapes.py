@@ -1,0 +1,116 @@
+"""Shapes the benchmark does not name, planned SQL against graphql-core, in process.
+
+    PYTHONPATH=. .venv/bin/python bench/shapes.py DB META
+
+DB and META as for bench/inprocess.py. Prints a table row per shape: ms per request with
+planned SQL, with graphql-core (CONDUIT_PLANNED_EXECUTION=false), the speed-up, and whether
+the two answers are the same bytes.
+"""
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from graph.app import create_app
+from graph.settings import Settings
+
+
+async def call(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    """One POST /graphql through the ASGI app; the messages it sent."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    out: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    return out
+
+
+DB = sys.argv[1]
+with open(sys.argv[2]) as meta_file:
+    meta = json.load(meta_file)
+SHAPES = {
+    "nodes(3 types)": (
+        '{ nodes(ids: ["QXJ0aWNsZTox", "VXNlcjox", "Q29tbWVudDox", "QXJ0aWNsZToy"]) { id '
+        "... on Article { title author { username } } ... on User { username followersCount } "
+        "... on Comment { body article { slug } } } }"
+    ),
+    "user+favorites+comments": (
+        f'{{ user(username: "{meta["p1_username"]}") {{ username favorites(first: 10) {{ totalCount '
+        "edges { cursor node { slug tagList comments(first: 3) { nodes { body author { username } } } } } } } }"
+    ),
+    "two aliased lists": (
+        f'{{ a: articles(first: 10, tag: "{meta["q3_tag"]}") {{ edges {{ node {{ slug }} }} }} '
+        "b: articles(first: 10, orderBy: {field: CREATED_AT, direction: ASC}) "
+        "{ edges { node { slug author { username } } } } }"
+    ),
+    "article+comments+author articles": (
+        f'{{ article(slug: "{meta["q2_slug"]}") {{ title comments(first: 20) {{ edges {{ node {{ body '
+        "author { username articles(first: 3) { nodes { slug } } } } } } } }"
+    ),
+    "search page": '{ articles(search: "lorem", first: 20) { totalCount edges { node { slug } } } }',
+    "popularTags+tags": "{ popularTags(first: 10) { name articlesCount } tags(first: 10) }",
+}
+
+
+async def timed(app, body, n=300):
+    for _ in range(20):
+        await call(app, body, [])
+    t = time.perf_counter()
+    for _ in range(n):
+        await call(app, body, [])
+    return (time.perf_counter() - t) / n * 1e3
+
+
+async def main():
+    apps = [
+        create_app(
+            Settings(
+                env="production",
+                database_url=f"sqlite:///{DB}",
+                jwt_secret="x" * 64,
+                rate_limit_points=10**9,
+                planned_execution=p,
+            )
+        )
+        for p in (True, False)
+    ]
+    async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
+        for name, q in SHAPES.items():
+            body = orjson.dumps({"query": q})
+            a = (await call(apps[0], body, []))[1]["body"]
+            b = (await call(apps[1], body, []))[1]["body"]
+            p, o = await timed(apps[0], body), await timed(apps[1], body)
+            print(f"| {name} | {p:.2f} | {o:.2f} | {o / p:.1f}x | {'same' if a == b else 'DIFFERENT'} |")
+        print(apps[0].state.conduit.execution.answered)
+
+
+asyncio.run(main())
