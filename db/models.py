@@ -63,6 +63,16 @@ class User(SQLModel, table=True):
     role: str = Field(default=Role.USER.value, max_length=16, nullable=False)
     created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
     updated_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    # Set by verifyEmail; cleared when the email changes (a verification is of one address).
+    email_verified: bool = Field(default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()})
+    # The current suspension (suspendUser): suspended while ``suspended_at`` is set and
+    # ``suspended_until`` is null or in the future; unsuspendUser clears all four.
+    # ``suspended_by_id`` is the suspender's id, without a foreign key (SQLite cannot add one
+    # to an existing table in place): deleting a user sets it to null where it names them.
+    suspended_at: dt.datetime | None = Field(default=None)
+    suspended_until: dt.datetime | None = Field(default=None)
+    suspension_reason: str | None = Field(default=None)
+    suspended_by_id: int | None = Field(default=None)
 
 
 class Follow(SQLModel, table=True):
@@ -210,6 +220,63 @@ class RateLimitEvent(SQLModel, table=True):
 
 
 rate_limit_event_table: sa.Table = RateLimitEvent.__table__  # type: ignore[attr-defined]
+
+
+class AccountToken(SQLModel, table=True):
+    """A single-use token mailed to a user: a password reset or an email verification.
+
+    Only the SHA-256 hex digest of the token is stored (like refresh tokens). ``purpose`` is
+    ``password_reset`` or ``email_verification``; ``email`` is the address the token was mailed
+    to, so a verification is void once the user changes address. Spent when ``used_at`` is set;
+    void after ``expires_at``.
+    """
+
+    __tablename__ = "account_token"
+    __table_args__ = (sa.Index("ix_account_token_user_id", "user_id", "purpose"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", nullable=False, ondelete="CASCADE")
+    purpose: str = Field(max_length=32, nullable=False)
+    email: str = Field(max_length=320, nullable=False)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True}, nullable=False)
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    expires_at: dt.datetime = Field(nullable=False)
+    used_at: dt.datetime | None = Field(default=None)
+
+
+account_token_table: sa.Table = AccountToken.__table__  # type: ignore[attr-defined]
+
+
+class MailOutbox(SQLModel, table=True):
+    """One mail to send, written in the transaction that asked for it and sent after it commits.
+
+    A row starts as a request (``kind`` and ``recipient``; ``user_id`` when the request knew the
+    user); the mail worker renders it (creating the mailed token then, so a request answers the
+    same whether or not an account has the address) into ``subject``, ``text_body`` and
+    ``html_body``, then delivers it, retrying with backoff: ``attempts`` so far,
+    ``next_attempt_at`` when a worker may take it next (a claim moves it forward, so two
+    processes never send one mail), ``sent_at`` once delivered, ``last_error`` the latest
+    failure. A request for an address no account has is deleted unsent.
+    """
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (sa.Index("ix_mail_outbox_next_attempt_at", "sent_at", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, nullable=False)
+    recipient: str = Field(max_length=320, nullable=False)
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="CASCADE")
+    subject: str | None = Field(default=None)
+    text_body: str | None = Field(default=None)
+    html_body: str | None = Field(default=None)
+    created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    attempts: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
+    sent_at: dt.datetime | None = Field(default=None)
+    last_error: str | None = Field(default=None)
+
+
+mail_outbox_table: sa.Table = MailOutbox.__table__  # type: ignore[attr-defined]
 
 
 class CostBudget(SQLModel, table=True):
