@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Role, user_table, utcnow
 
-__all__ = ["RoleChange", "change_role"]
+Alias = Any
+"""``user_table`` or an alias of it: ``alias.c.<column>``."""
+
+__all__ = ["RoleChange", "change_role", "suspended"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +40,15 @@ async def change_role(*, session: AsyncSession, username: str, role: Role) -> Ro
     changed = sa.update(user_table).where(user_table.c.id == old.id).values(role=role.value, updated_at=utcnow())
     await session.execute(changed)
     return RoleChange(user_id=old.id, old_role=Role(old.role), new_role=role)
+
+
+def suspended(user: Alias, now: Any) -> sa.ColumnElement[bool]:
+    """Whether ``user`` (the table or an alias) is suspended at ``now`` (a datetime or a bind parameter).
+
+    Suspended while ``suspended_at`` is set and ``suspended_until`` is null (forever) or after
+    ``now``; an expired suspension reads as none (contract-next, ``User.suspension``).
+    """
+    return sa.and_(
+        user.c.suspended_at.is_not(None),
+        sa.or_(user.c.suspended_until.is_(None), user.c.suspended_until > now),
+    )
