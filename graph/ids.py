@@ -66,6 +66,8 @@ class CursorKind(enum.StrEnum):
     """
     COMMENTS = "i"
     """``Article.comments``, oldest first: no key, the comment's id alone."""
+    USERS = "u"
+    """``users``, newest first: key ``created_at``."""
 
 
 LEGACY_KINDS: dict[CursorKind, frozenset[str]] = {CursorKind.USER_FAVORITES: frozenset({"fa"})}

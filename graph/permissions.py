@@ -6,12 +6,14 @@ database on every request, so a demotion takes effect at once:
 | action                                    | anonymous | USER        | MODERATOR | ADMIN |
 | ----------------------------------------- | --------- | ----------- | --------- | ----- |
 | read articles, profiles, comments, tags   | yes       | yes         | yes       | yes   |
-| read ``User.email``                       | no        | own only    | own only  | all   |
+| read ``User.email``, ``emailVerified``    | no        | own only    | own only  | all   |
+| read ``User.suspension``                  | no        | own only    | all       | all   |
+| list ``users``                            | no        | no          | yes       | yes   |
 | feed, follow, favorite, comment, logout   | no        | yes         | yes       | yes   |
 | create article, update viewer             | no        | yes         | yes       | yes   |
 | update article                            | no        | own only    | own only  | own only |
 | delete article or comment                 | no        | own only    | any       | any   |
-| setUserRole                               | no        | no          | no        | yes   |
+| setUserRole, deleteUser                   | no        | no          | no        | yes   |
 
 A guard that needs a row (the article of ``slug``, the comment of ``id``) lets a missing row
 through, so the resolver answers ``NOT_FOUND`` rather than ``FORBIDDEN``.
@@ -82,6 +84,28 @@ class IsSelfOrAdmin(BasePermission):
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         viewer = info.context.viewer
         return viewer is not None and (viewer.id == source.pk or viewer.role is Role.ADMIN)
+
+
+class IsSelfOrStaff(BasePermission):
+    """The source ``User`` is the viewer, or the viewer is a moderator or admin (``User.suspension``)."""
+
+    message = "Only the user themself, a moderator or an admin may see this."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        return viewer is not None and (viewer.id == source.pk or viewer.role in STAFF_ROLES)
+
+
+class IsStaff(BasePermission):
+    """The viewer is a moderator or an admin; anonymous requests are refused the same way (``FORBIDDEN``)."""
+
+    message = "Only moderators and admins may do this."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        return (viewer is not None and viewer.role in STAFF_ROLES) or denied(self, info)
 
 
 class IsArticleAuthor(BasePermission):

@@ -13,16 +13,18 @@ import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
 
+from db.models import Role, utcnow
+from db.users import suspended
 from graph.context import Context
 from graph.errors import BadUserInput
 from graph.ids import CursorKind, decode_cursor, encode_cursor, from_global_id
-from graph.loaders import a, article_rows, at, f, fo, t, u
-from graph.permissions import IsAuthenticated
+from graph.loaders import USER_COLUMNS, a, article_rows, at, f, fo, t, u
+from graph.permissions import IsAuthenticated, IsStaff
 from graph.types.article import ArticleConnection, ArticleType, article_connection
 from graph.types.comment import CommentType
 from graph.types.node import DEFAULT_FIRST, MAX_FIRST, Node, OrderDirection, check_first
 from graph.types.rate_limit import RateLimitType, rate_limit_of
-from graph.types.user import UserType
+from graph.types.user import UserConnection, UserType, user_connection
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -291,6 +293,73 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
     return None
 
 
+LIKE_ESCAPE = "\\"
+"""The escape character of ``user_search_pattern``'s LIKE patterns."""
+
+
+def user_search_pattern(search: str) -> str:
+    """The LIKE pattern of ``users(search:)``: the lower-cased prefix, its ``%``, ``_`` and ``\\`` escaped."""
+    escaped = search.lower().replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def user_filters(
+    *, pattern: Any = None, role: Any = None, suspended_now: Any = None, now: Any = None
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions of ``users``' filters over ``user`` (values, or bind parameters of the planner).
+
+    ``pattern``: ``user_search_pattern``'s prefix pattern, matched against the lower-cased
+    username or email; ``role``: a role's value; ``suspended_now``: ``True``/``False`` keeps
+    users suspended at ``now`` or not (``db/users.py``, ``suspended``); ``None`` leaves a filter
+    out. The filters combine with AND (contract-next, ``Query.users``).
+    """
+    conditions: list[sa.ColumnElement[bool]] = []
+    if pattern is not None:
+        conditions.append(
+            sa.or_(
+                sa.func.lower(u.c.username).like(pattern, escape=LIKE_ESCAPE),
+                sa.func.lower(u.c.email).like(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    if role is not None:
+        conditions.append(u.c.role == role)
+    if suspended_now is not None:
+        condition = suspended(u, now)
+        conditions.append(condition if suspended_now is True else sa.not_(condition))
+    return conditions
+
+
+async def list_users(
+    info: Info[Context, None],
+    first: int | None,
+    after: str | None,
+    search: str | None,
+    role: Role | None,
+    suspended_now: bool | None,
+) -> UserConnection:
+    """One page of ``users``, newest first (ties by id); its total counted only if asked."""
+    first = check_first(first)
+    cursor = decode_cursor(after, CursorKind.USERS, dt.datetime) if after is not None else None
+    conditions = user_filters(
+        pattern=user_search_pattern(search) if search is not None else None,
+        role=role.value if role is not None else None,
+        suspended_now=suspended_now,
+        now=utcnow(),
+    )
+    where = list(conditions)
+    if cursor is not None:
+        key, pk = cursor
+        where.append(sa.or_(u.c.created_at < key, sa.and_(u.c.created_at == key, u.c.id < pk)))
+    context = info.context
+    statement = sa.select(*USER_COLUMNS).where(*where).order_by(u.c.created_at.desc(), u.c.id.desc())
+    rows = list(await context.fetch(statement.limit(first + 1)))
+
+    async def count() -> int:
+        return int((await context.fetch(sa.select(sa.func.count()).select_from(u).where(*conditions)))[0][0])
+
+    return user_connection(rows[:first], len(rows) > first, has_previous=after is not None, count=count)
+
+
 async def tag_counts(info: Info[Context, None], first: int | None) -> list[tuple[str, int]]:
     """``(name, article count)`` of the ``first`` most used tags, ties by name."""
     first = check_first(first)
@@ -376,6 +445,22 @@ class Query:
         self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
     ) -> ArticleConnection:
         return await list_articles(info, [feed_condition(info.context.viewer_id)], first, after, None)
+
+    @strawberry.field(
+        description="Users, for moderators and admins (FORBIDDEN for others): newest first; `search` matches "
+        "the start of a username or email case-insensitively; filters combine with AND.",
+        permission_classes=[IsStaff],
+    )
+    async def users(
+        self,
+        info: Info[Context, None],
+        first: int | None = DEFAULT_FIRST,
+        after: str | None = None,
+        search: str | None = None,
+        role: Role | None = None,
+        suspended: bool | None = None,
+    ) -> UserConnection:
+        return await list_users(info, first, after, search, role, suspended)
 
     @strawberry.field(description="Tag names, most used first.")
     async def tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[str]:

@@ -51,7 +51,20 @@ ARTICLE_COLUMNS = (
     a.c.created_at,
     a.c.updated_at,
 )
-USER_COLUMNS = (u.c.id, u.c.username, u.c.email, u.c.bio, u.c.image, u.c.role, u.c.created_at)
+USER_COLUMNS = (
+    u.c.id,
+    u.c.username,
+    u.c.email,
+    u.c.bio,
+    u.c.image,
+    u.c.role,
+    u.c.created_at,
+    u.c.email_verified,
+    u.c.suspended_at,
+    u.c.suspended_until,
+    u.c.suspension_reason,
+    u.c.suspended_by_id,
+)
 COMMENT_COLUMNS = (c.c.id, c.c.body, c.c.article_id, c.c.author_id, c.c.created_at, c.c.updated_at)
 
 Page = tuple[list[Row[Any]], bool]
@@ -71,6 +84,11 @@ class UserRow(NamedTuple):
     image: str | None
     role: str
     created_at: Any
+    email_verified: bool
+    suspended_at: Any
+    suspended_until: Any
+    suspension_reason: str | None
+    suspended_by_id: int | None
 
 
 @functools.cache
@@ -157,18 +175,8 @@ class Loaders:
     def prime_authors(self, rows: Iterable[Any]) -> None:
         """Cache the authors of rows that carry ``AUTHOR_COLUMNS`` (articles, comments)."""
         for row in rows:
-            self.user_by_id.prime(
-                row.author_id,
-                UserRow(
-                    row.author__id,
-                    row.author__username,
-                    row.author__email,
-                    row.author__bio,
-                    row.author__image,
-                    row.author__role,
-                    row.author__created_at,
-                ),
-            )
+            author = UserRow(*(getattr(row, f"author__{name}") for name in UserRow._fields))
+            self.user_by_id.prime(row.author_id, author)
 
     def prime_articles(self, rows: Iterable[Any]) -> None:
         """Cache the authors and tag names of article rows read ``with_author_and_tags``."""

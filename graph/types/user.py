@@ -1,4 +1,4 @@
-"""The ``User`` type (a profile; ``email`` only for the user themself and admins)."""
+"""The ``User`` type (a profile; ``email`` only for the user themself and admins), its suspension and connection."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from db.models import Role
 from graph.context import Context
 from graph.ids import CursorKind, decode_cursor, encode_cursor, to_global_id
 from graph.loaders import Page
-from graph.permissions import IsSelfOrAdmin
-from graph.types.node import DEFAULT_FIRST, Node, check_first
+from graph.permissions import IsSelfOrAdmin, IsSelfOrStaff
+from graph.types.node import DEFAULT_FIRST, Node, PageInfo, check_first, page_info
 
 if TYPE_CHECKING:
     from graph.types.article import ArticleConnection
@@ -33,6 +33,8 @@ class UserType(Node):
     email_address: strawberry.Private[str]
     role: Role
     created_at: dt.datetime
+    verified: strawberry.Private[bool]
+    current_suspension: strawberry.Private[Suspension | None]
 
     @classmethod
     def from_row(cls, row: Any) -> UserType:
@@ -46,6 +48,8 @@ class UserType(Node):
             email_address=row.email,
             role=Role(row.role),
             created_at=row.created_at,
+            verified=bool(row.email_verified),
+            current_suspension=Suspension.of_row(row),
         )
 
     @strawberry.field(
@@ -54,6 +58,25 @@ class UserType(Node):
     )
     def email(self) -> str | None:
         return self.email_address
+
+    @strawberry.field(
+        description="Whether the user confirmed their email address (verifyEmail); cleared when the address "
+        "changes. Visible to the user themself and to admins; null for everyone else.",
+        extensions=[PermissionExtension(permissions=[IsSelfOrAdmin()], fail_silently=True)],
+    )
+    def email_verified(self) -> bool | None:
+        return self.verified
+
+    @strawberry.field(
+        description="The current suspension (null when none, or once its `until` has passed); visible to the "
+        "user, moderators and admins; null otherwise.",
+        extensions=[PermissionExtension(permissions=[IsSelfOrStaff()], fail_silently=True)],
+    )
+    def suspension(self) -> Suspension | None:
+        suspension = self.current_suspension
+        if suspension is None or (suspension.until is not None and suspension.until <= dt.datetime.now(dt.UTC)):
+            return None
+        return suspension
 
     @strawberry.field(description="Whether the viewer follows this user; false for anonymous viewers.")
     async def following(self, info: Info[Context, None]) -> bool:
@@ -96,6 +119,67 @@ class UserType(Node):
             page=lambda key: loaders.favorite_page_by_user_id.load((self.pk, *key)),
             count=lambda: loaders.favorite_count_by_user_id.load(self.pk),
         )
+
+
+@strawberry.type(description="Why and until when a user is suspended (suspendUser).")
+class Suspension:
+    reason: str = strawberry.field(description="The reason the moderator gave.")
+    until: dt.datetime | None = strawberry.field(description="When the suspension ends; null: until lifted.")
+    created_at: dt.datetime = strawberry.field(description="When the user was suspended.")
+    by_id: strawberry.Private[int | None]
+
+    @classmethod
+    def of_row(cls, row: Any) -> Suspension | None:
+        """The suspension stored in a row of ``USER_COLUMNS``, ``None`` when there is none (expired or not)."""
+        if row.suspended_at is None:
+            return None
+        return cls(
+            reason=row.suspension_reason or "",
+            until=row.suspended_until,
+            created_at=row.suspended_at,
+            by_id=row.suspended_by_id,
+        )
+
+    @strawberry.field(description="The moderator or admin who suspended the user; null once their account is gone.")
+    async def by(self, info: Info[Context, None]) -> UserType | None:
+        if self.by_id is None:
+            return None
+        row = await info.context.loaders.user_by_id.load(self.by_id)
+        return UserType.from_row(row) if row is not None else None
+
+
+@strawberry.type(name="UserEdge")
+class UserEdge:
+    cursor: str
+    node: UserType
+
+
+@strawberry.type(name="UserConnection")
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    def nodes(self) -> list[UserType]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many users match, across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def user_connection(
+    rows: list[Any], has_next: bool, *, has_previous: bool, count: Callable[[], Awaitable[int]]
+) -> UserConnection:
+    """A connection over one page of ``USER_COLUMNS`` rows, newest first (``CursorKind.USERS`` cursors)."""
+    edges = [
+        UserEdge(cursor=encode_cursor(CursorKind.USERS, row.created_at, row.id), node=UserType.from_row(row))
+        for row in rows
+    ]
+    return UserConnection(
+        edges=edges, page_info=page_info([edge.cursor for edge in edges], has_next, has_previous), count=count
+    )
 
 
 async def _article_page(

@@ -49,6 +49,7 @@ def test_every_query_field_is_planned() -> None:
         "article": '{ article(slug: "x") { id } }',
         "articles": "{ articles { totalCount } }",
         "feed": "{ feed { totalCount } }",
+        "users": "{ users { totalCount } }",
         "tags": "{ tags }",
         "popularTags": "{ popularTags { name articlesCount } }",
         "rateLimit": "{ rateLimit { cost limit remaining resetAt used } }",

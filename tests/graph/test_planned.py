@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis_graphql import queries
@@ -24,6 +25,7 @@ from hypothesis_graphql import queries
 from auth.passwords import hash_password
 from db import budget as budget_store
 from db.engine import Database
+from db.models import user_table, utcnow
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, seed
 from graph.app import create_app
 from graph.settings import Settings
@@ -322,6 +324,96 @@ def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
     for query, variables in others:
         for token in (None, apps.token):
             _assert_same(thread.run(apps.both(query, variables, token)), query)
+
+
+USER_FIELDS = (
+    "__typename id username email emailVerified role "
+    "suspension { __typename reason until createdAt by { __typename username email suspension { reason } } }"
+)
+
+
+async def _account_states(apps: Pair) -> list[str]:
+    """Suspend and verify some seeded users (directly in the database); their usernames, newest first."""
+    db = apps.apps[0].state.conduit.db
+    now = utcnow()
+    async with db.engine.begin() as connection:
+        rows = (
+            await connection.execute(
+                sa.select(user_table.c.id, user_table.c.username).order_by(
+                    user_table.c.created_at.desc(), user_table.c.id.desc()
+                )
+            )
+        ).all()
+        ids = {username: pk for pk, username in rows}
+        names = [username for _pk, username in rows if username != "demo"]
+        states = {  # forever, by demo; until tomorrow, by a user gone; expired an hour ago
+            names[0]: {"suspended_until": None, "suspended_by_id": ids["demo"]},
+            names[1]: {"suspended_until": now + dt.timedelta(days=1), "suspended_by_id": None},
+            names[2]: {"suspended_until": now - dt.timedelta(hours=1), "suspended_by_id": ids[names[0]]},
+            names[3]: {"suspended_until": now + dt.timedelta(days=1), "suspended_by_id": ids[names[1]]},
+        }
+        for username, values in states.items():
+            await connection.execute(
+                sa.update(user_table)
+                .where(user_table.c.username == username)
+                .values(suspended_at=now - dt.timedelta(days=2), suspension_reason=f"spam by {username}", **values)
+            )
+        await connection.execute(
+            sa.update(user_table).where(user_table.c.username.in_([names[3], "demo"])).values(email_verified=True)
+        )
+    return [username for _pk, username in rows]
+
+
+async def _set_role(apps: Pair, username: str, role: str) -> None:
+    async with apps.apps[0].state.conduit.db.engine.begin() as connection:
+        await connection.execute(sa.update(user_table).where(user_table.c.username == username).values(role=role))
+
+
+def test_users_and_account_fields_match(pair: tuple[LoopThread, Pair]) -> None:
+    """``users``, ``emailVerified`` and ``suspension`` (with its outer joins) for every kind of viewer."""
+    thread, apps = pair
+    usernames = thread.run(_account_states(apps))
+    page = "pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
+    listing = f"{{ users {{ __typename totalCount edges {{ __typename cursor node {{ {USER_FIELDS} }} }} {page} }} }}"
+    first = thread.run(apps.both("{ users(first: 4) { edges { cursor } } }", None, apps.token))
+    operations: list[tuple[str, dict[str, Any]]] = [
+        (listing, {}),
+        ("query($a: String) { users(first: 3, after: $a) { totalCount nodes { username } } }", {"a": None}),
+        ('{ users(search: "DEM") { totalCount nodes { username } } }', {}),
+        ('{ users(search: "%") { totalCount } a: users(search: "_") { totalCount } }', {}),
+        ("{ users(role: ADMIN) { totalCount nodes { username role } } }", {}),
+        (f"{{ users(suspended: true) {{ totalCount nodes {{ {USER_FIELDS} }} }} }}", {}),
+        ("{ users(suspended: false, first: 2) { totalCount nodes { username suspension { reason } } } }", {}),
+        ("{ users(first: 101) { totalCount } }", {}),
+        ('{ users(after: "garbage") { totalCount } }', {}),
+        ("{ users { totalCount } tags }", {}),
+        *[(f"query($u: String!) {{ user(username: $u) {{ {USER_FIELDS} }} }}", {"u": name}) for name in usernames[:5]],
+        (f"{{ viewer {{ {USER_FIELDS} }} }}", {}),
+        (
+            f"{{ articles(first: 40) {{ edges {{ node {{ slug author {{ {USER_FIELDS} }} "
+            f"comments(first: 3) {{ nodes {{ author {{ username suspension {{ reason by {{ username }} }} }} }} }} }} }} }} }}",
+            {},
+        ),
+    ]
+    if first[1][1].get("data"):
+        cursor = first[1][1]["data"]["users"]["edges"][1]["cursor"]
+        operations.append(("query($a: String) { users(first: 3, after: $a) { nodes { username } } }", {"a": cursor}))
+    before = apps.stats.planned
+    for role in ("USER", "MODERATOR", "ADMIN"):
+        thread.run(_set_role(apps, "demo", role))
+        for query, variables in operations:
+            for token in (None, apps.token):
+                _assert_same(thread.run(apps.both(query, variables, token)), f"{role}: {query}")
+    # every operation went down the planned path, anonymous and signed in, for each role
+    assert apps.stats.planned - before == len(operations) * 2 * 3, apps.stats
+    moderator = thread.run(apps.both(f"{{ users(suspended: true) {{ nodes {{ {USER_FIELDS} }} }} }}", None, apps.token))
+    suspended = moderator[0][1]["data"]["users"]["nodes"]
+    # three suspensions still running (the expired one is none)
+    assert len(suspended) == 3 and all(node["suspension"]["reason"].startswith("spam") for node in suspended)
+    names = [name for name in usernames if name != "demo"]
+    suspenders = {node["username"]: (node["suspension"]["by"] or {}).get("username") for node in suspended}
+    assert suspenders == {names[0]: "demo", names[1]: None, names[3]: names[1]}
+    assert [node["username"] for node in suspended if node["emailVerified"]] == [names[3]]  # an admin sees it
 
 
 ADD_COMMENT = (

@@ -15,8 +15,9 @@ A field is one of:
 - ``ToMany``: a connection, one statement per level for all parents of a page (a windowed
   page per parent), its total a correlated count on the parent's row.
 
-The viewer is the parameter ``:viewer`` (``None`` when anonymous) and ``:admin`` (whether the
-viewer is an admin); columns that need a viewer become a constant when there is none.
+The viewer is the parameter ``:viewer`` (``None`` when anonymous), ``:admin`` (whether the
+viewer is an admin) and ``:staff`` (a moderator or an admin); columns that need a viewer
+become a constant when there is none. ``:now`` is the time of the request (for suspensions).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from db.models import (
     follow_table,
     user_table,
 )
+from db.users import suspended
 from graph.ids import CursorKind
 from graph.loaders import tag_names
 
-__all__ = ["ADMIN", "MAPPING", "UNMAPPED", "VIEWER", "ObjectMapping", "ToMany", "ToOne", "Value"]
+__all__ = ["ADMIN", "MAPPING", "NOW", "STAFF", "UNMAPPED", "VIEWER", "ObjectMapping", "ToMany", "ToOne", "Value"]
 
 Alias = Any
 """A table alias (``sa.Table.alias``): ``alias.c.<column>``."""
@@ -46,6 +48,10 @@ VIEWER = sa.bindparam("viewer", type_=sa.Integer)
 """The signed-in viewer's user id; ``None`` when anonymous."""
 ADMIN = sa.bindparam("admin", type_=sa.Boolean)
 """Whether the viewer is an admin (``Role.ADMIN``)."""
+STAFF = sa.bindparam("staff", type_=sa.Boolean)
+"""Whether the viewer is a moderator or an admin (``graph.permissions.STAFF_ROLES``)."""
+NOW = sa.bindparam("now", type_=sa.DateTime(timezone=True))
+"""The request's time, as stored timestamps compare with it (``DriverDialect.bind_time``)."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,14 @@ class Value:
 
 @dataclass(frozen=True)
 class ToOne:
-    """An object field joined into its parent's statement: ``on(parent alias, target alias)``."""
+    """An object field joined into its parent's statement: ``on(parent alias, target alias)``.
+
+    ``nullable``: the object may be missing (an outer join; the field is then null).
+    """
 
     target: str
     on: Callable[[Alias, Alias], sa.ColumnElement[bool]]
+    nullable: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,16 @@ def _email(user: Alias, _is_sqlite: bool) -> sa.ColumnElement[Any]:
     return sa.case((sa.or_(user.c.id == VIEWER, ADMIN), user.c.email), else_=sa.null())
 
 
+def _email_verified(user: Alias, _is_sqlite: bool) -> sa.ColumnElement[Any]:
+    # IsSelfOrAdmin, as email
+    return sa.case((sa.or_(user.c.id == VIEWER, ADMIN), user.c.email_verified), else_=sa.null())
+
+
+def _suspension(user: Alias, suspension: Alias) -> sa.ColumnElement[bool]:
+    # graph.permissions.IsSelfOrStaff, fail_silently; only a suspension still running at ``:now``
+    return sa.and_(suspension.c.id == user.c.id, sa.or_(user.c.id == VIEWER, STAFF), suspended(suspension, NOW))
+
+
 COMMENTS = ToMany(
     "Comment",
     Page(comment_table, "id", "article_id", None, False, CursorKind.COMMENTS, False),  # oldest first: ids grow
@@ -196,11 +216,24 @@ MAPPING: dict[str, ObjectMapping] = {
             "role": Value(_column("role")),
             "createdAt": Value(_column("created_at"), "_datetime"),
             "email": Value(_email),
+            "emailVerified": Value(_email_verified, "_optional_bool"),
+            "suspension": ToOne("Suspension", _suspension, nullable=True),
             "following": Value(_viewer_link(follow_table, "follower_id", "followee_id"), "_bool", anonymous=False),
             "followersCount": Value(lambda user, _s: _count(follow_table, "followee_id", lambda u: u.c.id)(user)),
             "followingCount": Value(lambda user, _s: _count(follow_table, "follower_id", lambda u: u.c.id)(user)),
             "articles": USER_ARTICLES,
             "favorites": USER_FAVORITES,
+        },
+    ),
+    # the user's own row again: a suspension is columns of ``user`` (migration 0005)
+    "Suspension": ObjectMapping(
+        "Suspension",
+        user_table,
+        {
+            "reason": Value(_column("suspension_reason")),
+            "until": Value(_column("suspended_until"), "_optional_datetime"),
+            "createdAt": Value(_column("suspended_at"), "_datetime"),
+            "by": ToOne("User", lambda suspension, user: user.c.id == suspension.c.suspended_by_id, nullable=True),
         },
     ),
     "Comment": ObjectMapping(

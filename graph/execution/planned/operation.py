@@ -40,9 +40,11 @@ from graph.execution.planned.roots import (
     RateLimitRoot,
     Root,
     TagList,
+    UserList,
 )
 from graph.execution.planned.runs import Execution, FieldError
 from graph.execution.planned.writes import AddCommentPlan
+from graph.permissions import STAFF_ROLES
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -95,6 +97,7 @@ class OperationSql:
             viewer.id if viewer is not None else None,
             viewer is not None and viewer.role is Role.ADMIN,
             context,
+            staff=viewer is not None and viewer.role in STAFF_ROLES,
         )
         finishers: list[tuple[str, Root | None, Any]] = []
         errors: list[FieldError] = []
@@ -317,6 +320,11 @@ def _root(planner: Planner, key: str, name: str, nodes: list[FieldNode], definit
         level.listed = True
         counts = planner.connection(level, "ArticleConnection", nodes)
         return ArticleList(node, definition, level, name == "feed", counts, is_sqlite)
+    if name == "users":
+        level = planner.level("User")
+        level.listed = True
+        counts = planner.connection(level, "UserConnection", nodes)
+        return UserList(node, definition, level, counts, is_sqlite)
     if name in ("article", "user", "viewer"):
         type_name, column, argument = {
             "article": ("Article", "slug", "slug"),

@@ -40,6 +40,7 @@ from graph.execution.planned.operation import (
 from graph.execution.planned.planner import Level, Planner
 from graph.execution.planned.roots import Lookup
 from graph.execution.planned.runs import Execution, FieldError
+from graph.permissions import STAFF_ROLES
 
 __all__ = ["PlannedPayloads"]
 
@@ -111,6 +112,7 @@ class PlannedPayloads(StrawberryGraphQLCoreExecutionContext):
             viewer.id if viewer is not None else None,
             viewer is not None and viewer.role is Role.ADMIN,
             context,
+            staff=viewer is not None and viewer.role in STAFF_ROLES,
         )
         try:
             run = lookup.run(execution, [pk])

@@ -83,7 +83,8 @@ class Level:
     alias: Any
     source: Any
     listed: bool = False  # its rows are items of a list (a connection's, ``nodes``')
-    joins: list[tuple[Any, sa.ColumnElement[bool]]] = field(default_factory=list)
+    # (alias, ON clause, outer join?)
+    joins: list[tuple[Any, sa.ColumnElement[bool], bool]] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
     keys: dict[str, int] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
@@ -101,8 +102,8 @@ class Level:
     def from_clause(self, source: Any = None) -> Any:
         """The FROM clause: the source (``self.source`` by default) with every joined object."""
         joined = self.source if source is None else source
-        for alias, on in self.joins:
-            joined = joined.join(alias, on)
+        for alias, on, outer in self.joins:
+            joined = joined.join(alias, on, isouter=outer)
         return joined
 
     def select_list(self, is_sqlite: bool, signed_in: bool) -> list[sa.ColumnElement[Any]]:
@@ -233,8 +234,13 @@ class Planner:
         if isinstance(found, ToOne):
             target = MAPPING[found.target]
             joined = self.alias(target)
-            level.joins.append((joined, found.on(alias, joined)))
-            return self.object(level, target, joined, nodes, path)
+            level.joins.append((joined, found.on(alias, joined), found.nullable))
+            expression = self.object(level, target, joined, nodes, path)
+            if not found.nullable:
+                return expression
+            # an outer join's object is missing when its (primary key) id is null
+            present = level.add(f"{joined.name}.present", lambda _s: joined.c.id)
+            return f"(None if r[{present}] is None else {expression})"
         return self.nested(level, mapping, alias, found, nodes, path)
 
     def nested(

@@ -16,12 +16,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from graphql import FieldNode, GraphQLError, GraphQLField
+from strawberry.permission import BasePermission
 
 from auth.audit import audit
-from db.models import article_table
+from db.models import article_table, user_table
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
-from graph.execution.planned.mapping import VIEWER
+from graph.execution.planned.mapping import NOW, VIEWER
 from graph.execution.planned.planner import Level
 from graph.execution.planned.runs import (
     EMPTY,
@@ -38,8 +39,8 @@ from graph.execution.planned.runs import (
     parameter,
 )
 from graph.execution.planned.statements import Variants, bind
-from graph.ids import from_global_id
-from graph.permissions import IsAuthenticated
+from graph.ids import CursorKind, from_global_id
+from graph.permissions import STAFF_ROLES, IsAuthenticated, IsStaff
 from graph.queries import (
     ARTICLE_CURSOR_KINDS,
     article_filters,
@@ -49,12 +50,14 @@ from graph.queries import (
     search_walks,
     tag_count_statement,
     tag_counts_statement,
+    user_filters,
+    user_search_pattern,
 )
 from graph.scalars import serialize_datetime
 from graph.types.node import MAX_FIRST
 from graph.types.rate_limit import rate_limit_of
 
-__all__ = ["ArticleList", "Lookup", "ManyNodes", "OneNode", "RateLimitRoot", "Root", "TagList"]
+__all__ = ["ArticleList", "Lookup", "ManyNodes", "OneNode", "RateLimitRoot", "Root", "TagList", "UserList"]
 
 Finish = Callable[[], Any]
 """Shapes a root field's value once every batch has run."""
@@ -62,12 +65,16 @@ Finish = Callable[[], Any]
 
 def unauthenticated(execution: Execution, node: FieldNode) -> FieldError:
     """``IsAuthenticated`` refusing the field ``node``, audited as ``graph/permissions.py`` does."""
-    permission = IsAuthenticated()
+    return refused(execution, node, IsAuthenticated())
+
+
+def refused(execution: Execution, node: FieldNode, permission: BasePermission) -> FieldError:
+    """``permission`` refusing the root field ``node``: its error, audited as ``graph/permissions.py`` does."""
     context = execution.context
     audit(
         "permission_denied",
         request_id=context.request_id,
-        viewer_id=None,
+        viewer_id=context.viewer_id,
         permission=type(permission).__name__,
         field_path=node.alias.value if node.alias else node.name.value,
     )
@@ -76,6 +83,37 @@ def unauthenticated(execution: Execution, node: FieldNode) -> FieldError:
     except GraphQLError as error:
         return FieldError(error)
     raise NotPlanned("the permission raised nothing")  # pragma: no cover - Strawberry always raises
+
+
+def keyed_page(
+    level: Level,
+    table: sa.Table,
+    key: sa.ColumnElement[Any],
+    where: list[sa.ColumnElement[bool]],
+    descending: bool,
+    is_sqlite: bool,
+    signed_in: bool,
+) -> sa.Select[Any]:
+    """A root connection's page: ``level``'s columns, then the row's ``pk`` and ordering ``key``.
+
+    The page's keys over ``table`` (the filters' table) first, then its objects by id with
+    their columns: correlated columns (tags, flags, counts) cost a page, not every match a sort
+    must see (``runs.child_statements`` does the same below). ``:limit`` is ``first + 1``.
+    """
+    ordering = (key.desc(), table.c.id.desc()) if descending else (key.asc(), table.c.id.asc())
+    page = (
+        sa.select(table.c.id.label("pk"), key.label("key"))
+        .where(*where)
+        .order_by(*ordering)
+        .limit(parameter("limit"))
+        .subquery("pg")
+    )
+    outer = (page.c.key.desc(), page.c.pk.desc()) if descending else (page.c.key.asc(), page.c.pk.asc())
+    return (
+        sa.select(*level.select_list(is_sqlite, signed_in), page.c.pk, page.c.key)
+        .select_from(level.from_clause(page.join(level.alias, level.alias.c.id == page.c.pk)))
+        .order_by(*outer)
+    )
 
 
 @dataclass(eq=False)
@@ -137,21 +175,7 @@ class ArticleList(Root):
         where = self._conditions(filters, walk)
         if after:
             where.append(cursor_condition(key, article_table.c.id, descending))
-        ordering = (key.desc(), article_table.c.id.desc()) if descending else (key.asc(), article_table.c.id.asc())
-        page = (
-            sa.select(article_table.c.id.label("pk"), key.label("key"))
-            .where(*where)
-            .order_by(*ordering)
-            .limit(parameter("limit"))
-            .subquery("pg")
-        )
-        level = self.level
-        outer = (page.c.key.desc(), page.c.pk.desc()) if descending else (page.c.key.asc(), page.c.pk.asc())
-        return (
-            sa.select(*level.select_list(self.is_sqlite, signed_in), page.c.pk, page.c.key)
-            .select_from(level.from_clause(page.join(level.alias, level.alias.c.id == page.c.pk)))
-            .order_by(*outer)
-        )
+        return keyed_page(self.level, article_table, key, where, descending, self.is_sqlite, signed_in)
 
     def _count(self, filters: tuple[Any, ...]) -> sa.ClauseElement:
         tag, author, favorited_by, search = filters
@@ -210,6 +234,69 @@ class ArticleList(Root):
         cursor = cursor_of(kind, width + 1, width, not by_favorites, self.is_sqlite)
         has_previous = after is not None
         return lambda: self.level.shape(run.rows, first, has_previous, total[0], run.accessors(), cursor)
+
+
+@dataclass(eq=False)
+class UserList(Root):
+    """``users`` (moderators and admins): a page of users, newest first, and for ``totalCount`` a count."""
+
+    level: Level = field(default=None)  # type: ignore[assignment]
+    counts: bool = False
+    is_sqlite: bool = True
+    page: Variants = field(init=False)
+    count: Variants = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.page = Variants(self._page, self.is_sqlite)
+        self.count = Variants(self._count, self.is_sqlite)
+
+    def levels(self) -> list[Level]:
+        return [self.level]
+
+    @staticmethod
+    def _conditions(filters: tuple[bool, bool, bool | None]) -> list[sa.ColumnElement[bool]]:
+        pattern, role, suspended_now = filters
+        return user_filters(
+            pattern=parameter("pattern") if pattern else None,
+            role=parameter("role") if role else None,
+            suspended_now=suspended_now,
+            now=NOW,
+        )
+
+    def _page(self, variant: tuple[Any, ...]) -> sa.ClauseElement:
+        filters, after, signed_in = variant
+        where = self._conditions(filters)
+        if after:
+            where.append(cursor_condition(user_table.c.created_at, user_table.c.id, True))
+        return keyed_page(self.level, user_table, user_table.c.created_at, where, True, self.is_sqlite, signed_in)
+
+    def _count(self, filters: tuple[bool, bool, bool | None]) -> sa.ClauseElement:
+        return sa.select(sa.func.count()).select_from(user_table).where(*self._conditions(filters))
+
+    def start(self, execution: Execution) -> Finish:
+        context = execution.context
+        viewer = context.viewer if context is not None else None
+        if viewer is None or viewer.role not in STAFF_ROLES:
+            raise refused(execution, self.node, IsStaff())
+        args = arguments(self.definition, self.node, execution.variables, self)
+        first = first_of(args.get("first"))
+        after = after_of(args.get("after"), CursorKind.USERS, dt.datetime)
+        values = execution.values(limit=first + 1)
+        search, role = args.get("search"), args.get("role")
+        values["pattern"] = user_search_pattern(search) if search is not None else None
+        values["role"] = role.value if role is not None else None
+        filters = (search is not None, role is not None, args.get("suspended"))
+        if after is not None:
+            ckey, values["cpk"] = after
+            values["ckey"] = execution.bind_time(ckey)
+        run = LevelRun(execution, self.level)
+        execution.add(bind(self.page.get((filters, after is not None, True)), values), run.receive)
+        total: list[Any] = [None]
+        if self.counts:
+            execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
+        width = len(self.level.columns)  # then the page's pk and key
+        cursor = cursor_of(CursorKind.USERS, width + 1, width, True, self.is_sqlite)
+        return lambda: self.level.shape(run.rows, first, after is not None, total[0], run.accessors(), cursor)
 
 
 @dataclass(eq=False)

@@ -21,9 +21,10 @@ from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from db.dialect import DriverDialect
+from db.models import utcnow
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
-from graph.execution.planned.mapping import ADMIN, VIEWER, Page
+from graph.execution.planned.mapping import ADMIN, NOW, STAFF, VIEWER, Page
 from graph.execution.planned.planner import Child, Level
 from graph.execution.planned.shaping import cursor_key
 from graph.execution.planned.statements import Variants, bind
@@ -250,6 +251,22 @@ def child_statements(child: Child, is_sqlite: bool) -> Variants:
     return Variants(build, is_sqlite)
 
 
+class Values(dict[str, Any]):
+    """A statement's parameter values; ``NOW`` is computed on first use (few statements need it)."""
+
+    __slots__ = ("is_sqlite",)
+
+    def __init__(self, is_sqlite: bool, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.is_sqlite = is_sqlite
+
+    def __missing__(self, key: str) -> Any:
+        if key != NOW.key:
+            raise KeyError(key)
+        now = self[key] = DriverDialect(self.is_sqlite).bind_time(utcnow())
+        return now
+
+
 @dataclass(eq=False)
 class Execution:
     """One run of a planned query: the statements still to run and what receives their rows."""
@@ -260,12 +277,14 @@ class Execution:
     viewer_id: int | None
     admin: bool
     context: Any = None
+    staff: bool = False
     errors: list[FieldError] = field(default_factory=list)
     pending: list[tuple[tuple[str, list[Any]], Callable[[list[Any]], None]]] = field(default_factory=list)
 
     def values(self, **more: Any) -> dict[str, Any]:
-        """Parameter values: the viewer's, and ``more``."""
-        return {VIEWER.key: self.viewer_id, ADMIN.key: self.admin, **more}
+        """Parameter values: the viewer's, the time (``NOW``, taken when a statement asks), and ``more``."""
+        viewer = {VIEWER.key: self.viewer_id, ADMIN.key: self.admin, STAFF.key: self.staff}
+        return Values(self.is_sqlite, {**viewer, **more})
 
     def add(self, statement: tuple[str, list[Any]], receive: Callable[[list[Any]], None]) -> None:
         """Run ``statement`` in the next batch and hand its rows to ``receive``."""

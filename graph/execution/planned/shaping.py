@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -51,10 +52,17 @@ def _tags(value: str | None) -> list[str]:
     return orjson.loads(value) if value else []
 
 
+def _optional(write: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else write(value)
+
+
 def helpers(is_sqlite: bool) -> dict[str, Any]:
     """The helpers generated shaping code calls, by name (values as ``is_sqlite``'s driver returns them)."""
+    datetime = _sqlite_datetime if is_sqlite else serialize_datetime
     return {
-        "_datetime": _sqlite_datetime if is_sqlite else serialize_datetime,
+        "_datetime": datetime,
+        "_optional_datetime": _optional(datetime),
+        "_optional_bool": _optional(bool),
         "_cursor_key": cursor_key,
         "_cursor": encode_cursor,
         "_tags": _tags,

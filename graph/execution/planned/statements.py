@@ -42,7 +42,8 @@ def bind(compiled: Compiled, values: dict[str, Any]) -> tuple[str, list[Any]]:
     text, names, constants = compiled
     if not constants:
         return text, [values[name] for name in names]
-    return text, [values[name] if name in values else constants[name] for name in names]
+    # constants first: ``values`` may compute a value on lookup (runs.Values), never a constant's
+    return text, [constants[name] if name in constants else values[name] for name in names]
 
 
 @dataclass(eq=False)
