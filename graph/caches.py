@@ -29,7 +29,7 @@ V = TypeVar("V")
 # The caches' names, as ``Caches`` knows them and ``/metrics`` labels them.
 DOCUMENTS = "documents"  # parsed, validated documents by text (graph/admission/document.py)
 PLANS = "plans"  # planned operations by document and operation name (graph/execution/planned/)
-COSTS = "costs"  # operation costs by document, operation and variables (graph/admission/cost.py)
+COSTS = "costs"  # operation costs by document, operation and variables (graph/admission/cost.py), and cache policies
 VARIABLES = "variables"  # coerced variables, likewise
 APQ = "apq"  # automatic persisted queries by SHA-256 (graph/transport/persisted.py)
 TOKENS = "tokens"  # verified access tokens (auth/tokens.py)

@@ -15,16 +15,22 @@ from strawberry.types import Info
 
 from db.models import Role, utcnow
 from db.users import suspended
+from graph.cache_control import CacheControl, CacheControlScope
 from graph.context import Context
 from graph.errors import BadUserInput
 from graph.ids import CursorKind, decode_cursor, encode_cursor, from_global_id
 from graph.loaders import USER_COLUMNS, a, article_rows, at, f, fo, t, u
 from graph.permissions import IsAuthenticated, IsStaff
-from graph.types.article import ArticleConnection, ArticleType, article_connection
+from graph.types.article import ARTICLE_MAX_AGE, ArticleConnection, ArticleType, article_connection
 from graph.types.comment import CommentType
 from graph.types.node import DEFAULT_FIRST, MAX_FIRST, Node, OrderDirection, check_first
 from graph.types.rate_limit import RateLimitType, rate_limit_of
 from graph.types.user import UserConnection, UserType, user_connection
+
+LISTS_MAX_AGE = 30
+"""Seconds an article list may be cached (``@cacheControl``): lists change with every new article."""
+TAGS_MAX_AGE = 300
+"""Seconds the tag lists may be cached: counts move slowly, and a few minutes late is harmless."""
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -41,7 +47,7 @@ class ArticleOrder:
     direction: OrderDirection = OrderDirection.DESC
 
 
-@strawberry.type
+@strawberry.type(directives=[CacheControl(max_age=TAGS_MAX_AGE)])
 class TagCount:
     name: str
     articles_count: int
@@ -369,18 +375,21 @@ async def tag_counts(info: Info[Context, None], first: int | None) -> list[tuple
 
 @strawberry.type
 class Query:
-    @strawberry.field
+    @strawberry.field(directives=[CacheControl(max_age=60)])
     async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
         return await resolve_node(info, id)
 
-    @strawberry.field
+    @strawberry.field(directives=[CacheControl(max_age=60)])
     async def nodes(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_FIRST:
             raise BadUserInput({"ids": [f"must have at most {MAX_FIRST} items"]})
         # gathered, so each type's loader answers all ids in one statement
         return list(await asyncio.gather(*(resolve_node(info, global_id) for global_id in ids)))
 
-    @strawberry.field(description="The authenticated user; null for anonymous requests.")
+    @strawberry.field(
+        description="The authenticated user; null for anonymous requests.",
+        directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
+    )
     async def viewer(self, info: Info[Context, None]) -> UserType | None:
         viewer_id = info.context.viewer_id
         if viewer_id is None:
@@ -388,17 +397,20 @@ class Query:
         row = await info.context.loaders.user_by_id.load(viewer_id)
         return UserType.from_row(row) if row is not None else None
 
-    @strawberry.field
+    @strawberry.field(directives=[CacheControl(max_age=60)])
     async def user(self, info: Info[Context, None], username: str) -> UserType | None:
         row = await info.context.loaders.user_by_username.load(username)
         return UserType.from_row(row) if row is not None else None
 
-    @strawberry.field
+    @strawberry.field(directives=[CacheControl(max_age=ARTICLE_MAX_AGE)])
     async def article(self, info: Info[Context, None], slug: str) -> ArticleType | None:
         row = await info.context.loaders.article_by_slug.load(slug)
         return ArticleType.from_row(row) if row is not None else None
 
-    @strawberry.field(description="Articles, newest first unless orderBy says otherwise. Filters combine with AND.")
+    @strawberry.field(
+        description="Articles, newest first unless orderBy says otherwise. Filters combine with AND.",
+        directives=[CacheControl(max_age=LISTS_MAX_AGE)],
+    )
     async def articles(
         self,
         info: Info[Context, None],
@@ -440,6 +452,7 @@ class Query:
     @strawberry.field(
         description="Articles by users the viewer follows, newest first. Requires authentication.",
         permission_classes=[IsAuthenticated],
+        directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
     )
     async def feed(
         self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
@@ -450,6 +463,7 @@ class Query:
         description="Users, for moderators and admins (FORBIDDEN for others): newest first; `search` matches "
         "the start of a username or email case-insensitively; filters combine with AND.",
         permission_classes=[IsStaff],
+        directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
     )
     async def users(
         self,
@@ -462,17 +476,20 @@ class Query:
     ) -> UserConnection:
         return await list_users(info, first, after, search, role, suspended)
 
-    @strawberry.field(description="Tag names, most used first.")
+    @strawberry.field(description="Tag names, most used first.", directives=[CacheControl(max_age=TAGS_MAX_AGE)])
     async def tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[str]:
         return [name for name, _ in await tag_counts(info, first)]
 
-    @strawberry.field(description="Tags with their article counts, most used first.")
+    @strawberry.field(
+        description="Tags with their article counts, most used first.", directives=[CacheControl(max_age=TAGS_MAX_AGE)]
+    )
     async def popular_tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[TagCount]:
         return [TagCount(name=name, articles_count=n) for name, n in await tag_counts(info, first)]
 
     @strawberry.field(
         description="The viewer's cost budget (GitHub's rateLimit). Selecting only this costs nothing; "
-        "dryRun prices the operation without charging or executing it (only rateLimit is answered)."
+        "dryRun prices the operation without charging or executing it (only rateLimit is answered).",
+        directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
     )
     def rate_limit(self, info: Info[Context, None], dry_run: bool | None = False) -> RateLimitType | None:
         # dryRun is acted on before execution (graph/admission/budget.py), for the whole operation

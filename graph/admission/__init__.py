@@ -9,10 +9,12 @@
    (``graph/observability/operation.py``);
 5. ``served_by_transport``: no mutation over GET, no subscription over HTTP (``document.py``);
 6. ``validate``: every validation rule, the depth, alias and directive limits among them;
-7. ``nul_free_variables``: no NUL in string variables (``nul.py``);
-8. ``variables``: the variables coerced once, for the limits and the executors (``variables.py``);
-9. ``cost_limit``: the operation's node count (``cost.py``);
-10. ``budget``: the viewer's cost budget, charged (``budget.py``).
+7. ``cache_policy``: how long and for whom the answer may be cached; refuses nothing
+   (``cache_policy.py``, from the schema's ``@cacheControl`` hints);
+8. ``nul_free_variables``: no NUL in string variables (``nul.py``);
+9. ``variables``: the variables coerced once, for the limits and the executors (``variables.py``);
+10. ``cost_limit``: the operation's node count (``cost.py``);
+11. ``budget``: the viewer's cost budget, charged (``budget.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graph.admission.budget import ChargeBudget
+from graph.admission.cache_policy import CachePolicyStep
 from graph.admission.cost import CostLimit
 from graph.admission.document import Parse, Validate, select_operation, served_by_transport
 from graph.admission.nul import nul_free_variables
@@ -53,6 +56,7 @@ def admission_steps(
         observe_operation,
         served_by_transport,
         Validate(graphql_schema, schema.validation_rules, caches[DOCUMENTS], hide_suggestions=hide),
+        CachePolicyStep(graphql_schema, caches[COSTS]),
         nul_free_variables,
         CoerceVariables(graphql_schema, caches[VARIABLES], hide_suggestions=hide),
         CostLimit(graphql_schema, settings.max_cost, caches[COSTS]),

@@ -21,6 +21,7 @@ from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, Operati
 from graphql.execution.values import VariableValues
 
 from graph.admission.keys import cache_encoding
+from graph.cache_control import CachePolicy
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -61,7 +62,7 @@ class Operation:
     ``extensions`` entry), ``context`` and ``allowed`` (the operation types this transport
     serves). Set by the steps: ``document`` (parsed), ``validated``, ``definition`` (the
     selected operation), ``coerced`` (the variables coerced to the operation's types), ``dry_run`` (only the
-    ``rateLimit`` fields run).
+    ``rateLimit`` fields run), ``cache_policy`` (how long and for whom its answer may be cached).
     """
 
     query: str | None
@@ -76,6 +77,7 @@ class Operation:
     definition: OperationDefinitionNode | None = None
     coerced: VariableValues | None = None
     dry_run: bool = False
+    cache_policy: CachePolicy | None = None
     _variables_key: bytes | EllipsisType | None = ...
 
     def variables_key(self) -> bytes | None:

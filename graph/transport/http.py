@@ -17,6 +17,7 @@ documents when only those may run, before either executor sees it (``graph/trans
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from auth.backend import AuthenticationFailed, authenticate
 from db.engine import is_database_unavailable
 from graph import observability
 from graph.admission.pipeline import Operation, Refused
+from graph.cache_control import CachePolicy, cache_control_header
 from graph.context import AppState, Context
 from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
 from graph.execution.pipeline import RequestPipeline
@@ -205,10 +207,18 @@ class GraphQLHTTPHandler:
         self.playground = playground
         self.persisted = persisted or PersistedQueries()
 
-    def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
-        """``body`` as UTF-8 JSON; its outcome and error codes go to the metrics and the access log."""
+    def respond(
+        self,
+        body: Any,
+        status: int,
+        media_type: str,
+        headers: dict[str, str] | None = None,
+        encoded: bytes | None = None,
+    ) -> Response:
+        """``body`` as UTF-8 JSON (``encoded``: already encoded); its outcome goes to the metrics and the access log."""
         observability.record_graphql_response(body, status)
-        return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
+        content = encoded if encoded is not None else orjson.dumps(body)
+        return Response(content, status_code=status, media_type=media_type, headers=headers)
 
     async def handle(self, request: Request) -> Response:
         if request.method not in ("GET", "POST"):
@@ -277,9 +287,11 @@ class GraphQLHTTPHandler:
             body = {"errors": [error.formatted for error in refusal.errors]}
             return self.respond(body, status, media_type, refusal.headers or None)
         self.persisted.remember(document)  # an APQ registration is kept only once its document was admitted
-        return self._result_response(result, media_type)
+        return self._result_response(result, media_type, request, operation.cache_policy)
 
-    def _result_response(self, result: GraphQLExecutionResult, media_type: str) -> Response:
+    def _result_response(
+        self, result: GraphQLExecutionResult, media_type: str, request: Request, policy: CachePolicy | None
+    ) -> Response:
         body: dict[str, Any] = {}
         request_error = is_request_error(result)
         if result.errors:
@@ -289,4 +301,30 @@ class GraphQLHTTPHandler:
         if result.extensions:
             body["extensions"] = result.extensions
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
-        return self.respond(body, status, media_type)
+        if policy is None or result.errors or policy.max_age <= 0:
+            return self.respond(body, status, media_type)  # the middleware's no-store
+        encoded = orjson.dumps(body)
+        # the answer depends on the media type negotiated, and a private one on the viewer
+        headers = {
+            "Cache-Control": cache_control_header(policy),
+            "Vary": "Accept, Authorization" if policy.private else "Accept",
+        }
+        if request.method == "GET":
+            headers["ETag"] = strong_etag(encoded)
+            if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+                observability.record_graphql_response(body, 304)
+                return Response(status_code=304, headers=headers)
+        return self.respond(body, status, media_type, headers, encoded)
+
+
+def strong_etag(content: bytes) -> str:
+    """A strong entity tag for ``content`` (RFC 9110, 8.8.3): the first 128 bits of its SHA-256, quoted."""
+    return '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value names ``etag`` (RFC 9110, 13.1.2: weak comparison, or ``*``)."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)

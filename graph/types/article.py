@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy.engine import Row
 from strawberry.types import Info
 
+from graph.cache_control import PRIVATE, CacheControl
 from graph.context import Context
 from graph.ids import CursorKind, decode_cursor, to_global_id
 from graph.types.node import DEFAULT_FIRST, Node, PageInfo, check_first, page_info
@@ -18,11 +19,14 @@ if TYPE_CHECKING:
     from graph.types.comment import CommentConnection
     from graph.types.user import UserType
 
+ARTICLE_MAX_AGE = 60
+"""Seconds an article may be cached (``@cacheControl``); a write purges shared caches sooner (issue 13)."""
+
 UserRef = Annotated["UserType", strawberry.lazy("graph.types.user")]
 CommentConnectionRef = Annotated["CommentConnection", strawberry.lazy("graph.types.comment")]
 
 
-@strawberry.type(name="Article")
+@strawberry.type(name="Article", directives=[CacheControl(max_age=ARTICLE_MAX_AGE)])
 class ArticleType(Node):
     pk: strawberry.Private[int]
     author_pk: strawberry.Private[int]
@@ -55,7 +59,9 @@ class ArticleType(Node):
     async def tag_list(self, info: Info[Context, None]) -> list[str]:
         return await info.context.loaders.tags_by_article_id.load(self.pk)
 
-    @strawberry.field(description="Whether the viewer favorited this article; false for anonymous viewers.")
+    @strawberry.field(
+        description="Whether the viewer favorited this article; false for anonymous viewers.", directives=[PRIVATE]
+    )
     async def favorited(self, info: Info[Context, None]) -> bool:
         if info.context.viewer is None:
             return False
@@ -85,13 +91,13 @@ class ArticleType(Node):
         )
 
 
-@strawberry.type
+@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
 class ArticleEdge:
     cursor: str
     node: ArticleType
 
 
-@strawberry.type
+@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
 class ArticleConnection:
     edges: list[ArticleEdge]
     page_info: PageInfo

@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy.engine import Row
 from strawberry.types import Info
 
+from graph.cache_control import CacheControl
 from graph.context import Context
 from graph.ids import CursorKind, encode_cursor, to_global_id
 from graph.types.node import Node, PageInfo, page_info
@@ -22,7 +23,7 @@ UserRef = Annotated["UserType", strawberry.lazy("graph.types.user")]
 ArticleRef = Annotated["ArticleType", strawberry.lazy("graph.types.article")]
 
 
-@strawberry.type(name="Comment")
+@strawberry.type(name="Comment", directives=[CacheControl(max_age=60)])
 class CommentType(Node):
     pk: strawberry.Private[int]
     article_pk: strawberry.Private[int]
@@ -61,13 +62,13 @@ class CommentType(Node):
         return ArticleType.from_row(row)
 
 
-@strawberry.type
+@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
 class CommentEdge:
     cursor: str
     node: CommentType
 
 
-@strawberry.type
+@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
 class CommentConnection:
     edges: list[CommentEdge]
     page_info: PageInfo

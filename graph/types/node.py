@@ -7,13 +7,17 @@ import enum
 import strawberry
 
 from db.models import Role
+from graph.cache_control import CacheControl
 from graph.errors import BadUserInput
 
 MAX_FIRST = 100
 DEFAULT_FIRST = 20
 
 
-@strawberry.interface(description="An object with a globally unique, opaque ID (Relay Global Object Identification).")
+@strawberry.interface(
+    description="An object with a globally unique, opaque ID (Relay Global Object Identification).",
+    directives=[CacheControl(max_age=60)],
+)
 class Node:
     id: strawberry.ID
 
@@ -28,7 +32,7 @@ class OrderDirection(enum.Enum):
     DESC = "DESC"
 
 
-@strawberry.type
+@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool

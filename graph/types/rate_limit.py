@@ -7,9 +7,12 @@ from typing import Any
 
 import strawberry
 
+from graph.cache_control import CacheControl, CacheControlScope
+
 
 @strawberry.type(
     name="RateLimit",
+    directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
     description="The cost budget of the viewer (or of the client address, when anonymous) in the current window.",
 )
 class RateLimitType:

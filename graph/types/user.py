@@ -11,6 +11,7 @@ from strawberry.permission import PermissionExtension
 from strawberry.types import Info
 
 from db.models import Role
+from graph.cache_control import PRIVATE, CacheControl, CacheControlScope
 from graph.context import Context
 from graph.ids import CursorKind, decode_cursor, encode_cursor, to_global_id
 from graph.loaders import Page
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 ArticleConnectionRef = Annotated["ArticleConnection", strawberry.lazy("graph.types.article")]
 
 
-@strawberry.type(name="User")
+@strawberry.type(name="User", directives=[CacheControl(max_age=60)])
 class UserType(Node):
     pk: strawberry.Private[int]
     id: strawberry.ID
@@ -55,6 +56,7 @@ class UserType(Node):
     @strawberry.field(
         description="Visible to the user themself and to admins; null for everyone else.",
         extensions=[PermissionExtension(permissions=[IsSelfOrAdmin()], fail_silently=True)],
+        directives=[PRIVATE],
     )
     def email(self) -> str | None:
         return self.email_address
@@ -63,6 +65,7 @@ class UserType(Node):
         description="Whether the user confirmed their email address (verifyEmail); cleared when the address "
         "changes. Visible to the user themself and to admins; null for everyone else.",
         extensions=[PermissionExtension(permissions=[IsSelfOrAdmin()], fail_silently=True)],
+        directives=[PRIVATE],
     )
     def email_verified(self) -> bool | None:
         return self.verified
@@ -71,6 +74,7 @@ class UserType(Node):
         description="The current suspension (null when none, or once its `until` has passed); visible to the "
         "user, moderators and admins; null otherwise.",
         extensions=[PermissionExtension(permissions=[IsSelfOrStaff()], fail_silently=True)],
+        directives=[PRIVATE],
     )
     def suspension(self) -> Suspension | None:
         suspension = self.current_suspension
@@ -78,7 +82,9 @@ class UserType(Node):
             return None
         return suspension
 
-    @strawberry.field(description="Whether the viewer follows this user; false for anonymous viewers.")
+    @strawberry.field(
+        description="Whether the viewer follows this user; false for anonymous viewers.", directives=[PRIVATE]
+    )
     async def following(self, info: Info[Context, None]) -> bool:
         if info.context.viewer is None:
             return False
@@ -121,7 +127,10 @@ class UserType(Node):
         )
 
 
-@strawberry.type(description="Why and until when a user is suspended (suspendUser).")
+@strawberry.type(
+    description="Why and until when a user is suspended (suspendUser).",
+    directives=[CacheControl(scope=CacheControlScope.PRIVATE, inherit_max_age=True)],
+)
 class Suspension:
     reason: str = strawberry.field(description="The reason the moderator gave.")
     until: dt.datetime | None = strawberry.field(description="When the suspension ends; null: until lifted.")
@@ -148,13 +157,13 @@ class Suspension:
         return UserType.from_row(row) if row is not None else None
 
 
-@strawberry.type(name="UserEdge")
+@strawberry.type(name="UserEdge", directives=[CacheControl(inherit_max_age=True)])
 class UserEdge:
     cursor: str
     node: UserType
 
 
-@strawberry.type(name="UserConnection")
+@strawberry.type(name="UserConnection", directives=[CacheControl(inherit_max_age=True)])
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo

@@ -236,6 +236,34 @@ def test_generated_queries_get_identical_responses(pair: tuple[LoopThread, Pair]
     assert apps.stats.planned > before, apps.stats
 
 
+@pytest.mark.slow  # hypothesis: 60 generated queries, twice each
+def test_nothing_viewer_dependent_is_marked_public(pair: tuple[LoopThread, Pair]) -> None:
+    """Where an answer differs between an anonymous request and a signed-in admin, it is never ``public``."""
+    thread, apps = pair
+    client = apps.clients[0]
+    compared = [0]
+
+    async def answer(query: str, token: str | None) -> tuple[Any, str]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await client.post("/graphql", json={"query": query}, headers=headers)
+        return response.json(), response.headers["cache-control"]
+
+    @hypothesis_settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(query=queries(SCHEMA))
+    def check(query: str) -> None:
+        (anonymous, anonymous_policy), (signed_in, signed_in_policy) = (
+            thread.run(answer(query, None)),
+            thread.run(answer(query, apps.token)),
+        )
+        assert anonymous_policy == signed_in_policy, query  # the policy is the document's
+        if anonymous != signed_in:
+            compared[0] += 1
+            assert not anonymous_policy.startswith("public"), query
+
+    check()
+    assert compared[0] > 0  # some generated queries did depend on the viewer
+
+
 def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
     """Selections, arguments and viewers the SQL planner covers, and some it hands back."""
     thread, apps = pair

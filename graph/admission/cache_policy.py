@@ -1,0 +1,39 @@
+"""The operation's cache policy (``graph/cache_control.py``), worked out once per document after validation.
+
+The HTTP transport turns it into ``Cache-Control`` (and, for GET, an ``ETag``); the policy
+depends on the document and the operation chosen, not on variables or the viewer, so it is
+remembered in the app's ``costs`` cache beside the operation costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLSchema
+
+from graph.admission.keys import CACHE_ENTRY_OVERHEAD_BYTES
+from graph.admission.pipeline import Operation
+from graph.cache_control import CachePolicy, operation_policy
+from graph.caches import BoundedCache
+
+POLICY_KEY = "cache-policy"
+"""The first item of a policy's key in the ``costs`` cache (a cost's key starts with the document)."""
+
+
+class CachePolicyStep:
+    """Sets ``operation.cache_policy``; refuses nothing."""
+
+    def __init__(self, schema: GraphQLSchema, cache: BoundedCache[Any, Any]) -> None:
+        self.schema = schema
+        self.cache = cache
+
+    def __call__(self, operation: Operation) -> None:
+        document, definition = operation.parsed, operation.selected
+        body = document.loc.source.body if document.loc is not None else None
+        key = (POLICY_KEY, body, operation.operation_name) if body is not None else None
+        policy: CachePolicy | None = self.cache.get(key) if key is not None else None
+        if policy is None:
+            policy = operation_policy(self.schema, document, definition)
+            if key is not None:
+                self.cache.put(key, policy, CACHE_ENTRY_OVERHEAD_BYTES + len(body or ""))
+        operation.cache_policy = policy
