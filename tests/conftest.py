@@ -28,6 +28,7 @@ from db.migrate import upgrade
 from graph.app import create_app
 from graph.settings import Settings
 from tests.postgres import Cluster
+from tests.redis import RedisServer
 
 SECRET = "test-secret-" + "x" * 40
 
@@ -65,6 +66,24 @@ def pg_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A ``redis-server`` for the whole session (``tests/redis.py``); fails (never skips) when missing."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the session's Redis, emptied for this test (``CONDUIT_CACHE_URL``)."""
+    redis_server.flush()
+    return redis_server.url()
 
 
 PG_TEMPLATE = "conduit_template"
