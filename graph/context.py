@@ -15,6 +15,7 @@ from auth.tokens import TokenService
 from db.broker import Broker, Event
 from db.engine import Database
 from db.models import Role
+from db.redis import RedisClient
 from graph.caches import Caches
 from graph.loaders import Loaders
 from graph.observability import new_request_id
@@ -43,6 +44,8 @@ class AppState:
     admission: AdmissionPipeline | None = None
     # answers by execution path and fallbacks by reason (graph/execution/executor.py)
     execution: ExecutionPaths | None = None
+    # Redis, when CONDUIT_CACHE_URL is set (db/redis.py)
+    redis: RedisClient | None = None
 
 
 @dataclass

@@ -140,6 +140,8 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     yield application
     state = application.state.conduit
     await state.broker.close()
+    if state.redis is not None:
+        await state.redis.close()
     await state.db.dispose()
 
 
