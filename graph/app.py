@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from auth.passwords import use_profile
+from auth.ratelimit import RedisCounters
 from auth.tokens import TokenService
 from db.broker import Broker, InProcessBroker, PostgresBroker
 from db.budget import Budget, BudgetStore, RedisBudgetStore
@@ -86,12 +87,13 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     )
     metrics = Metrics(db.engine)
     if settings.cache_url is not None:
-        # the budget in Redis, off the primary database (issue 13)
+        # the budget and the auth rate limits in Redis, off the primary database (issue 13)
         state.redis = RedisClient(
             settings.cache_url.get_secret_value(),
             timeout=settings.cache_timeout_seconds,
             on_unavailable=lambda use: metrics.redis_unavailable.labels(use).inc(),
         )
+        state.counters = RedisCounters(state.redis)
     budget: Budget | None = None
     if settings.rate_limit_points > 0:
         points, window = settings.rate_limit_points, settings.rate_limit_window_seconds
