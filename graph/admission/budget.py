@@ -165,7 +165,9 @@ class ChargeBudget:
     Leaves the status on ``context.rate_limit`` for the ``rateLimit`` field. Refuses with
     ``RATE_LIMITED`` when the price does not fit; a dry run is priced, not charged, and only its
     ``rateLimit`` and ``__typename`` root fields run (``operation.dry_run``, with the document
-    reduced to them). One statement, two when this charge prunes.
+    reduced to them). One statement, two when this charge prunes; in Redis one round trip. When
+    the store is unreachable (``BudgetUnavailable``) the operation goes on uncharged with
+    ``context.rate_limit`` ``None`` (module docstring); a dry run still only prices.
     """
 
     name = "budget"
