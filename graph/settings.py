@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     # registration and refresh limits live there instead of the database. A secret: the URL may
     # carry a password. Unset: both stay in the database.
     cache_url: SecretStr | None = None
-    # how long connecting to Redis or one command may take before the request goes on without it
-    cache_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # how long connecting to Redis or one command may take before the request goes on without it;
+    # the time counts the event loop's own delays, so too tight a bound fails open under load
+    cache_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
     # Answer operations from planned SQL (graph/execution/planned/); off only to compare or debug:
     # graphql-core and the resolvers then answer everything.
     planned_execution: bool = True

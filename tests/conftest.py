@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import event
 
 from db.migrate import upgrade
@@ -84,6 +85,17 @@ def redis_url(redis_server: RedisServer) -> str:
     """The URL of the session's Redis, emptied for this test (``CONDUIT_CACHE_URL``)."""
     redis_server.flush()
     return redis_server.url()
+
+
+REDIS_TIMEOUT_SECONDS = 5.0
+"""The tests' ``CONDUIT_CACHE_TIMEOUT_SECONDS``: the timeout counts the event loop's own delays,
+and on a loaded machine 25 concurrent requests can keep a connect waiting longer than the default."""
+
+
+def with_redis(settings: Settings, url: str, **changes: Any) -> Settings:
+    """``settings`` with the budget and auth limits in the Redis at ``url`` (``CONDUIT_CACHE_URL``), and ``changes``."""
+    update = {"cache_url": SecretStr(url), "cache_timeout_seconds": REDIS_TIMEOUT_SECONDS, **changes}
+    return settings.model_copy(update=update)
 
 
 PG_TEMPLATE = "conduit_template"

@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import sqlalchemy as sa
-from pydantic import SecretStr
 
 from auth import ratelimit
 from db.models import rate_limit_event_table as events
 from graph.settings import Settings
 from tests.auth.test_auth import LOGIN, REFRESH
-from tests.conftest import GQL, REGISTER, User
+from tests.conftest import GQL, REGISTER, User, with_redis
 from tests.redis import free_port
 from tests.security.conftest import serving
 from tests.security.test_cost_budget import metrics_of, redis_records, unavailable_count
@@ -36,7 +35,7 @@ def store(request: pytest.FixtureRequest) -> str:
 def settings(settings: Settings, store: str, request: pytest.FixtureRequest) -> Settings:
     """The suite's settings, with the events counted in ``store``."""
     if store == "redis":
-        return settings.model_copy(update={"cache_url": SecretStr(request.getfixturevalue("redis_url"))})
+        return with_redis(settings, request.getfixturevalue("redis_url"))
     return settings
 
 
@@ -115,7 +114,7 @@ async def test_registrations_and_refreshes_are_limited_per_address(gql: GQL, mon
 async def test_unreachable_redis_counts_in_the_database(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """Redis down: the lockout still holds, counted in the database, with one WARNING and a count per call."""
     caplog.set_level(logging.INFO, logger="conduit.redis")
-    unreachable = settings.model_copy(update={"cache_url": SecretStr(f"redis://127.0.0.1:{free_port()}/0")})
+    unreachable = with_redis(settings, f"redis://127.0.0.1:{free_port()}/0")
     async with serving(unreachable) as (app, gql):
         alice = {"username": "alice", "email": "alice@example.com", "password": "password123"}
         await gql.ok(REGISTER, {"input": alice})

@@ -24,7 +24,6 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
-from pydantic import SecretStr
 
 from auth.passwords import hash_password
 from db import budget as budget_store
@@ -34,7 +33,7 @@ from db.seed import SeedPlan, seed
 from graph.app import create_app
 from graph.scalars import parse_datetime
 from graph.settings import Settings
-from tests.conftest import GQL, REGISTER, Response, path_counts, sql_of
+from tests.conftest import GQL, REGISTER, Response, path_counts, sql_of, with_redis
 from tests.graph.test_subscriptions import ARTICLE_PUBLISHED, Client, ws_url
 from tests.live import live_server
 from tests.loop_thread import LoopThread
@@ -70,7 +69,7 @@ def store(request: pytest.FixtureRequest) -> str:
 def budget_settings(settings: Settings, store: str, request: pytest.FixtureRequest) -> Settings:
     """The test's settings with the budget kept in ``store`` (Redis: the session's server, emptied)."""
     if store == "redis":
-        return settings.model_copy(update={"cache_url": SecretStr(request.getfixturevalue("redis_url"))})
+        return with_redis(settings, request.getfixturevalue("redis_url"))
     return settings
 
 
@@ -427,11 +426,6 @@ async def spent(app: Any) -> dict[str, int]:
 # --- the budget in Redis (CONDUIT_CACHE_URL) -------------------------------------------------
 
 
-def redis_settings(settings: Settings, url: str, **changes: Any) -> Settings:
-    """``settings`` with the budget in the Redis at ``url``, and ``changes``."""
-    return settings.model_copy(update={"cache_url": SecretStr(url), **changes})
-
-
 async def test_both_stores_answer_alike(settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """One sequence of operations against each store, across a window boundary: identical responses.
 
@@ -458,7 +452,7 @@ async def test_both_stores_answer_alike(settings: Settings, redis_url: str, monk
     changes = {"rate_limit_points": 20, "rate_limit_window_seconds": 60}
     async with (
         serving(settings, **changes) as in_database,
-        serving(redis_settings(settings, redis_url), **changes) as in_redis,
+        serving(with_redis(settings, redis_url), **changes) as in_redis,
         client_of(in_database, "10.0.0.1") as gql_database,
         client_of(in_redis, "10.0.0.2") as gql_redis,
     ):
@@ -484,7 +478,7 @@ async def test_a_redis_window_expires_with_its_window(
     The clock is the budget's (pinned at hh:30:00 of an hour-long window), so the key must live
     1,800 s, less the real milliseconds the test took to ask.
     """
-    async with serving(redis_settings(settings, redis_url)) as app, client_of(app, "1.2.3.4") as gql:
+    async with serving(with_redis(settings, redis_url)) as app, client_of(app, "1.2.3.4") as gql:
         await gql.ok(PAGE)
         start = int(frozen_now.replace(minute=0).timestamp())
         key = f"{budget_store.KEY_PREFIX}{start}:address:1.2.3.4"
@@ -526,7 +520,7 @@ async def test_redis_going_away_admits_uncharged_then_charges_again(
     server = RedisServer()
     try:
         server.start()
-        async with serving(redis_settings(settings, server.url(), rate_limit_points=6)) as app, client_of(app) as gql:
+        async with serving(with_redis(settings, server.url(), rate_limit_points=6)) as app, client_of(app) as gql:
             app.state.conduit.redis.pause = 0.0  # try Redis on every request: no waiting out a pause
             assert (await gql.ok(f"{{ tags {RATE} }}"))["rateLimit"]["used"] == 1
             server.stop()
@@ -557,7 +551,7 @@ async def test_after_a_failure_redis_is_left_alone_for_a_pause(settings: Setting
     server = RedisServer()
     try:
         server.start()
-        async with serving(redis_settings(settings, server.url())) as app, client_of(app) as gql:
+        async with serving(with_redis(settings, server.url())) as app, client_of(app) as gql:
             app.state.conduit.redis.pause = 600.0  # longer than the test, however slow the machine
             assert (await gql.ok(f"{{ tags {RATE} }}"))["rateLimit"]["used"] == 1
             server.stop()
@@ -575,7 +569,7 @@ async def test_unreachable_redis_never_fails_a_request(settings: Settings, caplo
     """A URL where nothing listens, from the first request on: answered, uncharged, logged once."""
     caplog.set_level(logging.INFO, logger="conduit.redis")
     url = f"redis://127.0.0.1:{free_port()}/0"
-    async with serving(redis_settings(settings, url, rate_limit_points=1)) as app, client_of(app) as gql:
+    async with serving(with_redis(settings, url, rate_limit_points=1)) as app, client_of(app) as gql:
         for _ in range(3):
             assert await gql.ok(f"{{ tags {RATE} }}") == {"tags": [], "rateLimit": None}
         # a dry run still runs nothing but its rateLimit, which cannot be read
