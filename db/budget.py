@@ -167,7 +167,8 @@ class RedisBudgetStore:
     """Points per bucket per fixed window in Redis (``CONDUIT_CACHE_URL``; the module docstring).
 
     One key per bucket and window, ``conduit:budget:<window start, Unix seconds>:<bucket>``, holding
-    the points spent; one round trip per charge (``CHARGE_SCRIPT``, through ``EVALSHA``) or peek
+    the points spent; one round trip per charge (``CHARGE_SCRIPT``, through ``EVALSHA``; redis-py
+    loads the script when Redis does not know it yet: after a start or restart, three) or peek
     (``GET``). Each charge sets the key to expire at the window's end, as a time to live computed
     from the budget's clock (``now``) rather than an absolute ``PEXPIREAT``: a Redis host whose
     clock disagrees with the app's then cannot end a window early, and past windows need no

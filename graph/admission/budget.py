@@ -167,7 +167,7 @@ class ChargeBudget:
     ``rateLimit`` and ``__typename`` root fields run (``operation.dry_run``, with the document
     reduced to them). One statement, two when this charge prunes; in Redis one round trip. When
     the store is unreachable (``BudgetUnavailable``) the operation goes on uncharged with
-    ``context.rate_limit`` ``None`` (module docstring); a dry run still only prices.
+    ``context.rate_limit`` ``None`` (module docstring); a dry run still runs nothing but its ``rateLimit``.
     """
 
     name = "budget"
