@@ -566,9 +566,10 @@ async def test_after_a_failure_redis_is_left_alone_for_a_pause(settings: Setting
 
 
 async def test_unreachable_redis_never_fails_a_request(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    """A URL where nothing listens, from the first request on: answered, uncharged, logged once."""
+    """A URL where nothing listens, from the first request on: answered, uncharged, logged once,
+    and the URL's password nowhere in the log."""
     caplog.set_level(logging.INFO, logger="conduit.redis")
-    url = f"redis://127.0.0.1:{free_port()}/0"
+    url = f"redis://:not-in-the-log@127.0.0.1:{free_port()}/0"
     async with serving(with_redis(settings, url, rate_limit_points=1)) as app, client_of(app) as gql:
         for _ in range(3):
             assert await gql.ok(f"{{ tags {RATE} }}") == {"tags": [], "rateLimit": None}
@@ -576,5 +577,6 @@ async def test_unreachable_redis_never_fails_a_request(settings: Settings, caplo
         assert await gql.ok("{ tags rateLimit(dryRun: true) { cost } }") == {"rateLimit": None}
         assert unavailable_count(await metrics_of(app), "budget") == 4
         assert len(redis_records(caplog, "redis_unavailable")) == 1
+        assert "Redis unavailable" in caplog.text and "not-in-the-log" not in caplog.text
         async with sa_rows(app) as rows:
             assert rows == []  # not moved back onto the database either
