@@ -1,12 +1,15 @@
 """Server-side cost of one benchmark operation, in process: the ASGI app driven directly, no HTTP server.
 
-    PYTHONPATH=. .venv/bin/python bench/inprocess.py DB META OP [N] [--auth] [--no-budget] [--profile]
+    PYTHONPATH=. .venv/bin/python bench/inprocess.py DB META OP [N] [--auth] [--no-budget] [--cache-url=URL] [--profile]
 
 DB: a SQLite file of the benchmark's data (a copy of bench/.data/bench.db, upgraded with
-``conduit db upgrade``); META: the meta JSON bench/run.sh wrote for it (``bench/.data/runs/*/meta.json``).
-Prints milliseconds per request (mean of N, default 1000, after 200 to warm up); ``--profile``
-adds cProfile's 40 costliest functions; ``--no-budget`` turns the cost budget off (no charge,
-no write per request), to see what it costs. Uvicorn's HTTP parsing is not in the figure.
+``conduit db upgrade``), or a database URL (``postgresql://...``, e.g. bench/run_pg.sh's cluster);
+META: the meta JSON bench/run.sh wrote for it (``bench/.data/runs/*/meta.json``).
+Prints milliseconds per request (mean of N, default 1000, after 200 to warm up), wall and this
+process's CPU (the latter leaves out the database's and Redis's own work, and other processes on
+a shared machine); ``--profile`` adds cProfile's 40 costliest functions; ``--no-budget`` turns
+the cost budget off (no charge, no write per request), to see what it costs; ``--cache-url``
+keeps it in that Redis instead (``CONDUIT_CACHE_URL``). Uvicorn's HTTP parsing is not in the figure.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
 import load
@@ -72,9 +76,12 @@ async def call(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> lis
 async def main() -> None:
     meta = METADATA
     points = 0 if "--no-budget" in sys.argv else 10**9
-    app = create_app(
-        Settings(env="production", database_url=f"sqlite:///{DB}", jwt_secret="x" * 64, rate_limit_points=points)
-    )
+    cache_url = next((a.partition("=")[2] for a in sys.argv if a.startswith("--cache-url=")), None)
+    url = DB if "://" in DB else f"sqlite:///{DB}"
+    settings = Settings(env="production", database_url=url, jwt_secret="x" * 64, rate_limit_points=points)
+    if cache_url:
+        settings = settings.model_copy(update={"cache_url": SecretStr(cache_url)})
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         headers: list[tuple[bytes, bytes]] = []
         if "--auth" in sys.argv:
@@ -86,10 +93,11 @@ async def main() -> None:
         print((await call(app, body, headers))[1]["body"][:120])
         for _ in range(200):
             await call(app, body, headers)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(N):
             await call(app, body, headers)
-        print(f"{OP}: {(time.perf_counter() - started) / N * 1e3:.3f} ms per request, server side, in process")
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(f"{OP}: {wall / N * 1e3:.3f} ms per request ({cpu / N * 1e3:.3f} ms CPU), server side, in process")
         if "--profile" in sys.argv:
             profile = cProfile.Profile()
             profile.enable()

@@ -127,6 +127,8 @@ start_ours() {  # DB_URL LOGFILE CPU [extra serve args...]
               # but large enough that one load generator on one address is never refused
               CONDUIT_RATE_LIMIT_POINTS="${RATE_LIMIT_POINTS:-1000000000}")
   [ -n "${DB_POOL_SIZE:-}" ] && envs+=(CONDUIT_DB_POOL_SIZE="$DB_POOL_SIZE")
+  # the budget and auth limits in Redis instead of the database (issue 13)
+  [ -n "${CACHE_URL:-}" ] && envs+=(CONDUIT_CACHE_URL="$CACHE_URL")
   local cmd=()
   [ -n "$cpu" ] && cmd=(taskset -c "$cpu")
   cmd+=("$CONDUIT" serve --host 127.0.0.1 --port "$port" --log-level warning --log-format text "$@")

@@ -13,7 +13,8 @@
 # M1 writes to the one shared database: its comments are deleted before the run and after each server.
 #
 # Env: OPS (subset of "Q1 Q2 Q3 M1 F1 P1 O1", the default), AUTH (1: also run the queries signed in,
-#      ours and the floor; default 1), SERVERS ("ours floor postgraphile"),
+#      ours and the floor; default 1), SERVERS ("ours floor postgraphile"; also ours-redis: ours with
+#      the budget in Redis at CACHE_URL, and ours-nobudget: ours with CONDUIT_RATE_LIMIT_POINTS=0),
 #      WORKERS_TEST (1: run the --workers 2 comparison; default 1), KEEP_PG (1: leave the cluster running),
 #      PG_PORT (default 55432, or the next free port when another cluster holds it),
 #      DURATION, REPEAT, WARMUP, SEQ, CONNS, DB_POOL_SIZE, BENCH_ENV, SERVER_CPU, LOAD_CPU, RESULT.
@@ -133,7 +134,14 @@ bench_server() {  # KEY
   DIALECT=ours
   case $key in
     ours)
-      start_ours "$DB_URL" "$RUN_DIR/ours.log" "$SERVER_CPU"
+      CACHE_URL="" start_ours "$DB_URL" "$RUN_DIR/ours.log" "$SERVER_CPU"
+      ;;
+    ours-redis)  # the budget and auth limits in Redis (issue 13); the Redis server is the caller's
+      CACHE_URL=${CACHE_URL:?ours-redis needs CACHE_URL=redis://...} \
+        start_ours "$DB_URL" "$RUN_DIR/ours-redis.log" "$SERVER_CPU"
+      ;;
+    ours-nobudget)  # the budget off: what charging it costs
+      CACHE_URL="" RATE_LIMIT_POINTS=0 start_ours "$DB_URL" "$RUN_DIR/ours-nobudget.log" "$SERVER_CPU"
       ;;
     floor)
       # floor.py's M1 leaves out comment.updated_at (NOT NULL): a DEFAULT while the floor runs
@@ -211,7 +219,8 @@ on CPU $LOAD_CPU; one uvicorn worker / one node process; wrk -c $CONNS -d $DURAT
 --repeat $REPEAT (median), --seq $SEQ; all servers on the same database (seeded by conduit db seed, \
 VACUUM ANALYZE, shared/bench/postgraphile/functions.sql loaded); pools: ours CONDUIT_DB_POOL_SIZE=${DB_POOL_SIZE:-default}, \
 floor 10, PostGraphile 10; ours with CONDUIT_ENV=$BENCH_ENV, CONDUIT_BENCH_STATS=true; \
-PostGraphile ${NODE_VERSION:+on Node $NODE_VERSION }answers anonymous requests only, on $PGL_OPS" \
+PostGraphile ${NODE_VERSION:+on Node $NODE_VERSION }answers anonymous requests only, on $PGL_OPS\
+${CACHE_URL:+; ours-redis: CONDUIT_CACHE_URL=$CACHE_URL}" \
 INFO_DATA="users $USERS, articles $ARTICLES, comments $COMMENTS, favorites $FAVORITES, follows $FOLLOWS (conduit db seed)" \
   "$PY" "$TOOLS" info "$RUN_DIR/info.json"
 finish_report

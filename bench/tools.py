@@ -272,6 +272,8 @@ def wait(url: str, timeout: float = 60, pid: int | None = None) -> None:
 DASH = "\u2013"  # an empty cell
 SERVER_NAMES = {
     "ours": "ours (conduit serve)",
+    "ours-redis": "ours, budget in Redis",
+    "ours-nobudget": "ours, budget off",
     "floor": "floor.py",
     "postgraphile": "PostGraphile 5",
 }

@@ -1,4 +1,4 @@
-"""The cost budget's storage: points spent per bucket and fixed window, in ``cost_budget``.
+"""The cost budget's storage: points spent per bucket and fixed window, in ``cost_budget`` or in Redis.
 
 The policy (prices, free operations, dry runs, refusals) is ``graph/admission/budget.py``'s.
 
@@ -14,13 +14,21 @@ is under way go together in the next, each still its own transaction. Before thi
 request held the write lock for a whole trip through a busy event loop, and that lock, not
 SQLite, capped the whole server's throughput (Q1: 669 rps with the budget on against 982 with
 it off).
+
+With ``CONDUIT_CACHE_URL`` set, ``RedisBudgetStore`` keeps the same counts in Redis instead, so
+no request writes to the primary database to be admitted (issue 13: on PostgreSQL the charge was
+a write transaction per read, and one hot row per client address behind a NAT). Both stores
+answer alike: same windows, same refusals, same ``used`` and ``reset_at``; the admission step
+cannot tell them apart, except that the Redis store may raise ``BudgetUnavailable``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -29,6 +37,7 @@ from db.driver_sql import CHARGE_BUDGET
 from db.engine import Database
 from db.models import cost_budget_table as budget_rows
 from db.models import sqlite_timestamp, utcnow
+from db.redis import UNAVAILABLE, RedisClient
 
 PRUNE_EVERY = 1000
 """One charge in this many (per process) also deletes the rows of past windows."""
@@ -37,6 +46,33 @@ PRUNE_EVERY = 1000
 def now() -> dt.datetime:
     """The budget's clock (UTC, aware): what windows and ``retryAfter`` are computed from; tests pin it."""
     return utcnow()
+
+
+def window_of(now: dt.datetime, window_seconds: int) -> tuple[dt.datetime, dt.datetime]:
+    """Start and end (UTC) of the ``window_seconds``-long window holding ``now``, aligned on the Unix epoch."""
+    seconds = int(now.timestamp())
+    start = seconds - seconds % window_seconds
+    begin = dt.datetime.fromtimestamp(start, dt.UTC)
+    return begin, begin + dt.timedelta(seconds=window_seconds)
+
+
+class BudgetUnavailable(Exception):
+    """The store could not be reached: nothing was charged or read (``RedisBudgetStore``)."""
+
+
+class Budget(Protocol):
+    """What the admission step needs of a store: ``BudgetStore`` or ``RedisBudgetStore``."""
+
+    points: int
+    window_seconds: int
+
+    async def charge(self, bucket: str, cost: int) -> tuple[int | None, dt.datetime]:
+        """Spend ``cost`` points of ``bucket`` if they fit: the sum after (``None``: refused), the window's end."""
+        ...
+
+    async def peek(self, bucket: str) -> tuple[int, dt.datetime]:
+        """What ``bucket`` has spent in the current window and the window's end, charging nothing."""
+        ...
 
 
 class BudgetStore:
@@ -53,10 +89,7 @@ class BudgetStore:
 
     def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """Start and end (UTC) of the window holding ``now``."""
-        seconds = int(now.timestamp())
-        start = seconds - seconds % self.window_seconds
-        begin = dt.datetime.fromtimestamp(start, dt.UTC)
-        return begin, begin + dt.timedelta(seconds=self.window_seconds)
+        return window_of(now, self.window_seconds)
 
     async def charge(self, bucket: str, cost: int) -> tuple[int | None, dt.datetime]:
         """Spend ``cost`` points of ``bucket`` if they fit, in one statement.
@@ -111,3 +144,83 @@ def _charge_sql(is_sqlite: bool) -> str:
     if names != ["bucket", "window", "cost", "points"]:  # the callers pass the values in this order
         raise ValueError(f"CHARGE_BUDGET's parameters changed: {names}")
     return sql
+
+
+CHARGE_SCRIPT = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
+  return false
+end
+used = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return used
+"""
+"""``KEYS[1]``: the bucket's key for the window; ``ARGV``: cost, points, milliseconds to the window's
+end. Adds the cost only while the sum stays within the points, like ``CHARGE_BUDGET``'s upsert, and
+returns the new sum (nil when refused: the count is left as it was). A script runs atomically in
+Redis, so concurrent charges from any number of processes can never overspend."""
+
+KEY_PREFIX = "conduit:budget:"
+
+
+class RedisBudgetStore:
+    """Points per bucket per fixed window in Redis (``CONDUIT_CACHE_URL``; the module docstring).
+
+    One key per bucket and window, ``conduit:budget:<window start, Unix seconds>:<bucket>``, holding
+    the points spent; one round trip per charge (``CHARGE_SCRIPT``, through ``EVALSHA``; redis-py
+    loads the script when Redis does not know it yet: after a start or restart, three) or peek
+    (``GET``). Each charge sets the key to expire at the window's end, as a time to live computed
+    from the budget's clock (``now``) rather than an absolute ``PEXPIREAT``: a Redis host whose
+    clock disagrees with the app's then cannot end a window early, and past windows need no
+    pruning. Windows are the database store's (``window_of``), so either store reads the same.
+
+    Raises ``BudgetUnavailable`` when Redis does not answer (or is paused after a failure: see
+    ``db/redis.py``), having reported it with ``RedisClient.unavailable(USE)``.
+    """
+
+    USE = "budget"
+
+    def __init__(self, redis: RedisClient, points: int, window_seconds: int) -> None:
+        self.redis = redis
+        self.points = points
+        self.window_seconds = window_seconds
+        self._charge = redis.client.register_script(CHARGE_SCRIPT)
+
+    @staticmethod
+    def key(bucket: str, start: dt.datetime) -> str:
+        """The Redis key of ``bucket``'s window beginning at ``start``."""
+        return f"{KEY_PREFIX}{int(start.timestamp())}:{bucket}"
+
+    async def charge(self, bucket: str, cost: int) -> tuple[int | None, dt.datetime]:
+        """Spend ``cost`` points of ``bucket`` if they fit, in one round trip; as ``BudgetStore.charge``.
+
+        Raises ``BudgetUnavailable`` (nothing charged, as far as this process knows).
+        """
+        moment = now()
+        start, reset_at = window_of(moment, self.window_seconds)
+        if cost > self.points:  # can never fit
+            return None, reset_at
+        ttl_ms = max(1, math.ceil((reset_at - moment).total_seconds() * 1000))
+        used = await self._call(lambda: self._charge(keys=[self.key(bucket, start)], args=[cost, self.points, ttl_ms]))
+        return (int(used) if used is not None else None), reset_at
+
+    async def peek(self, bucket: str) -> tuple[int, dt.datetime]:
+        """What ``bucket`` has spent in the current window and the window's end, in one ``GET``.
+
+        Raises ``BudgetUnavailable``.
+        """
+        start, reset_at = window_of(now(), self.window_seconds)
+        used = await self._call(lambda: self.redis.client.get(self.key(bucket, start)))
+        return int(used or 0), reset_at
+
+    async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        if not self.redis.available:  # paused after a failure: not tried
+            self.redis.unavailable(self.USE)
+            raise BudgetUnavailable
+        try:
+            result = await call()
+        except UNAVAILABLE as error:
+            self.redis.unavailable(self.USE, error)
+            raise BudgetUnavailable from error
+        self.redis.answered()
+        return result

@@ -16,10 +16,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from auth.passwords import use_profile
+from auth.ratelimit import RedisCounters
 from auth.tokens import TokenService
 from db.broker import Broker, InProcessBroker, PostgresBroker
-from db.budget import BudgetStore
+from db.budget import Budget, BudgetStore, RedisBudgetStore
 from db.engine import Database
+from db.redis import RedisClient
 from graph.admission import AdmissionPipeline, admission_steps
 from graph.caches import APQ, PLANS, TOKENS, CacheCollector, Caches
 from graph.context import AppState
@@ -57,8 +59,8 @@ def default_broker(db: Database, settings: Settings) -> Broker:
 def create_app(settings: Settings | None = None, broker: Broker | None = None) -> Starlette:
     """Build the app from ``settings`` (read from the environment when omitted).
 
-    Nothing is created at import time, so every test can build its own app. The engine and
-    broker are closed when the app shuts down. ``app.state.conduit`` is the ``AppState``.
+    Nothing is created at import time, so every test can build its own app. The engine,
+    broker and Redis client are closed when the app shuts down. ``app.state.conduit`` is the ``AppState``.
     """
     settings = settings or Settings()
     db = Database(
@@ -83,13 +85,20 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     state = AppState(
         settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings), caches=caches
     )
-    budget = (
-        BudgetStore(db, settings.rate_limit_points, settings.rate_limit_window_seconds)
-        if settings.rate_limit_points > 0
-        else None
-    )
-    schema = create_schema(settings)
     metrics = Metrics(db.engine)
+    if settings.cache_url is not None:
+        # the budget and the auth rate limits in Redis, off the primary database (issue 13)
+        state.redis = RedisClient(
+            settings.cache_url.get_secret_value(),
+            timeout=settings.cache_timeout_seconds,
+            on_unavailable=lambda use: metrics.redis_unavailable.labels(use).inc(),
+        )
+        state.counters = RedisCounters(state.redis)
+    budget: Budget | None = None
+    if settings.rate_limit_points > 0:
+        points, window = settings.rate_limit_points, settings.rate_limit_window_seconds
+        budget = RedisBudgetStore(state.redis, points, window) if state.redis else BudgetStore(db, points, window)
+    schema = create_schema(settings)
     metrics.register(CacheCollector(caches))
     register_subscription_fields(schema, metrics)
     state.admission = AdmissionPipeline(admission_steps(schema, settings, caches, budget))
@@ -116,6 +125,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         await state.broker.close()
+        if state.redis is not None:
+            await state.redis.close()
         await db.dispose()
 
     routes: list[Any] = [

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
+from auth import ratelimit
 from auth.backend import Viewer
 from auth.tokens import TokenService
 from db.broker import Broker, Event
 from db.engine import Database
 from db.models import Role
+from db.redis import RedisClient
 from graph.caches import Caches
 from graph.loaders import Loaders
 from graph.observability import new_request_id
@@ -43,6 +45,10 @@ class AppState:
     admission: AdmissionPipeline | None = None
     # answers by execution path and fallbacks by reason (graph/execution/executor.py)
     execution: ExecutionPaths | None = None
+    # Redis, when CONDUIT_CACHE_URL is set (db/redis.py), and the auth rate limits' counters
+    # (auth/ratelimit.py; None: in the database)
+    redis: RedisClient | None = None
+    counters: ratelimit.Counters | None = None
 
 
 @dataclass
@@ -82,6 +88,8 @@ class Context:
         """The request's session, opened on first use and closed by ``close()``."""
         if self._session is None:
             self._session = self.app.db.session()
+            if self.app.counters is not None:
+                ratelimit.use_counters(self._session, self.app.counters)
         return self._session
 
     async def fetch(self, statement: Executable) -> Sequence[Any]:

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     rate_limit_points: int = Field(default=5000, ge=0)
     rate_limit_window_seconds: int = Field(default=3600, ge=1, le=31 * 24 * 3600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Redis (db/redis.py), e.g. redis://127.0.0.1:6379/0: the cost budget and the login,
+    # registration and refresh limits live there instead of the database. A secret: the URL may
+    # carry a password. Unset: both stay in the database.
+    cache_url: SecretStr | None = None
+    # how long connecting to Redis or one command may take before the request goes on without it;
+    # the time counts the event loop's own delays, so too tight a bound fails open under load
+    cache_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
     # Answer operations from planned SQL (graph/execution/planned/); off only to compare or debug:
     # graphql-core and the resolvers then answer everything.
     planned_execution: bool = True

@@ -22,12 +22,14 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import event
 
 from db.migrate import upgrade
 from graph.app import create_app
 from graph.settings import Settings
 from tests.postgres import Cluster
+from tests.redis import RedisServer
 
 SECRET = "test-secret-" + "x" * 40
 
@@ -65,6 +67,35 @@ def pg_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A ``redis-server`` for the whole session (``tests/redis.py``); fails (never skips) when missing."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the session's Redis, emptied for this test (``CONDUIT_CACHE_URL``)."""
+    redis_server.flush()
+    return redis_server.url()
+
+
+REDIS_TIMEOUT_SECONDS = 5.0
+"""The tests' ``CONDUIT_CACHE_TIMEOUT_SECONDS``: the timeout counts the event loop's own delays,
+and on a loaded machine 25 concurrent requests can keep a connect waiting longer than the default."""
+
+
+def with_redis(settings: Settings, url: str, **changes: Any) -> Settings:
+    """``settings`` with the budget and auth limits in the Redis at ``url`` (``CONDUIT_CACHE_URL``), and ``changes``."""
+    update = {"cache_url": SecretStr(url), "cache_timeout_seconds": REDIS_TIMEOUT_SECONDS, **changes}
+    return settings.model_copy(update=update)
 
 
 PG_TEMPLATE = "conduit_template"
@@ -121,6 +152,8 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     yield application
     state = application.state.conduit
     await state.broker.close()
+    if state.redis is not None:
+        await state.redis.close()
     await state.db.dispose()
 
 

@@ -33,7 +33,7 @@ from graph.caches import COSTS, DOCUMENTS, VARIABLES
 from graph.observability.operation import observe_operation
 
 if TYPE_CHECKING:
-    from db.budget import BudgetStore
+    from db.budget import Budget
     from graph.caches import Caches
     from graph.schema import ConduitSchema
     from graph.settings import Settings
@@ -42,7 +42,7 @@ __all__ = ["AdmissionPipeline", "AdmissionStep", "Operation", "Refused", "admiss
 
 
 def admission_steps(
-    schema: ConduitSchema, settings: Settings, caches: Caches, budget: BudgetStore | None
+    schema: ConduitSchema, settings: Settings, caches: Caches, budget: Budget | None
 ) -> list[AdmissionStep]:
     """The app's admission steps, in order (module docstring); ``budget`` ``None`` leaves the budget out."""
     graphql_schema = schema._schema

@@ -1,4 +1,4 @@
-"""The cost budget: points per viewer per window, charged before execution, kept in the database.
+"""The cost budget: points per viewer per window, charged before execution, kept in the database or Redis.
 
 Modelled on GitHub's primary rate limit (GitHub GraphQL API, "Rate limits and query limits for
 the GraphQL API"), with these choices:
@@ -25,7 +25,16 @@ the GraphQL API"), with these choices:
 - Not charged: operations refused before execution for any other reason (syntax, validation,
   limits, variables that do not coerce).
 
-Storage: ``db/budget.py`` (one atomic statement per charge).
+- Redis unavailable (budget in Redis, ``CONDUIT_CACHE_URL``): the operation is admitted
+  uncharged and ``rateLimit`` is null, as when the budget is off; ``db/redis.py`` logs the outage
+  once and counts every such operation (``conduit_redis_unavailable_total{use="budget"}``). Failing
+  open is what API gateways do by default (Kong's ``fault_tolerant``, Envoy's global rate limit
+  without ``failure_mode_deny``): the budget protects the service from a heavy client, and
+  refusing everyone, or moving every charge back onto the primary database during the outage,
+  would hurt the service more than one unmetered window. (Login, registration and refresh
+  limits fall back to the database instead: ``auth/ratelimit.py``.)
+
+Storage: ``db/budget.py`` (one atomic statement per charge, or one Redis script).
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from db import budget as store
-from db.budget import BudgetStore
+from db.budget import Budget, BudgetUnavailable
 from graph.admission.cost import operation_cost
 from graph.admission.limits import fragment_definitions
 from graph.admission.pipeline import Operation, Refused
@@ -156,12 +165,14 @@ class ChargeBudget:
     Leaves the status on ``context.rate_limit`` for the ``rateLimit`` field. Refuses with
     ``RATE_LIMITED`` when the price does not fit; a dry run is priced, not charged, and only its
     ``rateLimit`` and ``__typename`` root fields run (``operation.dry_run``, with the document
-    reduced to them). One statement, two when this charge prunes.
+    reduced to them). One statement, two when this charge prunes; in Redis one round trip. When
+    the store is unreachable (``BudgetUnavailable``) the operation goes on uncharged with
+    ``context.rate_limit`` ``None`` (module docstring); a dry run still runs nothing but its ``rateLimit``.
     """
 
     name = "budget"
 
-    def __init__(self, schema: GraphQLSchema, store: BudgetStore, costs: BoundedCache[tuple[Any, ...], int]) -> None:
+    def __init__(self, schema: GraphQLSchema, store: Budget, costs: BoundedCache[tuple[Any, ...], int]) -> None:
         self.schema = schema
         self.store = store
         self.costs = costs
@@ -188,14 +199,18 @@ class ChargeBudget:
             cost = operation_points(nodes)
         bucket = bucket_of(operation.context)
         points = self.store.points
-        if free or dry_run:
-            used, reset_at = await self.store.peek(bucket)
-            status = RateLimitStatus(cost, points, used, reset_at, dry_run=dry_run)
-        else:
-            spent, reset_at = await self.store.charge(bucket, cost)
-            status = RateLimitStatus(cost, points, spent, reset_at, allowed=spent is not None)
+        status: RateLimitStatus | None
+        try:
+            if free or dry_run:
+                used, reset_at = await self.store.peek(bucket)
+                status = RateLimitStatus(cost, points, used, reset_at, dry_run=dry_run)
+            else:
+                spent, reset_at = await self.store.charge(bucket, cost)
+                status = RateLimitStatus(cost, points, spent, reset_at, allowed=spent is not None)
+        except BudgetUnavailable:
+            status = None  # fail open (module docstring): admitted, uncharged, ``rateLimit`` null
         operation.context.rate_limit = status
-        if not status.allowed:
+        if status is not None and not status.allowed:
             raise Refused([status.error()])
         if dry_run:
             operation.dry_run = True

@@ -15,6 +15,9 @@ Metrics (each app has its own ``CollectorRegistry``, so test apps never share co
 - ``conduit_graphql_resolver_errors_total{code}``: each error in a GraphQL response (HTTP, and
   WebSocket results), by ``extensions.code``.
 - ``conduit_subscriptions_active{field}``: subscriptions running now, by root field.
+- ``conduit_redis_unavailable_total{use}``: operations that went on without Redis
+  (``CONDUIT_CACHE_URL``; ``db/redis.py``), by ``use``: ``budget`` (admitted uncharged) or
+  ``auth_limits`` (counted in the database instead).
 - ``conduit_db_pool_connections{state}``: ``checked_out``, ``idle`` and ``overflow`` connections
   of the engine's pool, read at scrape time (absent for pools that do not count, such as the
   ``StaticPool`` of an in-memory SQLite database).

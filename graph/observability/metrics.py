@@ -91,6 +91,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.redis_unavailable = Counter(
+            "conduit_redis_unavailable",
+            "Operations that went on without Redis, by what it would have served: budget or auth_limits.",
+            ["use"],
+            registry=self.registry,
+        )
         # collectors of this process's state, read at every scrape in multiprocess mode too
         self._process_collectors: list[Collector] = []
         self.pool = PoolCollector(engine) if engine is not None else None

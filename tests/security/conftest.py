@@ -109,4 +109,6 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[Any, GQL]]:
             yield app, GQL(http)
     finally:
         await app.state.conduit.broker.close()
+        if app.state.conduit.redis is not None:
+            await app.state.conduit.redis.close()
         await app.state.conduit.db.dispose()
