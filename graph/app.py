@@ -39,6 +39,7 @@ from graph.transport.headers import SecurityHeadersMiddleware
 from graph.transport.health import healthz, readyz_endpoint
 from graph.transport.http import GraphQLHTTPHandler
 from graph.transport.persisted import PersistedQueries
+from graph.transport.ratelimit import EXPOSED_HEADERS as RATE_LIMIT_HEADERS
 from graph.transport.websocket import SubscriptionEndpoint
 
 logger = logging.getLogger("conduit")
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         only_trusted=settings.persisted_documents_only,
         store=caches[APQ],
     )
-    http = GraphQLHTTPHandler(state, pipeline, playground, persisted)
+    http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget)
     websocket = SubscriptionEndpoint(schema, state)
 
     @contextlib.asynccontextmanager
@@ -140,7 +141,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
-                expose_headers=["X-Request-ID"],
+                # readable by a page's script: the request id and the rate-limit headers
+                expose_headers=["X-Request-ID", *RATE_LIMIT_HEADERS],
                 max_age=600,
             )
         )

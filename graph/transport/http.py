@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -36,6 +36,10 @@ from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
 from graph.execution.pipeline import RequestPipeline
 from graph.transport.headers import PLAYGROUND_CSP
 from graph.transport.persisted import PersistedQueries, PersistedQueryError
+from graph.transport.ratelimit import RETRY_AFTER, rate_limit_headers, retry_after
+
+if TYPE_CHECKING:
+    from db.budget import BudgetStore
 
 logger = logging.getLogger("conduit.http")
 
@@ -190,7 +194,9 @@ class GraphQLHTTPHandler:
 
     Reads the request, resolves a persisted document, signs the viewer in, and hands the
     operation to the app's ``RequestPipeline`` (``graph/execution/pipeline.py``): admission, then
-    whichever executor answers. ``respond`` is the one way out, recording the outcome.
+    whichever executor answers. ``respond`` is the one way out, recording the outcome. ``budget``
+    (the cost budget's store, ``None`` when it is off) gives every GraphQL response its
+    ``X-RateLimit-*`` headers (``graph/transport/ratelimit.py``).
     """
 
     def __init__(
@@ -199,15 +205,23 @@ class GraphQLHTTPHandler:
         pipeline: RequestPipeline,
         playground: str | None,
         persisted: PersistedQueries | None = None,
+        budget: BudgetStore | None = None,
     ) -> None:
         self.state = state
         self.pipeline = pipeline
         self.playground = playground
         self.persisted = persisted or PersistedQueries()
+        self.budget = budget
 
     def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
-        """``body`` as UTF-8 JSON; its outcome and error codes go to the metrics and the access log."""
+        """``body`` as UTF-8 JSON; its outcome and error codes go to the metrics and the access log.
+
+        A ``RATE_LIMITED`` error's ``retryAfter`` becomes ``Retry-After`` unless ``headers`` set it.
+        """
         observability.record_graphql_response(body, status)
+        seconds = retry_after(body)
+        if seconds is not None:
+            headers = {RETRY_AFTER: str(seconds), **(headers or {})}
         return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
     async def handle(self, request: Request) -> Response:
@@ -227,6 +241,12 @@ class GraphQLHTTPHandler:
                 media_type="text/plain",
             )
         context = Context(app=self.state, request=request, request_id=observability.begin_graphql_request())
+        response = await self._answer(request, context, media_type)
+        # after the budget step, if it ran: what it charged; else what is known without SQL
+        response.headers.update(rate_limit_headers(context.rate_limit, self.budget))
+        return response
+
+    async def _answer(self, request: Request, context: Context, media_type: str) -> Response:
         try:
             return await self._handle(request, context, media_type)
         except RequestError as error:
