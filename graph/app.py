@@ -35,11 +35,13 @@ from graph.observability import (
 from graph.observability.bench import BenchStats
 from graph.schema import create_schema
 from graph.settings import Settings
+from graph.transport.compression import CompressionMiddleware
 from graph.transport.headers import SecurityHeadersMiddleware
 from graph.transport.health import healthz, readyz_endpoint
 from graph.transport.http import GraphQLHTTPHandler
 from graph.transport.persisted import PersistedQueries
 from graph.transport.ratelimit import EXPOSED_HEADERS as RATE_LIMIT_HEADERS
+from graph.transport.secrets import SecretSelections
 from graph.transport.websocket import SubscriptionEndpoint
 
 logger = logging.getLogger("conduit")
@@ -110,7 +112,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         only_trusted=settings.persisted_documents_only,
         store=caches[APQ],
     )
-    http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget)
+    http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget, SecretSelections(schema._schema))
     websocket = SubscriptionEndpoint(schema, state)
 
     @contextlib.asynccontextmanager
@@ -134,6 +136,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         Middleware(SecurityHeadersMiddleware, production=settings.is_production),
         Middleware(ObservabilityMiddleware, metrics=metrics, routes=routes),
     ]
+    if settings.compression:
+        # inside the observability middleware: the access log and metrics see what is sent
+        middleware.append(Middleware(CompressionMiddleware))
     if settings.cors_origins:
         middleware.append(
             Middleware(

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     rate_limit_points: int = Field(default=5000, ge=0)
     rate_limit_window_seconds: int = Field(default=3600, ge=1, le=31 * 24 * 3600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # gzip for responses of 1 KiB or more when the client accepts it (graph/transport/compression.py);
+    # off when a proxy in front compresses (it must then honour Cache-Control: no-transform, BREACH)
+    compression: bool = True
     # Answer operations from planned SQL (graph/execution/planned/); off only to compare or debug:
     # graphql-core and the resolvers then answer everything.
     planned_execution: bool = True

@@ -37,6 +37,7 @@ from graph.execution.pipeline import RequestPipeline
 from graph.transport.headers import PLAYGROUND_CSP
 from graph.transport.persisted import PersistedQueries, PersistedQueryError
 from graph.transport.ratelimit import RETRY_AFTER, rate_limit_headers, retry_after
+from graph.transport.secrets import SecretSelections
 
 if TYPE_CHECKING:
     from db.budget import BudgetStore
@@ -45,6 +46,9 @@ logger = logging.getLogger("conduit.http")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+# on answers holding a credential: not kept (as every answer), and not compressed by us or by
+# any proxy (RFC 9111, 5.2.2.6), against BREACH (graph/transport/compression.py, secrets.py)
+CREDENTIAL_CACHE_CONTROL = "no-store, no-transform"
 GET_OPERATIONS = frozenset({OperationType.QUERY})
 POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
@@ -196,7 +200,9 @@ class GraphQLHTTPHandler:
     operation to the app's ``RequestPipeline`` (``graph/execution/pipeline.py``): admission, then
     whichever executor answers. ``respond`` is the one way out, recording the outcome. ``budget``
     (the cost budget's store, ``None`` when it is off) gives every GraphQL response its
-    ``X-RateLimit-*`` headers (``graph/transport/ratelimit.py``).
+    ``X-RateLimit-*`` headers (``graph/transport/ratelimit.py``). ``secrets`` tells which answers
+    hold a credential: they get ``Cache-Control: no-store, no-transform``, which keeps them
+    uncompressed (BREACH; ``None``: every answer is treated so).
     """
 
     def __init__(
@@ -206,12 +212,14 @@ class GraphQLHTTPHandler:
         playground: str | None,
         persisted: PersistedQueries | None = None,
         budget: BudgetStore | None = None,
+        secrets: SecretSelections | None = None,
     ) -> None:
         self.state = state
         self.pipeline = pipeline
         self.playground = playground
         self.persisted = persisted or PersistedQueries()
         self.budget = budget
+        self.secrets = secrets
 
     def respond(self, body: Any, status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
         """``body`` as UTF-8 JSON; its outcome and error codes go to the metrics and the access log.
@@ -297,9 +305,13 @@ class GraphQLHTTPHandler:
             body = {"errors": [error.formatted for error in refusal.errors]}
             return self.respond(body, status, media_type, refusal.headers or None)
         self.persisted.remember(document)  # an APQ registration is kept only once its document was admitted
-        return self._result_response(result, media_type)
+        secret = self.secrets is None or self.secrets.carries_secret(operation.parsed, operation.selected)
+        headers = {"Cache-Control": CREDENTIAL_CACHE_CONTROL} if secret else None
+        return self._result_response(result, media_type, headers)
 
-    def _result_response(self, result: GraphQLExecutionResult, media_type: str) -> Response:
+    def _result_response(
+        self, result: GraphQLExecutionResult, media_type: str, headers: dict[str, str] | None = None
+    ) -> Response:
         body: dict[str, Any] = {}
         request_error = is_request_error(result)
         if result.errors:
@@ -309,4 +321,4 @@ class GraphQLHTTPHandler:
         if result.extensions:
             body["extensions"] = result.extensions
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
-        return self.respond(body, status, media_type)
+        return self.respond(body, status, media_type, headers)
