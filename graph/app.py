@@ -33,6 +33,7 @@ from graph.observability import (
     register_subscription_fields,
 )
 from graph.observability.bench import BenchStats
+from graph.observability.listener import MetricsListener
 from graph.schema import create_schema
 from graph.settings import Settings
 from graph.transport.compression import CompressionMiddleware
@@ -115,9 +116,18 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget, SecretSelections(schema._schema))
     websocket = SubscriptionEndpoint(schema, state)
 
+    # /metrics off the public port when CONDUIT_METRICS_PORT is set: started with the app, in each worker
+    listener = None
+    if settings.metrics_port is not None:
+        listener = MetricsListener(metrics, settings.metrics_host, settings.metrics_port)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if listener is not None:
+            listener.start()
         yield
+        if listener is not None:
+            await listener.stop()
         await state.broker.close()
         await db.dispose()
 
@@ -126,8 +136,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         WebSocketRoute("/graphql", websocket),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(db)),
-        Route("/metrics", metrics_endpoint(metrics)),
     ]
+    if listener is None:  # else served by the listener only: 404 here
+        routes.append(Route("/metrics", metrics_endpoint(metrics)))
     if playground is not None:
         routes.append(Mount("/static/graphiql", app=StaticFiles(directory=STATIC / "graphiql"), name="graphiql"))
     # outermost, so every response (CORS preflights and 500s included) carries the security

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # gzip for responses of 1 KiB or more when the client accepts it (graph/transport/compression.py);
     # off when a proxy in front compresses (it must then honour Cache-Control: no-transform, BREACH)
     compression: bool = True
+    # /metrics on its own listener on this host and port (graph/observability/listener.py) instead of
+    # the public port, which then answers 404 on /metrics; unset: /metrics on the public port
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
     # Answer operations from planned SQL (graph/execution/planned/); off only to compare or debug:
     # graphql-core and the resolvers then answer everything.
     planned_execution: bool = True
