@@ -44,8 +44,9 @@ MINIMUM_SIZE = 1024
 THREAD_MINIMUM_SIZE = 128 * 1024
 """Bodies (or chunks) this large are compressed in a worker thread: about a millisecond per 100 KiB."""
 
-LEVEL = 6
-"""zlib's default: level 9 costs about twice the CPU for 1-2% smaller JSON."""
+LEVEL = 4
+"""Measured on the schema's introspection answer (55 KB of JSON): level 4 comes within 10% of
+level 6's size for about a third of its CPU, and level 9 costs twice level 6 for 2% more."""
 
 NO_TRANSFORM = "no-transform"
 
