@@ -119,7 +119,7 @@ async def test_accept_encoding_is_negotiated(
     assert accepted_encoding(accept_encoding) == encoding
 
 
-async def test_answers_with_tokens_are_never_compressed(client: httpx.AsyncClient, users: Any) -> None:
+async def test_answers_with_tokens_are_never_compressed(client: httpx.AsyncClient) -> None:
     register = await post(
         client, REGISTER_LARGE, input={"username": "carol", "email": "carol@example.com", "password": "password123"}
     )
