@@ -24,9 +24,11 @@ WebSocket and lifespan traffic pass through. Static files (the GraphiQL page and
 are compressed like any text: they hold no secret and reflect nothing. ``/metrics`` on its own
 listener (``CONDUIT_METRICS_PORT``) is prometheus-client's, which compresses by itself.
 
-gzip only: brotli (``brotli`` on PyPI) shrinks JSON a further 10-20% at a similar CPU cost, but
-browsers offer it only over HTTPS, a C extension joins the locks, and a balancer that
-terminates TLS can add it; ``ENCODINGS`` is where a second coding would go.
+gzip only, for now: brotli (Google's ``brotli`` bindings on PyPI, maintained) typically shrinks
+JSON a further 10-20% at low qualities, but browsers offer ``br`` only over HTTPS, which here
+ends at the balancer, gzip is what every client and scraper speaks, and it would add a C
+extension to both locks. ``ENCODINGS`` is where a second coding goes (a compressor object
+with ``compress`` and ``flush``), and ``accepted_encoding`` already weighs several.
 """
 
 from __future__ import annotations
