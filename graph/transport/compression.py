@@ -25,10 +25,11 @@ are compressed like any text: they hold no secret and reflect nothing. ``/metric
 listener (``CONDUIT_METRICS_PORT``) is prometheus-client's, which compresses by itself.
 
 gzip only, for now: brotli (Google's ``brotli`` bindings on PyPI, maintained) typically shrinks
-JSON a further 10-20% at low qualities, but browsers offer ``br`` only over HTTPS, which here
-ends at the balancer, gzip is what every client and scraper speaks, and it would add a C
-extension to both locks. ``ENCODINGS`` is where a second coding goes (a compressor object
-with ``compress`` and ``flush``), and ``accepted_encoding`` already weighs several.
+JSON a further 10-20% at low qualities, which browsers would use (they send ``br`` over HTTPS,
+and the balancer passes ``Accept-Encoding`` on), but gzip already takes most of the saving,
+every client and scraper speaks it, and brotli would add a C extension to both locks.
+``ENCODINGS`` is where a second coding goes (a compressor object with ``compress`` and
+``flush``), and ``accepted_encoding`` already weighs several.
 """
 
 from __future__ import annotations
