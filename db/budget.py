@@ -66,6 +66,10 @@ class Budget(Protocol):
     points: int
     window_seconds: int
 
+    def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """Start and end (UTC) of the window holding ``now``."""
+        ...
+
     async def charge(self, bucket: str, cost: int) -> tuple[int | None, dt.datetime]:
         """Spend ``cost`` points of ``bucket`` if they fit: the sum after (``None``: refused), the window's end."""
         ...
@@ -185,6 +189,10 @@ class RedisBudgetStore:
         self.points = points
         self.window_seconds = window_seconds
         self._charge = redis.client.register_script(CHARGE_SCRIPT)
+
+    def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """Start and end (UTC) of the window holding ``now`` (the database store's windows)."""
+        return window_of(now, self.window_seconds)
 
     @staticmethod
     def key(bucket: str, start: dt.datetime) -> str:

@@ -35,12 +35,16 @@ from graph.observability import (
     register_subscription_fields,
 )
 from graph.observability.bench import BenchStats
+from graph.observability.listener import MetricsListener
 from graph.schema import create_schema
 from graph.settings import Settings
+from graph.transport.compression import CompressionMiddleware
 from graph.transport.headers import SecurityHeadersMiddleware
 from graph.transport.health import healthz, readyz_endpoint
 from graph.transport.http import GraphQLHTTPHandler
 from graph.transport.persisted import PersistedQueries
+from graph.transport.ratelimit import EXPOSED_HEADERS as RATE_LIMIT_HEADERS
+from graph.transport.secrets import SecretSelections
 from graph.transport.websocket import SubscriptionEndpoint
 
 logger = logging.getLogger("conduit")
@@ -118,12 +122,21 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         only_trusted=settings.persisted_documents_only,
         store=caches[APQ],
     )
-    http = GraphQLHTTPHandler(state, pipeline, playground, persisted)
+    http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget, SecretSelections(schema._schema))
     websocket = SubscriptionEndpoint(schema, state)
+
+    # /metrics off the public port when CONDUIT_METRICS_PORT is set: started with the app, in each worker
+    listener = None
+    if settings.metrics_port is not None:
+        listener = MetricsListener(metrics, settings.metrics_host, settings.metrics_port)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if listener is not None:
+            listener.start()
         yield
+        if listener is not None:
+            await listener.stop()
         await state.broker.close()
         if state.redis is not None:
             await state.redis.close()
@@ -134,8 +147,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         WebSocketRoute("/graphql", websocket),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(db)),
-        Route("/metrics", metrics_endpoint(metrics)),
     ]
+    if listener is None:  # else served by the listener only: 404 here
+        routes.append(Route("/metrics", metrics_endpoint(metrics)))
     if playground is not None:
         routes.append(Mount("/static/graphiql", app=StaticFiles(directory=STATIC / "graphiql"), name="graphiql"))
     # outermost, so every response (CORS preflights and 500s included) carries the security
@@ -144,6 +158,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         Middleware(SecurityHeadersMiddleware, production=settings.is_production),
         Middleware(ObservabilityMiddleware, metrics=metrics, routes=routes),
     ]
+    if settings.compression:
+        # inside the observability middleware: the access log and metrics see what is sent
+        middleware.append(Middleware(CompressionMiddleware))
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -151,7 +168,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
-                expose_headers=["X-Request-ID"],
+                # readable by a page's script: the request id and the rate-limit headers
+                expose_headers=["X-Request-ID", *RATE_LIMIT_HEADERS],
                 max_age=600,
             )
         )

@@ -45,10 +45,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # every worker writes its metrics there, so /metrics adds up all workers whichever answers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="conduit-metrics-")
     settings.resolve_jwt_secret()  # fail before binding when production has no secret
+    if settings.metrics_port is not None and settings.metrics_port == args.port:
+        print(f"conduit: CONDUIT_METRICS_PORT must differ from --port ({args.port})", file=sys.stderr)
+        return 2
     url = f"http://{args.host}:{args.port}/graphql"
     print(f"Conduit GraphQL on {settings.database_url}", flush=True)
     if settings.playground_enabled:
         print(f"Playground: {url}", flush=True)
+    if settings.metrics_port is not None:  # each worker's lifespan binds it (graph/observability/listener.py)
+        metrics_url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+        print(f"Metrics: {metrics_url} (not on the public port)", flush=True)
     uvicorn.run(
         "graph.app:create_app",
         factory=True,

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     # how long connecting to Redis or one command may take before the request goes on without it;
     # the time counts the event loop's own delays, so too tight a bound fails open under load
     cache_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
+    # gzip for responses of 1 KiB or more when the client accepts it (graph/transport/compression.py);
+    # off when a proxy in front compresses (it must then honour Cache-Control: no-transform, BREACH)
+    compression: bool = True
+    # /metrics on its own listener on this host and port (graph/observability/listener.py) instead of
+    # the public port, which then answers 404 on /metrics; unset: /metrics on the public port
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
     # Answer operations from planned SQL (graph/execution/planned/); off only to compare or debug:
     # graphql-core and the resolvers then answer everything.
     planned_execution: bool = True

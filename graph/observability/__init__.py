@@ -1,5 +1,8 @@
 """Operations visibility: Prometheus metrics on ``/metrics``, request ids, JSON access logs.
 
+``/metrics`` is a route of the public app, or with ``CONDUIT_METRICS_PORT`` set, served only by
+its own listener (``listener.py``).
+
 Metrics (each app has its own ``CollectorRegistry``, so test apps never share counters):
 
 - ``conduit_http_requests_total{method,path,status}``: every HTTP response. ``path`` is the

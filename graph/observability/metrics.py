@@ -136,15 +136,20 @@ class Metrics:
         for code in codes:
             self.resolver_errors.labels(code[:MAX_LABEL_LENGTH]).inc()
 
-    def exposition(self) -> bytes:
-        """The text exposition of every metric (all workers' in multiprocess mode)."""
+    def exposed_registry(self) -> CollectorRegistry:
+        """The registry a scrape reads: this app's, or in multiprocess mode every worker's files
+        plus this process's collectors (built per scrape: workers come and go)."""
         if self.multiprocess_dir is None:
-            return generate_latest(self.registry)
+            return self.registry
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         for collector in self._process_collectors:
             registry.register(collector)
-        return generate_latest(registry)
+        return registry
+
+    def exposition(self) -> bytes:
+        """The text exposition of every metric (all workers' in multiprocess mode)."""
+        return generate_latest(self.exposed_registry())
 
 
 def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Any]:

@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -38,11 +38,19 @@ from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
 from graph.execution.pipeline import RequestPipeline
 from graph.transport.headers import PLAYGROUND_CSP
 from graph.transport.persisted import PersistedQueries, PersistedQueryError
+from graph.transport.ratelimit import RETRY_AFTER, rate_limit_headers, retry_after
+from graph.transport.secrets import SecretSelections
+
+if TYPE_CHECKING:
+    from db.budget import Budget
 
 logger = logging.getLogger("conduit.http")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+# on answers holding a credential: not kept (as every answer), and not compressed by us or by
+# any proxy (RFC 9111, 5.2.2.6), against BREACH (graph/transport/compression.py, secrets.py)
+CREDENTIAL_CACHE_CONTROL = "no-store, no-transform"
 GET_OPERATIONS = frozenset({OperationType.QUERY})
 POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
@@ -192,7 +200,11 @@ class GraphQLHTTPHandler:
 
     Reads the request, resolves a persisted document, signs the viewer in, and hands the
     operation to the app's ``RequestPipeline`` (``graph/execution/pipeline.py``): admission, then
-    whichever executor answers. ``respond`` is the one way out, recording the outcome.
+    whichever executor answers. ``respond`` is the one way out, recording the outcome. ``budget``
+    (the cost budget's store, ``None`` when it is off) gives every GraphQL response its
+    ``X-RateLimit-*`` headers (``graph/transport/ratelimit.py``). ``secrets`` tells which answers
+    hold a credential: they get ``Cache-Control: no-store, no-transform``, which keeps them
+    uncompressed (BREACH; ``None``: every answer is treated so).
     """
 
     def __init__(
@@ -201,11 +213,15 @@ class GraphQLHTTPHandler:
         pipeline: RequestPipeline,
         playground: str | None,
         persisted: PersistedQueries | None = None,
+        budget: Budget | None = None,
+        secrets: SecretSelections | None = None,
     ) -> None:
         self.state = state
         self.pipeline = pipeline
         self.playground = playground
         self.persisted = persisted or PersistedQueries()
+        self.budget = budget
+        self.secrets = secrets
 
     def respond(
         self,
@@ -215,8 +231,14 @@ class GraphQLHTTPHandler:
         headers: dict[str, str] | None = None,
         encoded: bytes | None = None,
     ) -> Response:
-        """``body`` as UTF-8 JSON (``encoded``: already encoded); its outcome goes to the metrics and the access log."""
+        """``body`` as UTF-8 JSON (``encoded``: already encoded); its outcome goes to the metrics and the access log.
+
+        A ``RATE_LIMITED`` error's ``retryAfter`` becomes ``Retry-After`` unless ``headers`` set it.
+        """
         observability.record_graphql_response(body, status)
+        seconds = retry_after(body)
+        if seconds is not None:
+            headers = {RETRY_AFTER: str(seconds), **(headers or {})}
         content = encoded if encoded is not None else orjson.dumps(body)
         return Response(content, status_code=status, media_type=media_type, headers=headers)
 
@@ -237,6 +259,12 @@ class GraphQLHTTPHandler:
                 media_type="text/plain",
             )
         context = Context(app=self.state, request=request, request_id=observability.begin_graphql_request())
+        response = await self._answer(request, context, media_type)
+        # after the budget step, if it ran: what it charged; else what is known without SQL
+        response.headers.update(rate_limit_headers(context.rate_limit, self.budget))
+        return response
+
+    async def _answer(self, request: Request, context: Context, media_type: str) -> Response:
         try:
             return await self._handle(request, context, media_type)
         except RequestError as error:
@@ -287,10 +315,18 @@ class GraphQLHTTPHandler:
             body = {"errors": [error.formatted for error in refusal.errors]}
             return self.respond(body, status, media_type, refusal.headers or None)
         self.persisted.remember(document)  # an APQ registration is kept only once its document was admitted
+        secret = self.secrets is None or self.secrets.carries_secret(operation.parsed, operation.selected)
+        if secret:  # never cached, never compressed (BREACH)
+            return self._result_response(result, media_type, request, None, {"Cache-Control": CREDENTIAL_CACHE_CONTROL})
         return self._result_response(result, media_type, request, operation.cache_policy)
 
     def _result_response(
-        self, result: GraphQLExecutionResult, media_type: str, request: Request, policy: CachePolicy | None
+        self,
+        result: GraphQLExecutionResult,
+        media_type: str,
+        request: Request,
+        policy: CachePolicy | None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         body: dict[str, Any] = {}
         request_error = is_request_error(result)
@@ -302,7 +338,7 @@ class GraphQLHTTPHandler:
             body["extensions"] = result.extensions
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
         if policy is None or result.errors or policy.max_age <= 0:
-            return self.respond(body, status, media_type)  # the middleware's no-store
+            return self.respond(body, status, media_type, headers)  # the middleware's no-store, unless set
         encoded = orjson.dumps(body)
         # the answer depends on the media type negotiated, and a private one on the viewer
         headers = {
