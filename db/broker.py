@@ -27,6 +27,8 @@ logger = logging.getLogger("conduit.broker")
 
 COMMENT_ADDED = "comment_added"
 ARTICLE_PUBLISHED = "article_published"
+SESSIONS_CLOSED = "sessions_closed"
+"""A user was suspended or deleted: every process closes that user's WebSockets (``{"user_id": id}``)."""
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
+        await websocket.sockets.close()
         await state.broker.close()
         await db.dispose()
 
