@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
+from auth.audit import audit
 from db.broker import ARTICLE_PUBLISHED, Event
 from db.dialect import insert_ignore
 from db.models import article_table as a
@@ -189,6 +190,14 @@ class ArticleMutations:
             # favorites go with it (ON DELETE CASCADE).
             await set_tags(session, row.id, [])
             await session.execute(sa.delete(a).where(a.c.id == row.id))
+        if row.author_id != info.context.viewer_id:  # a moderator's or an admin's removal
+            audit(
+                "content_removed",
+                viewer_id=info.context.viewer_id,
+                kind="article",
+                content_id=row.id,
+                author_id=row.author_id,
+            )
         return strawberry.ID(to_global_id("Article", row.id))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
