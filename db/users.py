@@ -29,7 +29,7 @@ __all__ = [
     "DeletedUser",
     "LastAdmin",
     "RoleChange",
-    "Suspension",
+    "SuspensionChange",
     "SuspensionInPast",
     "change_role",
     "delete_user",
@@ -107,7 +107,7 @@ class SuspensionInPast(ValueError):
 
 
 @dataclass(frozen=True)
-class Suspension:
+class SuspensionChange:
     """A suspension written (or lifted): whose, and how many refresh tokens it revoked (0 when lifted)."""
 
     user_id: int
@@ -124,7 +124,7 @@ async def suspend_user(
     until: dt.datetime | None,
     by_id: int | None,
     now: dt.datetime | None = None,
-) -> Suspension:
+) -> SuspensionChange:
     """Suspend ``user_id`` from ``now`` until ``until`` (forever when ``None``), revoking their refresh tokens.
 
     ``by_id`` is the suspender (``None`` from the command line). A new suspension replaces a
@@ -150,10 +150,10 @@ async def suspend_user(
         )
     )
     revoked = await revoke_sessions(session, user_id, now)
-    return Suspension(user_id=user_id, until=until, sessions_revoked=revoked, was_suspended=was)
+    return SuspensionChange(user_id=user_id, until=until, sessions_revoked=revoked, was_suspended=was)
 
 
-async def unsuspend_user(*, session: AsyncSession, user_id: int, now: dt.datetime | None = None) -> Suspension:
+async def unsuspend_user(*, session: AsyncSession, user_id: int, now: dt.datetime | None = None) -> SuspensionChange:
     """Lift ``user_id``'s suspension (clearing all four columns); ``was_suspended`` tells whether one was current.
 
     Lifting when there is none is not an error (the columns of an expired one are cleared too).
@@ -166,7 +166,7 @@ async def unsuspend_user(*, session: AsyncSession, user_id: int, now: dt.datetim
         .where(user_table.c.id == user_id)
         .values(suspended_at=None, suspended_until=None, suspension_reason=None, suspended_by_id=None, updated_at=now)
     )
-    return Suspension(user_id=user_id, until=None, was_suspended=was)
+    return SuspensionChange(user_id=user_id, until=None, was_suspended=was)
 
 
 async def _suspended_now(session: AsyncSession, user_id: int, now: dt.datetime) -> bool:
@@ -286,24 +286,25 @@ async def delete_user(*, session: AsyncSession, user_id: int) -> DeletedUser | N
     search index follows the ``article`` rows (SQLite's triggers, PostgreSQL's generated column).
 
     Runs inside the caller's write transaction (all or nothing). ``None`` when there is no
-    such user; raises ``LastAdmin`` for the only admin. The user row is locked first, so a
-    concurrent write that names the user (a new favorite, say) waits and then fails its
-    foreign key instead of leaving a row behind; every count is taken from the rows a
-    ``DELETE ... RETURNING`` removed, so a concurrent unfavorite cannot be counted twice.
+    such user; raises ``LastAdmin`` for the only admin. The user row is locked first (after
+    the admins' rows, when deleting an admin), so a concurrent write that names the user (a
+    new favorite, say) waits and then fails its foreign key instead of leaving a row behind;
+    every count is taken from the rows a ``DELETE ... RETURNING`` removed, so a concurrent
+    unfavorite cannot be counted twice.
     """
     u = user_table
-    user = (
-        await session.execute(
-            sa.select(u.c.id, u.c.username, u.c.email, u.c.role).where(u.c.id == user_id).with_for_update()
-        )
-    ).first()
+    columns = (u.c.id, u.c.username, u.c.email, u.c.role)
+    admins = sa.select(u.c.id).where(u.c.role == Role.ADMIN.value).order_by(u.c.id).with_for_update()
+    unlocked = (await session.execute(sa.select(*columns).where(u.c.id == user_id))).first()
+    if unlocked is not None and unlocked.role == Role.ADMIN.value:
+        # every admin row, in id order, before the user's own lock: two admins deleting each
+        # other then queue (the second finds one admin left) instead of deadlocking
+        await session.execute(admins)
+    user = (await session.execute(sa.select(*columns).where(u.c.id == user_id).with_for_update())).first()
     if user is None:
         return None
-    if user.role == Role.ADMIN.value:
-        # locked in id order, so two admins deleting each other cannot both pass this check
-        admins = sa.select(u.c.id).where(u.c.role == Role.ADMIN.value).order_by(u.c.id).with_for_update()
-        if len((await session.execute(admins)).all()) <= 1:
-            raise LastAdmin(f"{user.username} is the only admin")
+    if user.role == Role.ADMIN.value and len((await session.execute(admins)).all()) <= 1:
+        raise LastAdmin(f"{user.username} is the only admin")
     own_articles = sa.select(articles.c.id).where(articles.c.author_id == user_id).scalar_subquery()
 
     # Tag links of their articles first, so that the tags' articles_count drop with them.

@@ -28,7 +28,7 @@ from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, is_empty, seed, timed_s
 from db.users import (
     DeletedUser,
     LastAdmin,
-    Suspension,
+    SuspensionChange,
     SuspensionInPast,
     change_role,
     delete_user,
@@ -191,7 +191,7 @@ def _set_role(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _user_work(settings: Settings, username: str, work: Callable[[AsyncSession, int], Awaitable[T]]) -> T | None:
-    """Run ``work(session, user_id)`` in one write transaction on ``username``'s locked row; ``None`` if no such user.
+    """Run ``work(session, user_id)`` in one write transaction on ``username``'s row; ``None`` if no such user.
 
     When ``work`` ends the user's sessions (it returns a ``_SessionsClosed``),
     ``SESSIONS_CLOSED`` goes out with the commit on PostgreSQL,
@@ -213,7 +213,9 @@ async def _user_work(settings: Settings, username: str, work: Callable[[AsyncSes
 
     try:
         async with db.transaction(session, before_commit=notify):
-            named = sa.select(user_table.c.id).where(user_table.c.username == username).with_for_update()
+            # not locked here: the work's own writes lock what they change, and delete_user
+            # locks the admins' rows before the user's
+            named = sa.select(user_table.c.id).where(user_table.c.username == username)
             user_id = (await session.execute(named)).scalar()
             if user_id is None:
                 return None
@@ -243,6 +245,10 @@ def _parse_until(text: str | None) -> dt.datetime | None:
 
 
 def _list_users(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        print("conduit: --limit must be at least 1", file=sys.stderr)
+        return 2
+
     async def run() -> int:
         db = Database(settings.database_url)
         session = db.session()
@@ -299,7 +305,7 @@ def _suspend(args: argparse.Namespace, settings: Settings) -> int:
     if done is None:
         print(f"no user named {args.username!r}", file=sys.stderr)
         return 1
-    change: Suspension = done.value
+    change: SuspensionChange = done.value
     until_text = change.until.isoformat() if change.until is not None else None
     audit(
         "user_suspended",
@@ -315,7 +321,7 @@ def _suspend(args: argparse.Namespace, settings: Settings) -> int:
 def _unsuspend(args: argparse.Namespace, settings: Settings) -> int:
     from auth.audit import audit
 
-    async def work(session: AsyncSession, user_id: int) -> Suspension:
+    async def work(session: AsyncSession, user_id: int) -> SuspensionChange:
         return await unsuspend_user(session=session, user_id=user_id)
 
     change = asyncio.run(_user_work(settings, args.username, work))

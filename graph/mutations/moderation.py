@@ -165,12 +165,15 @@ class ModerationMutations:
     )
     async def delete_user(self, info: Info[Context, None], username: str) -> strawberry.ID:
         async with info.context.transaction() as session:
-            row = await _locked_user(session, username)
+            # not locked here: delete_user locks the admins' rows before the user's
+            row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.username == username))).first()
+            if row is None:
+                raise NotFound(f"no user named {username!r}")
             try:
                 deleted = await delete_user(session=session, user_id=row.id)
             except LastAdmin:
                 raise BadUserInput({"username": [LAST_ADMIN]}) from None
-            if deleted is None:  # cannot happen: the row is locked
+            if deleted is None:  # deleted by someone else meanwhile
                 raise NotFound(f"no user named {username!r}")
             info.context.publish_after_commit(sessions_closed(row.id, "account deleted"))
         by = "self" if row.id == info.context.viewer_id else "admin"

@@ -8,6 +8,7 @@ the API against ``follow``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from typing import Any
@@ -286,3 +287,19 @@ async def test_moderators_removing_content_is_audited(
         pk_of(moderator.id),
     )
     assert record["content_id"] == from_global_id(theirs["id"])[1]  # type: ignore[index]
+
+
+async def test_two_admins_deleting_each_other_leave_one(app: Any, gql: GQL, users: Users) -> None:
+    """Concurrent deletions queue on the admins' rows: one wins, the other finds the last admin."""
+    first = await users.register("first")
+    second = await users.register("second")
+    for name in ("first", "second"):
+        await set_role(app, name, "ADMIN")
+    one, two = await asyncio.gather(
+        gql(DELETE_USER, {"u": "second"}, first.token), gql(DELETE_USER, {"u": "first"}, second.token)
+    )
+    outcomes = sorted([tuple(one.codes), tuple(two.codes)])
+    # the loser is refused: its viewer is gone (401) or is now the last admin
+    assert outcomes[0] == () and outcomes[1] in {("BAD_USER_INPUT",), ("UNAUTHENTICATED",)}, (one.body, two.body)
+    admins = await _rows(app, sa.select(user_table.c.username).where(user_table.c.role == "ADMIN"))
+    assert len(admins) == 1
