@@ -104,13 +104,17 @@ class SignedInSockets:
                 listening.set()
                 async for event in events:
                     self.closures += 1
-                    reason = str(event.payload.get("reason") or SUSPENDED)
-                    await self.close_user(int(event.payload["user_id"]), reason)
+                    try:
+                        user_id = int(event.payload["user_id"])
+                    except (KeyError, TypeError, ValueError):
+                        logger.error("dropped a %s event without a user id: %r", SESSIONS_CLOSED, event.payload)
+                        continue
+                    await self.close_user(user_id, str(event.payload.get("reason") or SUSPENDED))
         except asyncio.CancelledError:
             raise
         except Exception:
-            # the connection still works; only the close on suspension is lost until the next
-            # signed-in connection subscribes again
+            # connections are still served and tokens still checked per request; only closing
+            # sockets on suspension waits until the next connection starts listening again
             logger.exception("cannot listen for closed sessions")
         finally:
             listening.set()
