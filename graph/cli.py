@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from auth.passwords import hash_password
-from db.broker import SESSIONS_CLOSED, Event
+from db.broker import Event, sessions_closed
 from db.engine import Database, is_sqlite_url
 from db.migrate import upgrade
 from db.models import Role
@@ -221,7 +221,7 @@ async def _user_work(settings: Settings, username: str, work: Callable[[AsyncSes
                 return None
             result = await work(session, user_id)
             if isinstance(result, _SessionsClosed):
-                pending.append(Event(SESSIONS_CLOSED, {"user_id": user_id, "reason": result.reason}))
+                pending.append(sessions_closed(user_id, result.reason))
             return result
     finally:
         await session.close()
@@ -378,7 +378,7 @@ def _set_password(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _delete_user(args: argparse.Namespace, settings: Settings) -> int:
-    from auth.audit import audit
+    from graph.mutations.moderation import audit_deleted
 
     if not args.yes:
         print(
@@ -399,9 +399,8 @@ def _delete_user(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no user named {args.username!r}", file=sys.stderr)
         return 1
     deleted: DeletedUser = done.value
-    counts = deleted.counts()
-    audit("user_deleted", source="cli", target_user_id=deleted.user_id, by="operator", **counts)
-    print(f"deleted {args.username}: " + ", ".join(f"{count} {name}" for name, count in counts.items()))
+    audit_deleted(deleted, source="cli", by="operator")
+    print(f"deleted {args.username}: " + ", ".join(f"{count} {name}" for name, count in deleted.counts().items()))
     return 0
 
 

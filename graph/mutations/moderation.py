@@ -25,7 +25,7 @@ from strawberry.types import Info
 
 from auth.audit import audit
 from auth.passwords import verify_password_async
-from db.broker import SESSIONS_CLOSED, Event
+from db.broker import sessions_closed
 from db.models import Role
 from db.models import user_table as u
 from db.users import DeletedUser, LastAdmin, SuspensionInPast, delete_user, suspend_user, unsuspend_user
@@ -57,11 +57,6 @@ def _check_may_suspend(info: Info[Context, None], row: Any) -> None:
     viewer = info.context.viewer
     if viewer is None or not may_suspend(viewer.id, viewer.role, row.id, Role(row.role)):
         raise Forbidden(CanSuspend.message)
-
-
-def sessions_closed(user_id: int, reason: str) -> Event:
-    """The event that makes every process close ``user_id``'s WebSockets with ``reason``."""
-    return Event(SESSIONS_CLOSED, {"user_id": user_id, "reason": reason})
 
 
 def audit_deleted(deleted: DeletedUser, *, source: str, by: str, viewer_id: int | None = None) -> None:
