@@ -12,11 +12,23 @@ Events (level) and their own fields; ``retry_after`` is in seconds:
 - ``login_locked`` (WARNING): ``limit`` (``email`` or ``address``), ``retry_after``, ``email_hash``, ``client``.
 - ``register_limited``, ``refresh_limited`` (WARNING): ``limit`` (``address``), ``retry_after``, ``client``.
 - ``refresh_token_reuse_detected`` (WARNING): ``user_id``, ``family_id``, ``client``.
-- ``password_changed`` (INFO): ``user_id``, ``sessions_revoked`` (refresh tokens revoked).
+- ``password_changed`` (INFO): ``user_id``, ``sessions_revoked`` (refresh tokens revoked); ``source=cli`` when
+  an operator set it (``conduit user set-password``).
 - ``role_changed`` (WARNING): ``source`` (``api`` or ``cli``), ``target_user_id``, ``old_role``, ``new_role``.
-- ``token_rejected`` (INFO): ``reason`` (``bad_header``, ``deleted_user`` or an ``auth.tokens.InvalidToken``
-  reason), ``kid`` (an unknown key id, when sane) or ``user_id`` (for ``deleted_user``).
+- ``token_rejected`` (INFO): ``reason`` (``bad_header``, ``deleted_user``, ``suspended`` or an
+  ``auth.tokens.InvalidToken`` reason), ``kid`` (an unknown key id, when sane) or ``user_id`` (for
+  ``deleted_user`` and ``suspended``).
+- ``sign_in_refused`` (INFO): ``reason`` (``suspended``), ``via`` (``login`` or ``refresh``), ``user_id``,
+  ``client``; a login is refused so only after its password was right.
 - ``permission_denied`` (INFO): ``permission`` (the class name), ``field_path`` (e.g. ``deleteArticle``).
+- ``user_suspended`` (WARNING): ``source`` (``api`` or ``cli``), ``target_user_id``, ``until`` (ISO 8601, ``None``
+  for ever), ``sessions_revoked`` (refresh tokens revoked).
+- ``user_unsuspended`` (WARNING): ``source``, ``target_user_id``, ``was_suspended`` (whether a suspension was current).
+- ``user_deleted`` (WARNING): ``source``, ``target_user_id``, ``by`` (``self``, ``admin`` or ``operator`` from the
+  command line), and the counts of what went with the account: ``articles``, ``comments``, ``comments_on_articles``,
+  ``favorites``, ``favorites_of_articles``, ``follows``, ``sessions`` (refresh tokens).
+- ``content_removed`` (WARNING): a moderator or admin deleted someone else's content: ``kind`` (``article`` or
+  ``comment``), ``content_id``, ``author_id``.
 
 What never reaches this log: passwords, access or refresh tokens, keys, and email addresses
 (``email_hash`` is a short SHA-256 prefix of the lower-cased address, enough to correlate attempts
@@ -33,7 +45,17 @@ from collections.abc import Callable
 logger = logging.getLogger("conduit.audit")
 
 WARNING_EVENTS = frozenset(
-    {"login_locked", "register_limited", "refresh_limited", "refresh_token_reuse_detected", "role_changed"}
+    {
+        "login_locked",
+        "register_limited",
+        "refresh_limited",
+        "refresh_token_reuse_detected",
+        "role_changed",
+        "user_suspended",
+        "user_unsuspended",
+        "user_deleted",
+        "content_removed",
+    }
 )
 """Events that suggest an attack or change privileges; every other event is logged at INFO."""
 

@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from auth.audit import audit
 from auth.tokens import InvalidToken, TokenService
 from db.dialect import DriverDialect
-from db.driver_sql import VIEWER_BY_ID
 from db.engine import Database
-from db.models import Role
+from db.models import Role, utcnow
+from db.users import viewer_by_id
 
 SCHEMES = ("bearer", "token")
+
+
+SUSPENDED = "account suspended"
+"""The message of every refusal of a suspended user (tokens, WebSocket, login, refresh)."""
 
 
 class AuthenticationFailed(Exception):
@@ -64,8 +68,9 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
     """The viewer an ``Authorization`` header names, ``None`` when there is no header.
 
     Raises ``AuthenticationFailed`` for a malformed header, a malformed, expired, forged,
-    foreign-algorithm or unknown-key token and for a token whose user no longer exists. Each
-    refusal is audited as ``token_rejected`` with its reason (never the token).
+    foreign-algorithm or unknown-key token, for a token whose user no longer exists and for a
+    suspended user's token (message ``SUSPENDED``). Each refusal is audited as
+    ``token_rejected`` with its reason (never the token).
     """
     try:
         token = token_from_header(header)
@@ -79,17 +84,25 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
     except InvalidToken as error:
         audit("token_rejected", reason=error.reason, kid=error.kid)
         raise AuthenticationFailed("the access token is invalid or expired") from error
-    # driver SQL: one short read on every signed-in request, not worth a compiled statement
-    (rows,) = await db.fetch_raw([(_viewer_by_id(db.is_sqlite), [user_id])])
+    # driver SQL: one short read on every signed-in request; the role and the suspension come
+    # with it, so both take effect at once without a statement of their own
+    dialect = DriverDialect(db.is_sqlite)
+    text, names = _viewer_by_id(db.is_sqlite)
+    values = {"id": user_id, "now": dialect.bind_time(utcnow())}
+    (rows,) = await db.fetch_raw([(text, [values[name] for name in names])])
     if not rows:
         # a correctly signed token outliving its user: worth telling apart from forgeries
         audit("token_rejected", reason="deleted_user", user_id=user_id)
         raise AuthenticationFailed("the access token's user no longer exists")
-    pk, username, role = rows[0]
+    pk, username, role, suspended = rows[0]
+    if suspended:
+        audit("token_rejected", reason="suspended", user_id=user_id)
+        raise AuthenticationFailed(SUSPENDED)
     return Viewer(id=pk, username=username, role=Role(role))
 
 
 @functools.cache
-def _viewer_by_id(is_sqlite: bool) -> str:
-    """``VIEWER_BY_ID`` in the driver's dialect; its one parameter is the user id."""
-    return DriverDialect(is_sqlite).render(VIEWER_BY_ID)[0]
+def _viewer_by_id(is_sqlite: bool) -> tuple[str, tuple[str, ...]]:
+    """``db.users.viewer_by_id`` in the driver's dialect and its parameters' names (``id``, ``now``) in order."""
+    text, names = DriverDialect(is_sqlite).compile(viewer_by_id())
+    return text, tuple(names)

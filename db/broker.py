@@ -27,6 +27,8 @@ logger = logging.getLogger("conduit.broker")
 
 COMMENT_ADDED = "comment_added"
 ARTICLE_PUBLISHED = "article_published"
+SESSIONS_CLOSED = "sessions_closed"
+"""A user was suspended or deleted: every process closes that user's WebSockets (``sessions_closed``)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class Event:
 
     channel: str
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+def sessions_closed(user_id: int, reason: str) -> Event:
+    """The event that makes every process close ``user_id``'s WebSockets, giving ``reason`` (the close reason)."""
+    return Event(SESSIONS_CLOSED, {"user_id": user_id, "reason": reason})
 
 
 class Broker(Protocol):

@@ -1,14 +1,16 @@
-"""Driver SQL written by hand: the hot paths outside the planner (viewer lookup, budget charge, addComment).
+"""Driver SQL written by hand: the hot paths outside the planner (budget charge, addComment).
 
 Plain SQL text with ``:name`` parameters, which ``DriverDialect.render`` turns into the
 driver's placeholders for ``Database.fetch_raw`` and ``Database.write``. Planned queries
 are not here: ``graph/execution/planned/`` builds them as SQLAlchemy Core statements from
-its mapping and compiles them per dialect. Values always travel as parameters.
+its mapping and compiles them per dialect, and the viewer lookup is ``db.users.viewer_by_id``
+(a Core statement, so that "suspended now" has one definition). Values always travel as
+parameters.
 """
 
 from __future__ import annotations
 
-__all__ = ["CHARGE_BUDGET", "INSERT_COMMENT", "VIEWER_BY_ID"]
+__all__ = ["CHARGE_BUDGET", "INSERT_COMMENT"]
 
 CHARGE_BUDGET = (
     "INSERT INTO cost_budget (bucket, window_start, used) VALUES (:bucket, :window, :cost) "
@@ -17,9 +19,6 @@ CHARGE_BUDGET = (
 )
 """Spend ``:cost`` of ``:bucket``'s ``:points`` in ``:window`` if they fit (``db/budget.py``): ``(used,)``
 after the charge, or no row when it did not fit (nothing is changed then)."""
-
-VIEWER_BY_ID = 'SELECT id, username, role FROM "user" WHERE id = :id'
-"""The viewer an access token names: ``(id, username, role)``, or no row."""
 
 INSERT_COMMENT = (
     "INSERT INTO comment (body, article_id, author_id, created_at, updated_at) "

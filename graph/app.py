@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         if listener is not None:
             listener.start()
         yield
+        await websocket.sockets.close()
         if listener is not None:
             await listener.stop()
         await state.broker.close()

@@ -1,23 +1,45 @@
-"""The ``conduit`` command: serve, database upgrade and seed, schema export, user roles."""
+"""The ``conduit`` command: serve, database upgrade and seed, schema export, user administration."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import getpass
 import logging
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from auth.passwords import hash_password
+from db.broker import Event, sessions_closed
 from db.engine import Database, is_sqlite_url
 from db.migrate import upgrade
 from db.models import Role
 from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, is_empty, seed, timed_seed_message
-from db.users import change_role
+from db.users import (
+    DeletedUser,
+    LastAdmin,
+    SuspensionChange,
+    SuspensionInPast,
+    change_role,
+    delete_user,
+    list_users,
+    set_password,
+    suspend_user,
+    unsuspend_user,
+)
 from graph.settings import Settings
+
+T = TypeVar("T")
 
 logger = logging.getLogger("conduit")
 
@@ -171,6 +193,223 @@ def _set_role(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+# -- user administration: the same data functions as the API (db/users.py) ----------------------
+
+
+async def _user_work(settings: Settings, username: str, work: Callable[[AsyncSession, int], Awaitable[T]]) -> T | None:
+    """Run ``work(session, user_id)`` in one write transaction on ``username``'s row; ``None`` if no such user.
+
+    When ``work`` ends the user's sessions (it returns a ``_SessionsClosed``),
+    ``SESSIONS_CLOSED`` goes out with the commit on PostgreSQL,
+    so every server process closes the user's WebSockets. On SQLite the servers' brokers live in
+    their own processes and cannot hear a command: open WebSockets stay open until they end
+    (the user's tokens are refused at once all the same).
+    """
+    from db.broker import PostgresBroker
+    from db.models import user_table
+
+    db = Database(settings.database_url)
+    session = db.session()
+    pending: list[Event] = []
+
+    async def notify(connection: AsyncConnection) -> None:
+        if not db.is_sqlite:
+            for event in pending:
+                await PostgresBroker(db.url).publish(event, connection)
+
+    try:
+        async with db.transaction(session, before_commit=notify):
+            # not locked here: the work's own writes lock what they change, and delete_user
+            # locks the admins' rows before the user's
+            named = sa.select(user_table.c.id).where(user_table.c.username == username)
+            user_id = (await session.execute(named)).scalar()
+            if user_id is None:
+                return None
+            result = await work(session, user_id)
+            if isinstance(result, _SessionsClosed):
+                pending.append(sessions_closed(user_id, result.reason))
+            return result
+    finally:
+        await session.close()
+        await db.dispose()
+
+
+@dataclass(frozen=True)
+class _SessionsClosed:
+    """A command's result that ends the user's sessions (their WebSockets close with ``reason``)."""
+
+    reason: str
+    value: Any
+
+
+def _parse_until(text: str | None) -> dt.datetime | None:
+    """``--until`` as an aware datetime: ISO 8601; without an offset it is read as UTC."""
+    if text is None:
+        return None
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _list_users(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        print("conduit: --limit must be at least 1", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        session = db.session()
+        try:
+            rows = await list_users(
+                session=session,
+                search=args.search,
+                role=Role(args.role) if args.role else None,
+                is_suspended=args.suspended,
+                limit=args.limit,
+            )
+        finally:
+            await session.close()
+            await db.dispose()
+        for row in rows:
+            if row.suspended:
+                until = _aware(row.suspended_until).isoformat() if row.suspended_until is not None else "forever"
+                state = f"suspended until {until}: {row.suspension_reason}"
+            else:
+                state = "active"
+            created = _aware(row.created_at).isoformat()
+            print(f"{row.username}\t{row.email}\t{row.role}\t{created}\t{state}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _suspend(args: argparse.Namespace, settings: Settings) -> int:
+    from auth.audit import audit
+
+    reason = args.reason.strip()
+    if not reason:
+        print("conduit: --reason can't be empty", file=sys.stderr)
+        return 2
+    try:
+        until = _parse_until(args.until)
+    except ValueError:
+        print(f"conduit: --until {args.until!r} is not an ISO 8601 date and time", file=sys.stderr)
+        return 2
+
+    async def work(session: AsyncSession, user_id: int) -> _SessionsClosed:
+        change = await suspend_user(session=session, user_id=user_id, reason=reason, until=until, by_id=None)
+        return _SessionsClosed("account suspended", change)
+
+    try:
+        done = asyncio.run(_user_work(settings, args.username, work))
+    except SuspensionInPast:
+        print("conduit: --until must be in the future", file=sys.stderr)
+        return 2
+    if done is None:
+        print(f"no user named {args.username!r}", file=sys.stderr)
+        return 1
+    change: SuspensionChange = done.value
+    until_text = change.until.isoformat() if change.until is not None else None
+    audit(
+        "user_suspended",
+        source="cli",
+        target_user_id=change.user_id,
+        until=until_text,
+        sessions_revoked=change.sessions_revoked,
+    )
+    print(f"{args.username} is suspended until {until_text or 'further notice'}")
+    return 0
+
+
+def _unsuspend(args: argparse.Namespace, settings: Settings) -> int:
+    from auth.audit import audit
+
+    async def work(session: AsyncSession, user_id: int) -> SuspensionChange:
+        return await unsuspend_user(session=session, user_id=user_id)
+
+    change = asyncio.run(_user_work(settings, args.username, work))
+    if change is None:
+        print(f"no user named {args.username!r}", file=sys.stderr)
+        return 1
+    audit("user_unsuspended", source="cli", target_user_id=change.user_id, was_suspended=change.was_suspended)
+    print(f"{args.username} is no longer suspended" if change.was_suspended else f"{args.username} was not suspended")
+    return 0
+
+
+def _read_new_password(from_stdin: bool) -> str | None:
+    """The new password: one line of stdin (``--stdin`` or not a terminal), else asked twice; ``None`` if they differ.
+
+    Never an argument: arguments show in ``ps`` and in shell history.
+    """
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Again: ") != first:
+        return None
+    return first
+
+
+def _set_password(args: argparse.Namespace, settings: Settings) -> int:
+    from auth.audit import audit
+    from auth.passwords import use_profile
+    from graph.errors import FieldErrors
+    from graph.validation import check_password
+
+    password = _read_new_password(args.stdin)
+    if password is None:
+        print("conduit: the passwords differ; nothing changed", file=sys.stderr)
+        return 2
+    errors = FieldErrors()
+    check_password(errors, password)
+    if errors:
+        print(f"conduit: the password {', '.join(errors.fields['password'])}", file=sys.stderr)
+        return 2
+    use_profile(settings.password_hash_profile)
+    password_hash = hash_password(password)
+
+    async def work(session: AsyncSession, user_id: int) -> tuple[int, int]:
+        return user_id, await set_password(session=session, user_id=user_id, password_hash=password_hash)
+
+    done = asyncio.run(_user_work(settings, args.username, work))
+    if done is None:
+        print(f"no user named {args.username!r}", file=sys.stderr)
+        return 1
+    user_id, revoked = done
+    audit("password_changed", source="cli", user_id=user_id, sessions_revoked=revoked)
+    print(f"{args.username}'s password is set; {revoked} refresh token(s) revoked")
+    return 0
+
+
+def _delete_user(args: argparse.Namespace, settings: Settings) -> int:
+    from graph.mutations.moderation import audit_deleted
+
+    if not args.yes:
+        print(
+            f"conduit: deleting {args.username!r} and everything they wrote cannot be undone; add --yes",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def work(session: AsyncSession, user_id: int) -> _SessionsClosed:
+        return _SessionsClosed("account deleted", await delete_user(session=session, user_id=user_id))
+
+    try:
+        done = asyncio.run(_user_work(settings, args.username, work))
+    except LastAdmin:
+        print(f"conduit: {args.username} is the only admin; make another admin first", file=sys.stderr)
+        return 1
+    if done is None:
+        print(f"no user named {args.username!r}", file=sys.stderr)
+        return 1
+    deleted: DeletedUser = done.value
+    audit_deleted(deleted, source="cli", by="operator")
+    print(f"deleted {args.username}: " + ", ".join(f"{count} {name}" for name, count in deleted.counts().items()))
+    return 0
+
+
 def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
     from graph.schema import export_sdl
 
@@ -231,6 +470,36 @@ def build_parser() -> argparse.ArgumentParser:
     set_role.add_argument("username")
     set_role.add_argument("role", choices=[role.value for role in Role])
     set_role.set_defaults(handler=_set_role)
+    listing = user.add_parser("list", help="list users, newest first")
+    listing.add_argument("--search", help="the start of a username or email (any case)")
+    listing.add_argument("--role", choices=[role.value for role in Role])
+    suspension = listing.add_mutually_exclusive_group()
+    suspension.add_argument("--suspended", action="store_true", default=None, help="only suspended users")
+    suspension.add_argument(
+        "--not-suspended", dest="suspended", action="store_false", help="only users who are not suspended"
+    )
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(handler=_list_users)
+    suspend = user.add_parser("suspend", help="suspend a user: tokens refused, refresh tokens revoked")
+    suspend.add_argument("username")
+    suspend.add_argument("--reason", required=True)
+    suspend.add_argument(
+        "--until", help="ISO 8601 end, e.g. 2027-01-31T12:00:00+00:00 (UTC without offset); forever if omitted"
+    )
+    suspend.set_defaults(handler=_suspend)
+    unsuspend = user.add_parser("unsuspend", help="lift a user's suspension")
+    unsuspend.add_argument("username")
+    unsuspend.set_defaults(handler=_unsuspend)
+    password = user.add_parser(
+        "set-password", help="set a user's password (asked twice, or one line on stdin); revokes their refresh tokens"
+    )
+    password.add_argument("username")
+    password.add_argument("--stdin", action="store_true", help="read the password from stdin even on a terminal")
+    password.set_defaults(handler=_set_password)
+    delete = user.add_parser("delete", help="delete a user and everything they wrote")
+    delete.add_argument("username")
+    delete.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    delete.set_defaults(handler=_delete_user)
     return parser
 
 

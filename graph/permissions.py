@@ -14,9 +14,19 @@ database on every request, so a demotion takes effect at once:
 | update article                            | no        | own only    | own only  | own only |
 | delete article or comment                 | no        | own only    | any       | any   |
 | setUserRole, deleteUser                   | no        | no          | no        | yes   |
+| suspendUser, unsuspendUser: a USER        | no        | no          | yes       | yes   |
+| suspendUser, unsuspendUser: staff         | no        | no          | no        | yes   |
+| suspendUser, unsuspendUser: oneself       | no        | no          | no        | no    |
+| deleteViewer (with the password)          | no        | yes         | yes       | yes   |
 
-A guard that needs a row (the article of ``slug``, the comment of ``id``) lets a missing row
-through, so the resolver answers ``NOT_FOUND`` rather than ``FORBIDDEN``.
+"Staff" is a moderator or an admin. Suspending oneself is ``FORBIDDEN`` (a rule about who may
+act, like the others here), not ``BAD_USER_INPUT``. Deleting the last admin (by ``deleteUser`` or
+``deleteViewer``) is refused by the data layer, not here (``BAD_USER_INPUT``, see
+``graph/mutations/moderation.py``).
+
+A guard that needs a row (the article of ``slug``, the comment of ``id``, the user of
+``username``) lets a missing row through, so the resolver answers ``NOT_FOUND`` rather than
+``FORBIDDEN``.
 
 Every refusal that reaches the client as an error is audited (``permission_denied``, with the
 permission class, the field path and the viewer id; see ``auth.audit``). ``IsSelfOrAdmin`` is not:
@@ -75,6 +85,43 @@ class IsAdmin(BasePermission):
         return (viewer is not None and viewer.role is Role.ADMIN) or denied(self, info)
 
 
+class IsStaff(BasePermission):
+    """The viewer is a moderator or an admin; anonymous requests are refused the same way (``FORBIDDEN``)."""
+
+    message = "Only moderators and admins may do this."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        return (viewer is not None and viewer.role in STAFF_ROLES) or denied(self, info)
+
+
+def may_suspend(viewer_id: int, viewer_role: Role, target_id: int, target_role: Role) -> bool:
+    """Whether a viewer may suspend (or lift the suspension of) the target: the matrix above.
+
+    Staff suspend users; only admins suspend moderators or admins; nobody suspends themself.
+    """
+    if viewer_id == target_id:
+        return False
+    if target_role in STAFF_ROLES:
+        return viewer_role is Role.ADMIN
+    return viewer_role in STAFF_ROLES
+
+
+class CanSuspend(BasePermission):
+    """The viewer may suspend the user named by ``username`` (``may_suspend``)."""
+
+    message = "Moderators suspend users; only admins suspend moderators or admins; nobody suspends themself."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    async def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        viewer = info.context.viewer
+        if viewer is None:
+            return denied(self, info)
+        row = await info.context.loaders.user_by_username.load(kwargs["username"])
+        return row is None or may_suspend(viewer.id, viewer.role, row.id, Role(row.role)) or denied(self, info)
+
+
 class IsSelfOrAdmin(BasePermission):
     """The source ``User`` is the viewer, or the viewer is an admin (for private fields)."""
 
@@ -95,17 +142,6 @@ class IsSelfOrStaff(BasePermission):
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
         viewer = info.context.viewer
         return viewer is not None and (viewer.id == source.pk or viewer.role in STAFF_ROLES)
-
-
-class IsStaff(BasePermission):
-    """The viewer is a moderator or an admin; anonymous requests are refused the same way (``FORBIDDEN``)."""
-
-    message = "Only moderators and admins may do this."
-    error_extensions = {"code": "FORBIDDEN"}
-
-    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
-        viewer = info.context.viewer
-        return (viewer is not None and viewer.role in STAFF_ROLES) or denied(self, info)
 
 
 class IsArticleAuthor(BasePermission):

@@ -20,6 +20,7 @@ from graph.admission.pipeline import Operation
 from graph.mutations.articles import ArticleMutations
 from graph.mutations.auth import AuthMutations
 from graph.mutations.comments import CommentMutations
+from graph.mutations.moderation import ModerationMutations
 from graph.mutations.users import UserMutations
 from graph.queries import Query
 from graph.scalars import DateTime
@@ -38,7 +39,9 @@ STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
 WEBSOCKET_OPERATIONS = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
 
-Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ArticleMutations, CommentMutations))
+Mutation = merge_types(
+    "Mutation", (AuthMutations, UserMutations, ArticleMutations, CommentMutations, ModerationMutations)
+)
 
 
 class ConduitSchema(strawberry.Schema):

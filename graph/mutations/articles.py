@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
+from auth.audit import audit
 from db.broker import ARTICLE_PUBLISHED, Event
 from db.dialect import insert_ignore
 from db.models import article_table as a
@@ -16,6 +17,7 @@ from db.models import article_tag_table as at
 from db.models import favorite_table as f
 from db.models import tag_table as t
 from db.models import utcnow
+from db.tags import change_articles_count
 from graph.context import Context
 from graph.errors import FieldErrors, NotFound
 from graph.ids import to_global_id
@@ -90,22 +92,8 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
 
 
 async def _count_links(session: AsyncSession, *, gained: set[int], lost: set[int]) -> None:
-    """Add one to ``articles_count`` of the tags ``gained``, take one from those ``lost``.
-
-    On PostgreSQL the tag rows are locked first, in id order and in a statement of their own:
-    writers whose tags overlap then queue instead of deadlocking, and the ``UPDATE``'s fresh
-    snapshot sees the rows as last committed (locked and updated in one statement, it re-locked
-    them through their older versions, which other waiters held: deadlocks under concurrent
-    writes). SQLite has one writer at a time.
-    """
-    ids = sorted(gained | lost)
-    if not ids:
-        return
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        # FOR NO KEY UPDATE: article_tag's foreign-key checks (FOR KEY SHARE) still pass
-        await session.execute(sa.select(t.c.id).where(t.c.id.in_(ids)).order_by(t.c.id).with_for_update(key_share=True))
-    step = sa.case((t.c.id.in_(sorted(gained)), 1), else_=-1) if gained and lost else (1 if gained else -1)
-    await session.execute(sa.update(t).where(t.c.id.in_(ids)).values(articles_count=t.c.articles_count + step))
+    """Add one to ``articles_count`` of the tags ``gained``, take one from those ``lost`` (``db/tags.py``)."""
+    await change_articles_count(session, {**dict.fromkeys(gained, 1), **dict.fromkeys(lost, -1)})
 
 
 async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) -> ArticleType:
@@ -202,6 +190,14 @@ class ArticleMutations:
             # favorites go with it (ON DELETE CASCADE).
             await set_tags(session, row.id, [])
             await session.execute(sa.delete(a).where(a.c.id == row.id))
+        if row.author_id != info.context.viewer_id:  # a moderator's or an admin's removal
+            audit(
+                "content_removed",
+                viewer_id=info.context.viewer_id,
+                kind="article",
+                content_id=row.id,
+                author_id=row.author_id,
+            )
         return strawberry.ID(to_global_id("Article", row.id))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])

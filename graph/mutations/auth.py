@@ -12,11 +12,13 @@ from strawberry.types import Info
 
 from auth import ratelimit
 from auth.audit import audit, email_hash
+from auth.backend import SUSPENDED
 from auth.passwords import hash_password_async, verify_password_async
 from auth.tokens import hash_refresh_token, new_family_id, new_refresh_token
 from db.models import Role, utcnow
 from db.models import refresh_token_table as rt
 from db.models import user_table as u
+from db.users import suspended
 from graph.context import Context
 from graph.errors import FieldErrors, RateLimited, Unauthenticated
 from graph.loaders import USER_COLUMNS
@@ -139,15 +141,18 @@ class AuthMutations:
         who = {"email_hash": email_hash(email), "client": address}
         session = info.context.session
         await _limited(session, checks, "login_locked", **who)
-        row = (
-            await session.execute(sa.select(*USER_COLUMNS, u.c.password_hash).where(sa.func.lower(u.c.email) == email))
-        ).first()
+        columns = (*USER_COLUMNS, u.c.password_hash, suspended(u, utcnow()).label("suspended"))
+        row = (await session.execute(sa.select(*columns).where(sa.func.lower(u.c.email) == email))).first()
         ok = await verify_password_async(row.password_hash if row is not None else None, input.password)
         if not ok or row is None:
             async with info.context.transaction() as session:
                 await ratelimit.record(session, email_bucket, address_bucket)
             audit("login_failed", **who)
             raise Unauthenticated(LOGIN_FAILED)
+        if row.suspended:
+            # said only after the right password: the suspension is no one else's business
+            audit("sign_in_refused", reason="suspended", via="login", user_id=row.id, client=address)
+            raise Unauthenticated(SUSPENDED)
         async with info.context.transaction() as session:
             token, refresh = await issue_tokens(info, session, row.id, row.role)
         info.context.sign_in(row)
@@ -160,16 +165,25 @@ class AuthMutations:
         address = client_address(info)
         bucket = f"refresh:addr:{address}"
         reused: Any = None  # the spent token's row, when one came back
+        suspended_user: int | None = None  # the token's user, when they are suspended
         async with info.context.transaction() as session:
             await _limited(
                 session, [("address", bucket, ratelimit.REFRESHES_PER_ADDRESS)], "refresh_limited", client=address
             )
             await ratelimit.record(session, bucket)
-            stored = (
-                await session.execute(sa.select(rt).where(rt.c.token_hash == hash_refresh_token(refresh_token)))
-            ).first()
             now = utcnow()
-            if stored is not None and stored.used_at is not None and stored.revoked_at is None:
+            stored = (
+                await session.execute(
+                    sa.select(rt, suspended(u, now).label("suspended"))
+                    .join(u, u.c.id == rt.c.user_id)
+                    .where(rt.c.token_hash == hash_refresh_token(refresh_token))
+                )
+            ).first()
+            if stored is not None and stored.suspended:
+                # before the token's own state: suspending revoked it, and the user should
+                # learn why it no longer works
+                suspended_user = stored.user_id
+            elif stored is not None and stored.used_at is not None and stored.revoked_at is None:
                 # A spent token came back: someone holds a copy. Revoke the whole family.
                 await session.execute(
                     sa.update(rt)
@@ -188,6 +202,9 @@ class AuthMutations:
                 token, refresh = await issue_tokens(info, session, row.id, row.role, stored.family_id)
                 info.context.sign_in(row)
                 return AuthPayload(token=token, refresh_token=refresh, user=UserType.from_row(row))
+        if suspended_user is not None:
+            audit("sign_in_refused", reason="suspended", via="refresh", user_id=suspended_user, client=address)
+            raise Unauthenticated(SUSPENDED)
         if reused is not None:
             # logged after the commit: the revocation it reports has happened
             audit("refresh_token_reuse_detected", user_id=reused.user_id, family_id=reused.family_id, client=address)

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
 
+from auth.audit import audit
 from db.broker import COMMENT_ADDED, Event
 from db.models import comment_table as c
 from db.models import utcnow
@@ -57,7 +58,16 @@ class CommentMutations:
     async def delete_comment(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
         pk = pk_of(id, "Comment")
         async with info.context.transaction() as session:
-            deleted = await session.execute(sa.delete(c).where(c.c.id == pk))
-            if not deleted.rowcount:  # type: ignore[attr-defined]
+            deleted = await session.execute(sa.delete(c).where(c.c.id == pk).returning(c.c.author_id))
+            author_id = deleted.scalar()
+            if author_id is None:
                 raise NotFound("no such comment")
+        if author_id != info.context.viewer_id:  # a moderator's or an admin's removal
+            audit(
+                "content_removed",
+                viewer_id=info.context.viewer_id,
+                kind="comment",
+                content_id=pk,
+                author_id=author_id,
+            )
         return strawberry.ID(to_global_id("Comment", pk))

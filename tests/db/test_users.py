@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from db.models import Role, user_table
-from db.users import RoleChange, change_role
+from db.users import RoleChange, change_role, list_users
 from tests.conftest import User
 
 
@@ -39,3 +39,18 @@ async def test_a_role_change_reports_the_old_role_and_touches_updated_at(app: An
 async def test_no_such_user_changes_nothing(app: Any, alice: User) -> None:
     assert await _change(app, "nobody", Role.ADMIN) is None
     assert (await _row(app, "alice")).role == "USER"
+
+
+async def test_list_users_matches_prefixes_literally(app: Any, users: Any) -> None:
+    """``search`` is a prefix, not a pattern: ``_`` and ``%`` match only themselves."""
+    for name, email in [("a_b", None), ("axb", None), ("ac", "a%c@example.com"), ("abc", None)]:
+        await users.register(name, email=email)
+    session = app.state.conduit.db.session()
+    try:
+        found = {
+            search: sorted(row.username for row in await list_users(session=session, search=search))
+            for search in ("a_", "A%", "ab", "axb@EXAMPLE")
+        }
+    finally:
+        await session.close()
+    assert found == {"a_": ["a_b"], "A%": ["ac"], "ab": ["abc"], "axb@EXAMPLE": ["axb"]}
