@@ -165,3 +165,20 @@ async def test_persisted_queries_over_get_are_cacheable(client: httpx.AsyncClien
         "/graphql", params={"extensions": extensions}, headers={"If-None-Match": by_hash.headers["etag"]}
     )
     assert again.status_code == 304
+
+
+async def test_a_compressed_answer_revalidates_with_its_weak_tag(
+    client: httpx.AsyncClient, gql: GQL, alice: User
+) -> None:
+    for index in range(8):  # over the 1 KiB that compression starts at
+        await create_article(gql, alice, f"A title long enough to matter, number {index}")
+    gzip = {"Accept-Encoding": "gzip"}
+    query = "{ articles { edges { cursor node { slug title description body createdAt } } } }"
+    compressed = await client.get("/graphql", params={"query": query}, headers=gzip)
+    assert compressed.headers["content-encoding"] == "gzip"
+    etag = compressed.headers["etag"]
+    assert etag.startswith('W/"')  # a strong tag names the identity bytes (RFC 9110, 8.8.1)
+    again = await client.get("/graphql", params={"query": query}, headers={**gzip, "If-None-Match": etag})
+    assert again.status_code == 304
+    identity = await client.get("/graphql", params={"query": query}, headers={"If-None-Match": etag})
+    assert identity.status_code == 304  # If-None-Match compares weakly (RFC 9110, 13.1.2)
