@@ -13,6 +13,14 @@ Events (level) and their own fields; ``retry_after`` is in seconds:
 - ``register_limited``, ``refresh_limited`` (WARNING): ``limit`` (``address``), ``retry_after``, ``client``.
 - ``refresh_token_reuse_detected`` (WARNING): ``user_id``, ``family_id``, ``client``.
 - ``password_changed`` (INFO): ``user_id``, ``sessions_revoked`` (refresh tokens revoked).
+- ``password_reset_requested`` (INFO): ``email_hash``, ``client``; logged for every request, whether
+  or not an account has the address (the log must not tell either).
+- ``password_reset_limited`` (WARNING): ``limit`` (``email`` or ``address``), ``retry_after``,
+  ``email_hash``, ``client``.
+- ``password_reset_done`` (INFO): ``user_id``, ``sessions_revoked`` (refresh tokens revoked).
+- ``email_verification_requested`` (INFO): ``user_id``.
+- ``email_verification_limited`` (WARNING): ``limit`` (``user``), ``retry_after``.
+- ``email_verified`` (INFO): ``user_id``.
 - ``role_changed`` (WARNING): ``source`` (``api`` or ``cli``), ``target_user_id``, ``old_role``, ``new_role``.
 - ``token_rejected`` (INFO): ``reason`` (``bad_header``, ``deleted_user`` or an ``auth.tokens.InvalidToken``
   reason), ``kid`` (an unknown key id, when sane) or ``user_id`` (for ``deleted_user``).
@@ -33,7 +41,15 @@ from collections.abc import Callable
 logger = logging.getLogger("conduit.audit")
 
 WARNING_EVENTS = frozenset(
-    {"login_locked", "register_limited", "refresh_limited", "refresh_token_reuse_detected", "role_changed"}
+    {
+        "login_locked",
+        "register_limited",
+        "refresh_limited",
+        "refresh_token_reuse_detected",
+        "role_changed",
+        "password_reset_limited",
+        "email_verification_limited",
+    }
 )
 """Events that suggest an attack or change privileges; every other event is logged at INFO."""
 

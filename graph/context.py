@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.websockets import WebSocket
 
+    from auth.mail import MailWorker
     from graph.admission.budget import RateLimitStatus
     from graph.admission.pipeline import AdmissionPipeline
     from graph.execution.executor import ExecutionPaths
@@ -43,6 +44,8 @@ class AppState:
     admission: AdmissionPipeline | None = None
     # answers by execution path and fallbacks by reason (graph/execution/executor.py)
     execution: ExecutionPaths | None = None
+    # sends the mail_outbox's mails (auth/mail.py); woken after a commit that queued mail
+    mail: MailWorker | None = None
 
 
 @dataclass
