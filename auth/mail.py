@@ -63,6 +63,8 @@ BATCH = 50
 """Rows read per query of due mails; a round reads at most ``MAX_BATCHES`` batches."""
 MAX_BATCHES = 20
 
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
 Deliver = Callable[[EmailMessage], Awaitable[None]]
 """Sends one message or raises; ``SmtpServer.send`` is the real one."""
 
@@ -72,7 +74,8 @@ class SmtpServer:
     """Where and how mail is submitted, from ``CONDUIT_SMTP_URL``.
 
     ``smtp://[user[:password]@]host[:port]`` (port 25 unless given; 587 is the usual submission
-    port) upgrades with STARTTLS whenever the server offers it; ``smtps://`` (port 465 unless
+    port) upgrades with STARTTLS whenever the server offers it, and requires it when there are
+    credentials (except on this machine); ``smtps://`` (port 465 unless
     given) speaks TLS from the first byte. User and password are percent-decoded. ``timeout`` is
     in seconds, for connecting and for every command.
     """
@@ -115,9 +118,22 @@ class SmtpServer:
             username=self.username,
             password=self.password,
             use_tls=self.implicit_tls,
-            start_tls=None if not self.implicit_tls else False,  # None: STARTTLS when offered
+            start_tls=self._start_tls(),
             timeout=self.timeout,
         )
+
+    def _start_tls(self) -> bool | None:
+        """aiosmtplib's ``start_tls``: ``None`` upgrades when the server offers it, ``True`` insists.
+
+        Credentials never cross the network in clear: with a user name, a server that does not
+        offer STARTTLS is refused (an attacker on the path can strip the offer), unless it is
+        this machine.
+        """
+        if self.implicit_tls:
+            return False  # TLS from the first byte already
+        if self.username is not None and self.hostname not in LOOPBACK:
+            return True
+        return None
 
 
 @dataclass(frozen=True)

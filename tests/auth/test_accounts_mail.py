@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
-from auth.mail import MailWorker
+from auth.mail import MailWorker, SmtpServer, in_words, link, render
 from db.models import account_token_table, mail_outbox_table, user_table, utcnow
 from graph.app import create_app
 from graph.cli import main
@@ -452,3 +452,36 @@ def test_production_serves_only_with_a_mail_server(
     monkeypatch.setenv("CONDUIT_PUBLIC_URL", PUBLIC_URL)
     assert main(["serve", "--port", "1"]) == 2
     assert "must start with smtp:// or smtps://" in capsys.readouterr().err
+
+
+def test_smtp_urls_and_when_starttls_is_required() -> None:
+    submission = SmtpServer.from_url("smtp://user%40corp:p%3Ass@mail.example:587", timeout=3)
+    assert (submission.hostname, submission.port, submission.username, submission.password) == (
+        "mail.example",
+        587,
+        "user@corp",
+        "p:ss",
+    )
+    assert "p:ss" not in repr(submission)
+    assert submission._start_tls() is True  # credentials never in clear: STARTTLS or nothing
+    assert SmtpServer.from_url("smtp://mail.example", timeout=3)._start_tls() is None  # when offered
+    assert SmtpServer.from_url("smtp://user:pw@127.0.0.1:2525", timeout=3)._start_tls() is None
+    implicit = SmtpServer.from_url("smtps://mail.example", timeout=3)
+    assert (implicit.port, implicit.implicit_tls, implicit._start_tls()) == (465, True, False)
+    for bad in ("http://mail.example", "smtp://", "smtp://mail.example:99999"):
+        with pytest.raises(ValueError, match="CONDUIT_SMTP_URL"):
+            SmtpServer.from_url(bad, timeout=3)
+
+
+def test_html_bodies_escape_what_users_wrote() -> None:
+    rendered = render(
+        "email_verification",
+        username="<script>x</script>",
+        email="a&b@example.com",
+        link=link(PUBLIC_URL, "email_verification", "t0ken"),
+        valid_for=in_words(dt.timedelta(hours=1)),
+    )
+    assert "&lt;script&gt;" in rendered.html and "<script>" not in rendered.html
+    assert "a&amp;b@example.com" in rendered.html
+    assert "<script>x</script>" in rendered.text and "within 1 hour:" in rendered.text
+    assert f"{PUBLIC_URL}/verify-email?token=t0ken" in rendered.text
