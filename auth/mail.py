@@ -288,20 +288,24 @@ class MailWorker:
     async def run_once(self, now: dt.datetime | None = None) -> Round:
         """Send every mail due at ``now`` (default: the current time); what was done.
 
-        Raises only when the database cannot be read; a failure of one mail is recorded on its row.
+        Raises only when the due mails cannot be read; what goes wrong with one mail is recorded
+        on its row (or, when even that fails, logged, and the row is due again after its lease).
         """
         done = Round()
         for _ in range(MAX_BATCHES):
-            moment = now or utcnow()
             session = self.db.session()
             try:
                 ids = await accounts.due_mail_ids(
-                    session, now=moment, max_attempts=self.config.max_attempts, limit=BATCH
+                    session, now=now or utcnow(), max_attempts=self.config.max_attempts, limit=BATCH
                 )
             finally:
                 await session.close()
             for mail_id in ids:
-                await self._process(mail_id, now or utcnow(), done)
+                try:
+                    await self._process(mail_id, now or utcnow(), done)
+                except Exception:  # the database failed under this mail: the next ones may fare better
+                    logger.exception("mail %s: attempt not recorded; due again after its lease", mail_id)
+                    done.failed += 1
             if len(ids) < BATCH:
                 break
         return done
@@ -310,6 +314,8 @@ class MailWorker:
         config = self.config
         session = self.db.session()
         try:
+            # The claim commits on its own: an attempt that fails later (rendering, SMTP) has
+            # been counted and leased, so a mail that always fails cannot hold the worker.
             async with self.db.transaction(session):
                 if not await accounts.claim_mail(session, mail_id=mail_id, now=now, lease=config.lease):
                     return  # another process has it, or it was sent meanwhile
@@ -320,21 +326,22 @@ class MailWorker:
                     )
                     done.failed += 1
                     return
+            try:
                 if row.subject is None:
-                    row = await self._render(session, row, now)
+                    async with self.db.transaction(session):
+                        row = await self._render(session, row, now)
                     if row is None:
                         done.dropped += 1
                         return
-            message = build_message(
-                sender=config.sender,
-                recipient=row.recipient,
-                subject=row.subject,
-                text=row.text_body,
-                html=row.html_body,
-            )
-            try:
+                message = build_message(
+                    sender=config.sender,
+                    recipient=row.recipient,
+                    subject=row.subject,
+                    text=row.text_body,
+                    html=row.html_body,
+                )
                 await self._deliver(message)
-            except Exception as error:  # SMTP refused, timed out or unreachable: retry later
+            except Exception as error:  # SMTP refused, timed out or unreachable; a broken template
                 await self._failed(session, row, now, error)
                 done.failed += 1
                 return

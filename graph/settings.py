@@ -238,8 +238,12 @@ class Settings(BaseSettings):
         return SmtpServer.from_url(self.smtp_url.get_secret_value(), self.smtp_timeout_seconds)
 
     def mail_config(self) -> MailConfig:
-        """What the mail worker needs (``auth/mail.py``); raises ``ValueError`` like ``resolve_smtp``
-        except that production without SMTP is allowed here (the app then keeps mails unsent)."""
+        """What the mail worker needs (``auth/mail.py``).
+
+        Raises ``ValueError`` as ``resolve_smtp`` does, except for production without any SMTP
+        URL: ``create_app`` then builds an app that keeps its mails unsent (``conduit serve``
+        refuses that case before building it).
+        """
         try:
             smtp = self.resolve_smtp()
         except ValueError:
