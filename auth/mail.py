@@ -32,6 +32,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -62,6 +63,10 @@ BACKOFF_CAP = dt.timedelta(hours=1)
 BATCH = 50
 """Rows read per query of due mails; a round reads at most ``MAX_BATCHES`` batches."""
 MAX_BATCHES = 20
+
+BLUR_MIN_SECONDS = 0.2
+BLUR_MAX_SECONDS = 1.0
+"""How long ``MailWorker.wake(blur=True)`` waits, drawn uniformly for each wake."""
 
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -258,9 +263,20 @@ class MailWorker:
         """Whether sent mails keep their bodies: only when they are logged, never after SMTP."""
         return self.config.smtp is None
 
-    def wake(self) -> None:
-        """Look at the outbox now (after a commit that queued mail); safe to call when not started."""
-        self._wake.set()
+    def wake(self, *, blur: bool = False) -> None:
+        """Look at the outbox (after a commit that queued mail); safe to call when not started.
+
+        Now, or with ``blur`` after a random 0.2-1.0 s: the round then renders the mail while
+        some later request runs, not while this one is still answering. Rendering a known
+        address's reset mail is more work than dropping an unknown one, and on the same event
+        loop (and SQLite's write lock) that work would lengthen the very answer that must not
+        tell them apart.
+        """
+        if not blur:
+            self._wake.set()
+            return
+        delay = BLUR_MIN_SECONDS + secrets.randbelow(1000) / 1000 * (BLUR_MAX_SECONDS - BLUR_MIN_SECONDS)
+        asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     def start(self) -> None:
         """Start the task (once; in the app's lifespan)."""
