@@ -2,13 +2,15 @@
 
     PYTHONPATH=. .venv/bin/python bench/reset_timing.py [--rounds 5] [--pairs 200] [--database-url URL] [--worker]
 
-Each round sends ``--pairs`` known and as many unknown requests through the ASGI app, in a random
-order within each pair, every request from its own client address and every email used at most
-4 times in the run (under the 5 per email and 20 per address limits: no request is refused). It
-prints per round the median and p90 of each kind in microseconds, the difference of medians
-(known - unknown, the A/B difference), and the A/A difference between two random halves of the
-unknown requests: the noise a difference must exceed to mean anything. With ``--worker`` the mail
-worker runs as in a server (mails logged, the log discarded), so its rendering of known
+Each round sends ``--pairs`` triplets through the ASGI app: a known email, an unknown one and a
+second unknown one, in a random order within each triplet, every request from its own client
+address and every email used at most 4 times in the run (under the 5 per email and 20 per
+address limits: no request is refused). Requests of one triplet run back to back, so the
+machine's load drifts little between them: the median of the known - unknown differences within
+triplets is the A/B difference, and that of the two unknown ones the A/A difference, the noise
+floor an A/B difference must clear to mean anything (each with its bootstrap standard deviation).
+Per round it also prints the median and p90 of each kind in microseconds. With ``--worker`` the
+mail worker runs as in a server (mails logged, the log discarded), so its rendering of known
 addresses' mails competes with the requests as it would in production.
 
 The default database is a fresh SQLite file in a temporary directory; with ``--database-url``,
@@ -88,6 +90,12 @@ def median_p90(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e6, ordered[int(0.9 * (len(ordered) - 1))] * 1e6
 
 
+def median_error(samples: list[float], rng: random.Random, resamples: int = 300) -> float:
+    """The bootstrap standard deviation of the median of ``samples``, in microseconds."""
+    medians = [statistics.median(rng.choices(samples, k=len(samples))) for _ in range(resamples)]
+    return statistics.pstdev(medians) * 1e6
+
+
 async def add_users(app: Any, count: int) -> list[str]:
     """``count`` accounts inserted directly (one password hash for all); their emails."""
     password_hash = hash_password("bench-password")
@@ -122,6 +130,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
     per_round = -(-args.pairs // USES_PER_EMAIL)  # emails per kind per round
     known = await add_users(app, per_round * (args.rounds + 1))
     unknown = [f"unknown{n}@bench.example" for n in range(len(known))]
+    other = [f"other{n}@bench.example" for n in range(len(known))]
     clients = (f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}" for n in range(1, 1 << 24))
     mail = app.state.conduit.mail
     if args.worker:
@@ -130,40 +139,39 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         # warm-up: plans, caches, connections, the first rendering; then the measured rounds
         for n in range(per_round):
             for _ in range(USES_PER_EMAIL):
-                await request_reset(app, known[n], next(clients))
-                await request_reset(app, unknown[n], next(clients))
+                for email in (known[n], unknown[n], other[n]):
+                    await request_reset(app, email, next(clients))
         print(f"{'round':>5} {'known median':>13} {'p90':>7} {'unknown median':>15} {'p90':>7}", end="")
-        print(f" {'A/B diff':>9} {'A/A diff':>9}  (microseconds)")
-        differences, noises = [], []
+        print(f" {'A/B paired':>11} {'A/A paired':>11}  (microseconds)")
+        all_ab: list[float] = []
+        all_aa: list[float] = []
         for round_number in range(1, args.rounds + 1):
             emails = slice(round_number * per_round, (round_number + 1) * per_round)
-            pairs = [(k, u) for k, u in zip(known[emails], unknown[emails], strict=True)] * USES_PER_EMAIL
-            rng.shuffle(pairs)
-            times: dict[str, list[float]] = {"known": [], "unknown": []}
-            for known_email, unknown_email in pairs[: args.pairs]:
-                order = [("known", known_email), ("unknown", unknown_email)]
+            triplets = list(zip(known[emails], unknown[emails], other[emails], strict=True)) * USES_PER_EMAIL
+            rng.shuffle(triplets)
+            times: dict[str, list[float]] = {"known": [], "unknown": [], "other": []}
+            for known_email, unknown_email, other_email in triplets[: args.pairs]:
+                order = [("known", known_email), ("unknown", unknown_email), ("other", other_email)]
                 rng.shuffle(order)
                 for kind, email in order:
                     times[kind].append(await request_reset(app, email, next(clients)))
+            ab = [k - u for k, u in zip(times["known"], times["unknown"], strict=True)]
+            aa = [o - u for o, u in zip(times["other"], times["unknown"], strict=True)]
+            all_ab += ab
+            all_aa += aa
             known_median, known_p90 = median_p90(times["known"])
             unknown_median, unknown_p90 = median_p90(times["unknown"])
-            halves = times["unknown"][:]
-            rng.shuffle(halves)
-            middle = len(halves) // 2
-            noise = median_p90(halves[:middle])[0] - median_p90(halves[middle:])[0]
-            differences.append(known_median - unknown_median)
-            noises.append(noise)
             print(
                 f"{round_number:>5} {known_median:>13.0f} {known_p90:>7.0f} {unknown_median:>15.0f}"
-                f" {unknown_p90:>7.0f} {differences[-1]:>+9.0f} {noise:>+9.0f}"
+                f" {unknown_p90:>7.0f} {statistics.median(ab) * 1e6:>+11.0f} {statistics.median(aa) * 1e6:>+11.0f}"
             )
+        ab_median, aa_median = statistics.median(all_ab) * 1e6, statistics.median(all_aa) * 1e6
+        ab_error, aa_error = median_error(all_ab, rng), median_error(all_aa, rng)
         print(
-            f"A/B difference of medians (known - unknown): mean {statistics.mean(differences):+.0f} us,"
-            f" spread over rounds (stdev) {statistics.pstdev(differences):.0f} us"
+            f"A/B (known - unknown, within each triplet): median {ab_median:+.0f} us, bootstrap stdev {ab_error:.0f} us"
         )
         print(
-            f"A/A noise (two halves of the unknown requests): mean |diff| "
-            f"{statistics.mean(abs(noise) for noise in noises):.0f} us, stdev {statistics.pstdev(noises):.0f} us"
+            f"A/A (unknown - unknown, the noise floor):   median {aa_median:+.0f} us, bootstrap stdev {aa_error:.0f} us"
         )
     finally:
         await mail.stop()
@@ -174,7 +182,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--pairs", type=int, default=200, help="known/unknown pairs per round")
+    parser.add_argument("--pairs", type=int, default=200, help="known/unknown/unknown triplets per round")
     parser.add_argument("--database-url", help="an empty migrated database (default: a fresh SQLite file)")
     parser.add_argument("--worker", action="store_true", help="run the mail worker beside the requests")
     parser.add_argument("--seed", type=int, default=14)
