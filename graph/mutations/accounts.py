@@ -25,7 +25,7 @@ from db.models import utcnow
 from graph.context import Context
 from graph.errors import BadUserInput, FieldErrors, Unauthenticated
 from graph.loaders import USER_COLUMNS
-from graph.mutations.auth import AuthPayload, _limited, client_address, issue_tokens
+from graph.mutations.auth import AuthPayload, _limited, client_address, issue_tokens  # _limited: one refusal rule
 from graph.permissions import IsAuthenticated
 from graph.types.user import UserType
 from graph.validation import check_email, check_password
@@ -50,6 +50,8 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 @strawberry.type
 class AccountMutations:
+    """The account mutations of contract-next, merged into ``Mutation`` by ``graph/schema.py``."""
+
     @strawberry.mutation(
         description=(
             "Starts a password reset: mails a single-use link to the address if an account has it.\n"
