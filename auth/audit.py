@@ -14,6 +14,14 @@ Events (level) and their own fields; ``retry_after`` is in seconds:
 - ``refresh_token_reuse_detected`` (WARNING): ``user_id``, ``family_id``, ``client``.
 - ``password_changed`` (INFO): ``user_id``, ``sessions_revoked`` (refresh tokens revoked); ``source=cli`` when
   an operator set it (``conduit user set-password``).
+- ``password_reset_requested`` (INFO): ``email_hash``, ``client``; logged for every request, whether
+  or not an account has the address (the log must not tell either).
+- ``password_reset_limited`` (WARNING): ``limit`` (``email`` or ``address``), ``retry_after``,
+  ``email_hash``, ``client``.
+- ``password_reset_done`` (INFO): ``user_id``, ``sessions_revoked`` (refresh tokens revoked).
+- ``email_verification_requested`` (INFO): ``user_id``.
+- ``email_verification_limited`` (WARNING): ``limit`` (``user``), ``retry_after``.
+- ``email_verified`` (INFO): ``user_id``.
 - ``role_changed`` (WARNING): ``source`` (``api`` or ``cli``), ``target_user_id``, ``old_role``, ``new_role``.
 - ``token_rejected`` (INFO): ``reason`` (``bad_header``, ``deleted_user``, ``suspended`` or an
   ``auth.tokens.InvalidToken`` reason), ``kid`` (an unknown key id, when sane) or ``user_id`` (for
@@ -55,6 +63,8 @@ WARNING_EVENTS = frozenset(
         "user_unsuspended",
         "user_deleted",
         "content_removed",
+        "password_reset_limited",
+        "email_verification_limited",
     }
 )
 """Events that suggest an attack or change privileges; every other event is logged at INFO."""

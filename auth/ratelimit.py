@@ -50,6 +50,11 @@ LOGIN_FAILURES_PER_EMAIL = Limit(10, dt.timedelta(minutes=15))
 LOGIN_FAILURES_PER_ADDRESS = Limit(50, dt.timedelta(minutes=15))
 REGISTRATIONS_PER_ADDRESS = Limit(100, dt.timedelta(hours=1))
 REFRESHES_PER_ADDRESS = Limit(60, dt.timedelta(minutes=15))
+# requestPasswordReset counts every request, known address or not (contract-next README)
+RESET_REQUESTS_PER_EMAIL = Limit(5, dt.timedelta(hours=1))
+RESET_REQUESTS_PER_ADDRESS = Limit(20, dt.timedelta(hours=1))
+# requestEmailVerification: a viewer cannot make the server mail their inbox without end
+VERIFICATION_REQUESTS_PER_USER = Limit(5, dt.timedelta(hours=1))
 
 KEEP = dt.timedelta(days=1)
 """How long events are kept: longer than every window, so pruning changes no count."""

@@ -200,6 +200,19 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_account_token() -> str:
+    """A new mailed token (password reset, email verification): 43 URL-safe characters, 256 bits."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_account_token(token: str) -> str:
+    """The stored form of a mailed token: its SHA-256 hex digest, as for refresh tokens.
+
+    256 random bits need no salt or slow hash: nobody can guess a token whose hash leaked.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def new_family_id() -> str:
     """An id shared by all refresh tokens rotated from one login."""
     return uuid.uuid4().hex

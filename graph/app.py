@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from auth.mail import MailWorker
 from auth.passwords import use_profile
 from auth.ratelimit import RedisCounters
 from auth.tokens import TokenService
@@ -86,8 +87,14 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         refresh_ttl=dt.timedelta(days=settings.refresh_token_ttl_days),
         verified=caches[TOKENS],
     )
+    mail = MailWorker(db, settings.mail_config())
     state = AppState(
-        settings=settings, db=db, tokens=tokens, broker=broker or default_broker(db, settings), caches=caches
+        settings=settings,
+        db=db,
+        tokens=tokens,
+        broker=broker or default_broker(db, settings),
+        caches=caches,
+        mail=mail,
     )
     metrics = Metrics(db.engine)
     if settings.cache_url is not None:
@@ -134,7 +141,14 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if listener is not None:
             listener.start()
+        if mail.config.smtp is None and settings.is_production:
+            # `conduit serve` refuses this; an app built some other way keeps the mails queued
+            # (never logged: they carry live reset links) until a server with SMTP sends them
+            logger.warning("CONDUIT_SMTP_URL is not set: account mails stay unsent in mail_outbox")
+        else:
+            mail.start()
         yield
+        await mail.stop()
         await websocket.sockets.close()
         if listener is not None:
             await listener.stop()

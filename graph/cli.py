@@ -1,4 +1,4 @@
-"""The ``conduit`` command: serve, database upgrade and seed, schema export, user administration."""
+"""The ``conduit`` command: serve, database upgrade and seed, schema export, mail, user administration."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.metrics_port is not None and settings.metrics_port == args.port:
         print(f"conduit: CONDUIT_METRICS_PORT must differ from --port ({args.port})", file=sys.stderr)
         return 2
+    settings.resolve_smtp()  # ... or no mail server (account mails must be delivered, not logged)
     url = f"http://{args.host}:{args.port}/graphql"
     print(f"Conduit GraphQL on {settings.database_url}", flush=True)
     if settings.playground_enabled:
@@ -410,6 +411,48 @@ def _delete_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _mail_list(args: argparse.Namespace, settings: Settings) -> int:
+    from db.accounts import list_mail
+
+    async def run() -> list[Any]:
+        db = Database(settings.database_url)
+        session = db.session()
+        try:
+            return list(await list_mail(session, limit=args.limit))
+        finally:
+            await session.close()
+            await db.dispose()
+
+    try:
+        rows = asyncio.run(run())
+    except Exception as error:  # no database, or one without the table: one line, not a traceback
+        print(f"conduit: cannot read mail_outbox: {_one_line(error)}", file=sys.stderr)
+        return 1
+    if not rows:
+        print("no mail")
+    for row in rows:
+        print(f"#{row.id} {row.kind} to {row.recipient}")
+        print(f"  subject: {row.subject or '(not rendered yet: the server renders it)'}")
+        print(f"  created: {_stamp(row.created_at)}")
+        if row.sent_at is not None:
+            print(f"  sent:    {_stamp(row.sent_at)}")
+        else:
+            last = f", last error: {row.last_error}" if row.last_error else ""
+            print(f"  sent:    not yet ({row.attempts} attempt{'s' if row.attempts != 1 else ''}{last})")
+        if row.text_body:
+            print("", *(f"  | {line}" for line in row.text_body.rstrip("\n").splitlines()), sep="\n")
+        elif row.sent_at is not None:
+            print("  (body cleared once the SMTP server took it: it held a live token)")
+        print()
+    return 0
+
+
+def _stamp(value: Any) -> str:
+    """A stored timestamp as ISO 8601 UTC, to the second."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return str(aware.astimezone(dt.UTC).isoformat(timespec="seconds"))
+
+
 def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
     from graph.schema import export_sdl
 
@@ -464,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = schema.add_parser("export", help="write the schema as SDL")
     export.add_argument("--output", "-o", default="schema.graphql")
     export.set_defaults(handler=_export_schema)
+
+    mail = commands.add_parser("mail", help="mail commands").add_subparsers(dest="mail_command", required=True)
+    mail_list = mail.add_parser("list", help="the newest mails of mail_outbox (in development: with their links)")
+    mail_list.add_argument("--limit", type=int, default=20, help="how many mails, newest first")
+    mail_list.set_defaults(handler=_mail_list)
 
     user = commands.add_parser("user", help="user commands").add_subparsers(dest="user_command", required=True)
     set_role = user.add_parser("set-role", help="give a user a role")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.websockets import WebSocket
 
+    from auth.mail import MailWorker
     from graph.admission.budget import RateLimitStatus
     from graph.admission.pipeline import AdmissionPipeline
     from graph.execution.executor import ExecutionPaths
@@ -49,6 +50,8 @@ class AppState:
     # (auth/ratelimit.py; None: in the database)
     redis: RedisClient | None = None
     counters: ratelimit.Counters | None = None
+    # sends the mail_outbox's mails (auth/mail.py); woken after a commit that queued mail
+    mail: MailWorker | None = None
 
 
 @dataclass

@@ -17,6 +17,7 @@ from strawberry.types import ExecutionResult
 from graph.admission.limits import limit_rule
 from graph.admission.nul import NulStringRule
 from graph.admission.pipeline import Operation
+from graph.mutations.accounts import AccountMutations
 from graph.mutations.articles import ArticleMutations
 from graph.mutations.auth import AuthMutations
 from graph.mutations.comments import CommentMutations
@@ -40,7 +41,8 @@ STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 WEBSOCKET_OPERATIONS = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
 
 Mutation = merge_types(
-    "Mutation", (AuthMutations, UserMutations, ArticleMutations, CommentMutations, ModerationMutations)
+    "Mutation",
+    (AuthMutations, UserMutations, ArticleMutations, CommentMutations, ModerationMutations, AccountMutations),
 )
 
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth.mail import MailConfig, SmtpServer
 from auth.passwords import DEFAULT_PROFILE, ProfileName
 from auth.tokens import SANE_KID
 
 MIN_SECRET_LENGTH = 32
 MIB = 1024 * 1024
+DEV_MAIL_FROM = "Conduit <no-reply@localhost>"
+DEV_PUBLIC_URL = "http://localhost:3000"
 
 
 class Settings(BaseSettings):
@@ -111,12 +116,34 @@ class Settings(BaseSettings):
     # argon2id parameters (auth/passwords.py PROFILES); "cheapest" only for test suites
     password_hash_profile: ProfileName = DEFAULT_PROFILE
 
+    # Account mails (auth/mail.py). No SMTP URL: mails are logged and kept in mail_outbox
+    # (`conduit mail list`); `conduit serve` in production refuses to start without one.
+    smtp_url: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    mail_from: str = DEV_MAIL_FROM
+    # the frontend's address; links are {public_url}/reset-password?token=... and /verify-email?token=...
+    public_url: str = DEV_PUBLIC_URL
+    password_reset_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    email_verification_ttl_hours: int = Field(default=24, ge=1, le=30 * 24)
+    mail_max_attempts: int = Field(default=8, ge=1, le=100)
+    mail_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+
     @field_validator("password_hash_profile")
     @classmethod
     def _hashing_for_real_use(cls, value: str, info: ValidationInfo) -> str:
         if value == "cheapest" and info.data.get("env") != "test":
             raise ValueError("the 'cheapest' password hash profile is for CONDUIT_ENV=test only")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "CONDUIT_PUBLIC_URL must be an absolute http(s) URL without query, e.g. https://conduit.example"
+            )
+        return value.rstrip("/")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -199,3 +226,50 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(secret + "\n")
         return secret
+
+    def resolve_smtp(self) -> SmtpServer | None:
+        """The SMTP server mail goes to, ``None`` when mails are only logged (no ``CONDUIT_SMTP_URL``).
+
+        Raises ``ValueError`` for a malformed URL, and in production when ``CONDUIT_SMTP_URL``,
+        ``CONDUIT_MAIL_FROM`` or ``CONDUIT_PUBLIC_URL`` is missing (``conduit serve`` refuses to
+        start: a server that answers ``requestPasswordReset`` with ``true`` must deliver the mail,
+        and a production log must not carry live reset links).
+        """
+        if self.is_production:
+            missing = [
+                name
+                for name, unset in (
+                    ("CONDUIT_SMTP_URL", self.smtp_url is None),
+                    ("CONDUIT_MAIL_FROM", "mail_from" not in self.model_fields_set),
+                    ("CONDUIT_PUBLIC_URL", "public_url" not in self.model_fields_set),
+                )
+                if unset
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} required when CONDUIT_ENV=production (account mails)")
+        if self.smtp_url is None:
+            return None
+        return SmtpServer.from_url(self.smtp_url.get_secret_value(), self.smtp_timeout_seconds)
+
+    def mail_config(self) -> MailConfig:
+        """What the mail worker needs (``auth/mail.py``).
+
+        Raises ``ValueError`` as ``resolve_smtp`` does, except for production without any SMTP
+        URL: ``create_app`` then builds an app that keeps its mails unsent (``conduit serve``
+        refuses that case before building it).
+        """
+        try:
+            smtp = self.resolve_smtp()
+        except ValueError:
+            if self.smtp_url is not None or not self.is_production:
+                raise
+            smtp = None
+        return MailConfig(
+            sender=self.mail_from,
+            public_url=self.public_url,
+            smtp=smtp,
+            reset_ttl=dt.timedelta(minutes=self.password_reset_ttl_minutes),
+            verification_ttl=dt.timedelta(hours=self.email_verification_ttl_hours),
+            max_attempts=self.mail_max_attempts,
+            poll_seconds=self.mail_poll_seconds,
+        )

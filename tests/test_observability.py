@@ -388,6 +388,10 @@ def test_serve_takes_the_log_format_from_the_flag_else_the_setting(
         database_url=f"sqlite:///{tmp_path / 'serve.db'}",
         jwt_secret="s" * 40,
         jwt_secret_file=tmp_path / "secret",
+        # production serves only with a mail server for account mails
+        smtp_url="smtp://127.0.0.1:1",
+        mail_from="Conduit <no-reply@conduit.example>",
+        public_url="https://conduit.example",
     )
     assert cli._serve(cli.build_parser().parse_args(["serve", *flag]), settings) == 0
     assert seen["json"] is expected

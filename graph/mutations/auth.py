@@ -75,7 +75,7 @@ async def issue_tokens(
     return tokens.issue_access_token(user_id, role, now), refresh
 
 
-async def _limited(
+async def refuse_if_limited(
     session: AsyncSession, checks: list[tuple[str, str, ratelimit.Limit]], event: str, **fields: object
 ) -> None:
     """Raise ``RateLimited`` if any ``(label, bucket, limit)`` of ``checks`` is over its limit.
@@ -103,7 +103,7 @@ class AuthMutations:
         address = client_address(info)
         bucket = f"register:addr:{address}"
         async with info.context.transaction() as session:
-            await _limited(
+            await refuse_if_limited(
                 session, [("address", bucket, ratelimit.REGISTRATIONS_PER_ADDRESS)], "register_limited", client=address
             )
             await check_unique(session, errors, username=username, email=email)
@@ -140,7 +140,7 @@ class AuthMutations:
         ]
         who = {"email_hash": email_hash(email), "client": address}
         session = info.context.session
-        await _limited(session, checks, "login_locked", **who)
+        await refuse_if_limited(session, checks, "login_locked", **who)
         columns = (*USER_COLUMNS, u.c.password_hash, suspended(u, utcnow()).label("suspended"))
         row = (await session.execute(sa.select(*columns).where(sa.func.lower(u.c.email) == email))).first()
         ok = await verify_password_async(row.password_hash if row is not None else None, input.password)
@@ -167,7 +167,7 @@ class AuthMutations:
         reused: Any = None  # the spent token's row, when one came back
         suspended_user: int | None = None  # the token's user, when they are suspended
         async with info.context.transaction() as session:
-            await _limited(
+            await refuse_if_limited(
                 session, [("address", bucket, ratelimit.REFRESHES_PER_ADDRESS)], "refresh_limited", client=address
             )
             await ratelimit.record(session, bucket)

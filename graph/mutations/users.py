@@ -53,6 +53,9 @@ class UserMutations:
             values["username"] = check_username(errors, input.username)  # type: ignore[arg-type]
         if given(input.email):
             values["email"] = check_email(errors, input.email)  # type: ignore[arg-type]
+            # a verification is of one address: a new one (not just new capitals) is unverified
+            same = sa.func.lower(u.c.email) == values["email"].lower()
+            values["email_verified"] = sa.case((same, u.c.email_verified), else_=sa.false())
         if given(input.password):
             check_password(errors, input.password)  # type: ignore[arg-type]
         if input.bio is not strawberry.UNSET:

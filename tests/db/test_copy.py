@@ -3,7 +3,8 @@
 Every copy runs through the real CLI entry point on real databases: SQLite files under
 ``tmp_path`` and databases on the session's throwaway PostgreSQL cluster. The source is seeded
 by ``conduit db seed`` and then used through the real GraphQL app, so refresh tokens (used and
-revoked), rate-limit events, follows, favorites, tags and comments all exist before the copy.
+revoked), rate-limit events, follows, favorites, tags, comments, a mailed token and its mail all
+exist before the copy.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ CREATE = "mutation($i: CreateArticleInput!) { createArticle(input: $i) { slug ti
 COMMENT = "mutation($s: String!, $b: String!) { addComment(slug: $s, body: $b) { body author { username } } }"
 FAVORITE = "mutation($s: String!) { favoriteArticle(slug: $s) { favoritesCount } }"
 FOLLOW = "mutation($u: String!) { followUser(username: $u) { username } }"
+RESET_REQUEST = "mutation($e: String!) { requestPasswordReset(email: $e) }"
 SEARCH = "query($w: String!) { articles(search: $w, first: 100) { totalCount nodes { slug title } } }"
 
 
@@ -144,8 +146,9 @@ class Api:
 
 
 async def use_the_source(url: str, tmp_path: Path) -> None:
-    """Make rows in every table through the API: tokens used and revoked, rate-limit events, links."""
-    async with Api(url, tmp_path) as gql:
+    """Make rows in every table through the API: tokens used and revoked, rate-limit events, links, mail."""
+    api = Api(url, tmp_path)
+    async with api as gql:
         reader = (await gql.ok(REGISTER, {"u": "reader", "e": "reader@example.com", "p": "reader-password"}))[
             "register"
         ]
@@ -171,6 +174,9 @@ async def use_the_source(url: str, tmp_path: Path) -> None:
         await gql.ok(COMMENT, {"s": article["slug"], "b": "first! 🎉"}, demo["token"])
         await gql.ok(FAVORITE, {"s": article["slug"]}, demo["token"])
         await gql.ok(FOLLOW, {"u": "reader"}, demo["token"])
+        assert (await gql.ok(RESET_REQUEST, {"e": "reader@example.com"}))["requestPasswordReset"] is True
+        # one round of the mail worker: the account_token row, and the mail kept (no SMTP here)
+        assert (await api.app.state.conduit.mail.run_once()).sent == 1
 
 
 async def check_the_copy(url: str, tmp_path: Path, search_word: str) -> None:
