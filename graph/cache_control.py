@@ -173,47 +173,45 @@ def operation_policy(schema: GraphQLSchema, document: DocumentNode, operation: O
         if isinstance(definition, FragmentDefinitionNode)
     }
     policy = _Policy()
+    # Each fragment is walked once (per root level): what it adds to the policy depends on
+    # nothing else, and a document that spreads fragments inside fragments many times must
+    # cost its size, not the size of its expansion.
+    walked: set[tuple[str, bool]] = set()
 
-    def walk(selection_set: SelectionSetNode, parent: GraphQLCompositeType, root: bool, seen: frozenset[str]) -> None:
+    def walk(selection_set: SelectionSetNode, parent: GraphQLCompositeType, root: bool) -> None:
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 name = selection.name.value
                 if name == "__typename":
                     continue
-                for owner in _possible_types(schema, parent):
-                    field = owner.fields.get(name)
-                    if field is None:  # introspection (__schema, __type): not cacheable
-                        policy.restrict(0, False)
-                        continue
-                    policy.restrict(*field_policy(field, root))
-                    target = get_named_type(field.type)
-                    if selection.selection_set is not None and is_composite_type(target):
-                        walk(selection.selection_set, target, False, seen)
+                # a union has no fields of its own to select (only __typename, above)
+                field = parent.fields.get(name) if not isinstance(parent, GraphQLUnionType) else None
+                if field is None:  # introspection (__schema, __type): not cacheable
+                    policy.restrict(0, False)
+                    continue
+                policy.restrict(*field_policy(field, root))
+                target = get_named_type(field.type)
+                if selection.selection_set is not None and is_composite_type(target):
+                    walk(selection.selection_set, target, False)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 target = schema.get_type(condition.name.value) if condition is not None else parent
                 if is_composite_type(target):
-                    walk(selection.selection_set, target, root, seen)
+                    walk(selection.selection_set, target, root)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = fragments.get(name)
-                if fragment is None or name in seen:
+                if fragment is None or (name, root) in walked:
                     continue
+                walked.add((name, root))
                 target = schema.get_type(fragment.type_condition.name.value)
                 if is_composite_type(target):
-                    walk(fragment.selection_set, target, root, seen | {name})
+                    walk(fragment.selection_set, target, root)
 
-    walk(operation.selection_set, schema.query_type, True, frozenset())
+    walk(operation.selection_set, schema.query_type, True)
     if policy.max_age is None or policy.max_age <= 0:
         return NO_STORE
     return CachePolicy(policy.max_age, policy.private)
-
-
-def _possible_types(schema: GraphQLSchema, parent: GraphQLCompositeType) -> list[GraphQLObjectType | Any]:
-    """Where a field selected on ``parent`` is defined: the interface itself, or the type."""
-    if isinstance(parent, GraphQLUnionType):
-        return list(schema.get_possible_types(parent))
-    return [parent]
 
 
 def missing_hints(schema: GraphQLSchema) -> list[str]:

@@ -182,3 +182,9 @@ async def test_a_compressed_answer_revalidates_with_its_weak_tag(
     assert again.status_code == 304
     identity = await client.get("/graphql", params={"query": query}, headers={"If-None-Match": etag})
     assert identity.status_code == 304  # If-None-Match compares weakly (RFC 9110, 13.1.2)
+
+
+def test_the_policy_walks_each_fragment_once() -> None:
+    # every fragment spreads the next twice: 2**40 walks if the policy followed each spread
+    fragments = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(40))
+    assert policy_of(f"query Fan {{ ...F0 }} {fragments} fragment F40 on Query {{ tags }}") == CachePolicy(300, False)
