@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Callable
 
 import anyio.to_thread
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MINIMUM_SIZE = 1024
@@ -123,7 +123,9 @@ class CompressionMiddleware:
             return
         encoding = None
         if scope["method"] != "HEAD":  # a HEAD answer has no body to compress and must match GET's headers
-            encoding = accepted_encoding(Headers(scope=scope).get("accept-encoding"))
+            # the raw headers (ASGI: lower-case names), as every request passes here
+            accept = b", ".join(value for name, value in scope["headers"] if name == b"accept-encoding")
+            encoding = accepted_encoding(accept.decode("latin-1"))
         responder = _Responder(send, encoding, self.minimum_size)
         await self.app(scope, receive, responder.send)
 
@@ -194,11 +196,19 @@ class _Responder:
         status = start["status"]
         if status < 200 or status in (204, 206, 304) or start.get("trailers", False):
             return False
-        start["headers"] = list(start.get("headers", ()))  # mutable, for MutableHeaders later
-        headers = Headers(raw=start["headers"])
-        if "content-encoding" in headers or not compressible(headers.get("content-type", "")):
+        raw = start["headers"] = list(start.get("headers", ()))  # mutable, for MutableHeaders later
+        # the raw headers (ASGI: lower-case names) rather than a Headers object: every response passes here
+        content_type = cache_control = b""
+        for name, value in raw:
+            if name == b"content-encoding":
+                return False
+            if name == b"content-type":
+                content_type = value
+            elif name == b"cache-control":
+                cache_control = value
+        if not compressible(content_type.decode("latin-1")):
             return False
-        directives = {part.strip().lower() for part in headers.get("cache-control", "").split(",")}
+        directives = {part.strip().lower() for part in cache_control.decode("latin-1").split(",")}
         return NO_TRANSFORM not in directives
 
     async def _compress(self, body: bytes, more_body: bool) -> bytes:
