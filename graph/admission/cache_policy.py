@@ -23,6 +23,8 @@ POLICY_KEY = "cache-policy"
 class CachePolicyStep:
     """Sets ``operation.cache_policy``; refuses nothing."""
 
+    name = "cache_policy"  # AdmissionPipeline.names() and the step's trace span
+
     def __init__(self, schema: GraphQLSchema, cache: BoundedCache[Any, Any]) -> None:
         self.schema = schema
         self.cache = cache

@@ -124,6 +124,7 @@ async def test_the_pipeline_lists_its_steps_in_order(app: Starlette) -> None:
         "observe_operation",
         "served_by_transport",
         "validate",
+        "cache_policy",
         "nul_free_variables",
         "variables",
         "cost_limit",
