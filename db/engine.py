@@ -237,6 +237,8 @@ class Database:
         """
         announce(self.engine, statements)  # to BenchStats, tests' SQL capture
         spans = self.sql_spans
+        if spans is not None and not spans.wanted():
+            spans = None
         if not self.is_sqlite:
             # one retry: after a restart every pooled connection is dead
             for attempt in (1, 2):
@@ -294,7 +296,7 @@ class Database:
         """
         announce(self.engine, statements)  # to BenchStats, tests' SQL capture
         spans = self.sql_spans
-        if spans is None:
+        if spans is None or not spans.wanted():
             return await self._write(statements, decide)
         ran = list(statements)  # and those decide adds, for the span
         with spans.batch(ran):

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, get_current_span
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 __all__ = ["SQLSpans", "trace_statements"]
 
 _SPAN_ATTRIBUTE = "_conduit_span"  # where a SQLAlchemy statement's span waits for its end
+
+
+def sampled_out() -> bool:
+    """Whether the current span was sampled out: its children would be too (every built-in
+    sampler decides once per trace), so callers skip making them. Not sampled out when no span
+    is current (a new trace's root decides for itself)."""
+    context = get_current_span().get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
 
 
 def operation_name(sql: str) -> str:
@@ -63,6 +71,10 @@ class SQLSpans:
         self.tracer = tracer
         self.system = system
         self.base = base
+
+    def wanted(self) -> bool:
+        """Whether the statements about to run get spans: not in a trace that was sampled out."""
+        return not sampled_out()
 
     def statement(self, sql: str, *, start_time: int | None = None) -> Span:
         """A started span (kind ``CLIENT``) for one statement; the caller ends it (``end_time`` in ns)."""
@@ -141,7 +153,7 @@ class SQLSpans:
     # SQLAlchemy's cursor events (``listen``)
 
     def _before(self, _conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
-        if context is None:  # driver SQL shown by announce(): fetch_raw and write make its spans
+        if context is None or sampled_out():  # None: driver SQL shown by announce(), fetch_raw's
             return
         setattr(context, _SPAN_ATTRIBUTE, self.statement(statement))
 

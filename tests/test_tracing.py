@@ -215,6 +215,18 @@ async def test_an_incoming_traceparent_makes_the_request_part_of_that_trace(trac
     assert {f"{span.context.trace_id:032x}" for span in spans.all()} == {trace_id}
 
 
+async def test_a_caller_that_sampled_its_trace_out_gets_no_spans_here(traced: GQL, spans: Spans) -> None:
+    # the default sampler, parentbased_always_on, follows the caller's decision (flags 00)
+    response = await traced.client.post(
+        "/graphql",
+        json={"query": "query Tags { tags }"},
+        headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+    )
+
+    assert response.status_code == 200 and response.json()["data"] == {"tags": []}
+    assert spans.all() == []
+
+
 async def test_the_access_log_names_the_trace_and_the_trace_names_the_request(traced: GQL, spans: Spans) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -23,7 +23,7 @@ from opentelemetry.trace import Tracer
 
 from graph.admission.keys import cache_encoding
 from graph.cache_control import CachePolicy
-from graph.observability.tracing import SPAN_OPTIONS, failed, step_name
+from graph.observability.tracing import SPAN_OPTIONS, failed, sampled_out, step_name
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -138,7 +138,7 @@ class AdmissionPipeline:
 
     async def admit(self, operation: Operation) -> None:
         """Run every step on ``operation``; raises ``Refused`` from the first step that refuses it."""
-        if self.tracer is not None:
+        if self.tracer is not None and not sampled_out():
             await self._admit_traced(self.tracer, operation)
             return
         for step in self.steps:

@@ -35,7 +35,7 @@ from graph.admission.pipeline import Operation
 from graph.caches import BoundedCache
 from graph.execution.planned import NotPlanned, PlannedOperation, WriteCommitted, plan_operation
 from graph.execution.planned.payloads import PlannedPayloads
-from graph.observability.tracing import EXECUTION_FALLBACK, EXECUTION_PATH, SPAN_OPTIONS, failed
+from graph.observability.tracing import EXECUTION_FALLBACK, EXECUTION_PATH, SPAN_OPTIONS, failed, sampled_out
 
 if TYPE_CHECKING:
     from graph.observability.metrics import Metrics
@@ -127,7 +127,7 @@ class OperationExecutor:
         answered (``conduit.execution.path``) and why planned SQL handed over
         (``conduit.execution.fallback``, a reason from the bounded set ``/metrics`` counts).
         """
-        if self.tracer is None:
+        if self.tracer is None or sampled_out():
             return await self._execute(operation, None)
         with self.tracer.start_as_current_span("execute", **SPAN_OPTIONS) as span:
             try:

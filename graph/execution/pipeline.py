@@ -22,7 +22,7 @@ from graph.admission.pipeline import AdmissionPipeline, Operation, Refused
 from graph.errors import classify_error
 from graph.execution.executor import OperationExecutor
 from graph.observability.operation import SubscriptionGauge
-from graph.observability.tracing import note_errors, operation_span
+from graph.observability.tracing import note_errors, operation_span, sampled_out
 
 
 class RequestPipeline:
@@ -42,7 +42,7 @@ class RequestPipeline:
 
     async def run(self, operation: Operation) -> GraphQLExecutionResult:
         """Admit and execute a query or mutation; raises ``Refused`` (errors classified) when not admitted."""
-        if self.tracer is None:
+        if self.tracer is None or sampled_out():
             return await self._run(operation)
         with operation_span(self.tracer, operation) as span:  # a refusal's code too
             result = await self._run(operation)
@@ -68,7 +68,7 @@ class RequestPipeline:
 
         Traced, the operation's span covers admission and execution, or the setting up of a
         subscription's event stream: never a ``yield``, where its context could not be restored."""
-        if self.tracer is None:
+        if self.tracer is None or sampled_out():
             begun = await self._begin(operation)
         else:
             with operation_span(self.tracer, operation) as span:

@@ -39,8 +39,11 @@ server span its child, in the caller's trace).
 
 When off, nothing is built and the request path checks one ``None`` per component
 (``tracer is None``); no span object, no context lookup (``bench/README.md`` has the
-measurement). The provider is the app's, not the process-wide one (``trace.set_tracer_provider``
-is never called), so every app a test builds has its own, and tests hand ``processors`` in.
+measurement). When on, a request whose server span was sampled out (``OTEL_TRACES_SAMPLER``)
+makes no other span: every built-in sampler decides once per trace, so each component checks
+``sampled_out()`` instead of starting non-recording spans. The provider is the app's, not the
+process-wide one (``trace.set_tracer_provider`` is never called), so every app a test builds has
+its own, and tests hand ``processors`` in.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from db.tracing import trace_statements
+from db.tracing import sampled_out, trace_statements
 
 if TYPE_CHECKING:
     from graphql import GraphQLError
@@ -67,7 +70,15 @@ if TYPE_CHECKING:
     from db.engine import Database
     from graph.admission.pipeline import Operation
 
-__all__ = ["Tracing", "note_errors", "operation_span", "server_span", "tracing_enabled", "tracing_from_environment"]
+__all__ = [
+    "Tracing",
+    "note_errors",
+    "operation_span",
+    "sampled_out",
+    "server_span",
+    "tracing_enabled",
+    "tracing_from_environment",
+]
 
 TRACER_NAME = "conduit"
 DEFAULT_SERVICE_NAME = "conduit"
