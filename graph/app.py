@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -127,8 +128,8 @@ def create_app(
         yield
         await state.broker.close()
         await db.dispose()
-        if tracing is not None:
-            tracing.shutdown()  # export what is queued
+        if tracing is not None:  # export what is queued; on a thread, as it waits for the collector
+            await asyncio.to_thread(tracing.shutdown)
 
     routes: list[Any] = [
         Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
