@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -310,19 +311,21 @@ def test_an_exporter_that_is_not_installed_is_refused_at_start() -> None:
         tracing_from_environment({"OTEL_TRACES_EXPORTER": "zipkin"})
 
 
-def test_the_service_name_defaults_to_conduit_and_follows_otel_service_name() -> None:
-    spans = InMemorySpanExporter()
-    tracing = tracing_from_environment({}, processors=[SimpleSpanProcessor(spans)])
+def test_the_service_name_defaults_to_conduit_and_follows_otel_service_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    tracing = tracing_from_environment({}, processors=[])
     assert tracing is not None
-    assert tracing.provider.resource.attributes["service.name"] in ("conduit",)
-    tracing.shutdown()
+    assert tracing.provider.resource.attributes["service.name"] == "conduit"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "conduit-eu1")  # the SDK reads it from os.environ
+    named = tracing_from_environment({}, processors=[])
+    assert named is not None
+    assert named.provider.resource.attributes["service.name"] == "conduit-eu1"
 
 
-async def test_off_by_default_the_app_builds_no_tracing(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, user_agent: str = "t"
-) -> None:
-    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
+async def test_off_by_default_the_app_builds_no_tracing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
     application = create_app(settings)
     try:
         assert application.state.tracing is None
@@ -330,6 +333,26 @@ async def test_off_by_default_the_app_builds_no_tracing(
         assert state.db.sql_spans is None and state.admission.tracer is None
     finally:
         await application.state.conduit.db.dispose()
+
+
+async def test_a_failing_statement_records_its_class_never_its_message(
+    traced_app: Starlette, spans: Spans, engine_name: str
+) -> None:
+    db = traced_app.state.conduit.db
+    placeholder = "?" if engine_name == "sqlite" else "$1"
+    failing_sql = f"SELECT no_such_column FROM tag WHERE name = {placeholder}"
+    with pytest.raises(Exception, match="no_such_column") as raised:
+        await db.fetch_raw([("SELECT 1", []), (failing_sql, [SECRET_TAG])])
+
+    first, failing = sorted(spans.all(), key=lambda span: span.start_time or 0)
+    assert first.status.status_code is StatusCode.UNSET and (first.attributes or {})["db.query.text"] == "SELECT 1"
+    assert failing.status.status_code is StatusCode.ERROR
+    assert failing.status.description is None and not failing.events
+    assert (failing.attributes or {})["db.query.text"] == failing_sql
+    assert (failing.attributes or {})[
+        "error.type"
+    ] == f"{type(raised.value).__module__}.{type(raised.value).__qualname__}"
+    assert all(SECRET_TAG not in value and str(raised.value) != value for value in attribute_values([failing]))
 
 
 # One real export: conduit serve → OTLP/HTTP → a receiver of our own
