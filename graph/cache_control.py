@@ -173,8 +173,16 @@ def operation_policy(schema: GraphQLSchema, document: DocumentNode, operation: O
         if isinstance(definition, FragmentDefinitionNode)
     }
     policy = _Policy()
+    # A selection set walked once for a parent type adds nothing the second time (restrict is a
+    # minimum and an "or"): without this, fragments that spread the next one twice cost 2**n
+    # walks, and tests/security/test_limit_attacks.py's 40-fragment fan-out never finished.
+    walked: set[tuple[int, str, bool]] = set()
 
     def walk(selection_set: SelectionSetNode, parent: GraphQLCompositeType, root: bool, seen: frozenset[str]) -> None:
+        key = (id(selection_set), parent.name, root)
+        if key in walked:
+            return
+        walked.add(key)
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 name = selection.name.value
