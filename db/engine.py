@@ -16,10 +16,11 @@ aiosqlite connections, and writes are group-committed; on PostgreSQL it uses an 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
 import asyncpg
@@ -33,6 +34,9 @@ from sqlalchemy.pool import StaticPool
 from db.adapters.aiosqlite import run_on_thread
 from db.adapters.sqlalchemy import announce, conduit_aiosqlite
 from db.sqlite_driver import Decide, InlineSQLite, Offload, Statements, run_many, run_transactions
+
+if TYPE_CHECKING:
+    from db.tracing import SQLSpans
 
 
 def normalize_url(url: str) -> str:
@@ -108,6 +112,8 @@ class Database:
     _disposed: bool = field(init=False, default=False)
     # inline SQLite calls that moved to a thread (too long, or a lock held elsewhere)
     offloads: int = field(init=False, default=0)
+    # spans for every statement, when tracing is on (``db.tracing.trace_statements``)
+    sql_spans: SQLSpans | None = field(init=False, default=None)
     # PostgreSQL: the asyncpg pool of driver SQL (``_postgres_pool``)
     _pg_pool: asyncpg.Pool | None = field(init=False, default=None)
     _pg_pool_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
@@ -230,28 +236,49 @@ class Database:
         server may have run before the connection broke.
         """
         announce(self.engine, statements)  # to BenchStats, tests' SQL capture
-        if self._sqlite_path is not None:
-            try:
-                return self._inline_sqlite().read(statements)
-            except Offload:  # too long, or a lock: on a thread, where waiting does not hold up the loop
-                self.offloads += 1
-            connection = await self._sqlite_checkout()
-            try:
-                return await run_on_thread(connection, run_many, statements)
-            finally:
-                self._sqlite_checkin(connection)
+        spans = self.sql_spans
+        if spans is not None and not spans.wanted():
+            spans = None
         if not self.is_sqlite:
             # one retry: after a restart every pooled connection is dead
             for attempt in (1, 2):
                 try:
                     async with self._postgres_connection() as connection:
-                        return [await connection.fetch(sql, *parameters) for sql, parameters in statements]
+                        if spans is None:
+                            return [await connection.fetch(sql, *parameters) for sql, parameters in statements]
+                        return [await spans.fetch(connection, sql, parameters) for sql, parameters in statements]
                 except _STALE_CONNECTION_ERRORS:
                     if attempt == 2 or not retry:
                         raise
                     await (await self._postgres_pool()).expire_connections()
+        if spans is None:
+            return await self._read_sqlite(statements, None)
+        # SQLite runs the statements in one call: each one's end is noted there, spans made after
+        started, ended = time.time_ns(), list[int]()
+        try:
+            rows = await self._read_sqlite(statements, ended)
+        except BaseException as error:
+            spans.timed(statements, started, ended, error)
+            raise
+        spans.timed(statements, started, ended)
+        return rows
+
+    async def _read_sqlite(self, statements: Statements, ended: list[int] | None) -> list[list[Any]]:
+        """``fetch_raw`` on SQLite: inline, else on a connection's thread (``ended`` as for ``run_many``)."""
+        if self._sqlite_path is not None:
+            try:
+                return self._inline_sqlite().read(statements, ended)
+            except Offload:  # too long, or a lock: on a thread, where waiting does not hold up the loop
+                self.offloads += 1
+                if ended is not None:  # the first statement's span takes in the abandoned attempt
+                    ended.clear()
+            connection = await self._sqlite_checkout()
+            try:
+                return await run_on_thread(connection, run_many, statements, ended)
+            finally:
+                self._sqlite_checkin(connection)
         async with self._shared_sqlite() as driver:  # an in-memory SQLite database
-            return await run_on_thread(driver, run_many, statements)
+            return await run_on_thread(driver, run_many, statements, ended)
 
     async def write(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
         """Run ``statements`` as one short write transaction; their rows, or ``None`` if rolled back.
@@ -268,6 +295,14 @@ class Database:
         spends one trip on all the writes waiting. Callers resume in commit order.
         """
         announce(self.engine, statements)  # to BenchStats, tests' SQL capture
+        spans = self.sql_spans
+        if spans is None or not spans.wanted():
+            return await self._write(statements, decide)
+        ran = list(statements)  # and those decide adds, for the span
+        with spans.batch(ran):
+            return await self._write(statements, spans.noting(decide, ran))
+
+    async def _write(self, statements: Statements, decide: Decide) -> list[list[Any]] | None:
         if not self.is_sqlite:
             return await self._write_postgres(statements, decide)
         if self._sqlite_path is not None and not self._write_lock.locked() and self._writer is None:

@@ -17,8 +17,14 @@ from typing import Any
 __all__ = ["Decide", "InlineSQLite", "Offload", "Statements", "run_many", "run_transactions"]
 
 
-def run_many(connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> list[list[Any]]:
-    """On the SQLite thread: every statement's rows, in order; a whole read plan in one trip."""
+def run_many(
+    connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]], ended: list[int] | None = None
+) -> list[list[Any]]:
+    """On the SQLite thread: every statement's rows, in order; a whole read plan in one trip.
+
+    ``ended``, when given, gets the time each statement finished (``time.time_ns()``), for its
+    trace span (``db/tracing.py``).
+    """
     out = []
     for operation, parameters in statements:
         cursor = connection.execute(operation, parameters)
@@ -26,6 +32,8 @@ def run_many(connection: sqlite3.Connection, statements: list[tuple[str, list[An
             out.append(cursor.fetchall())
         finally:
             cursor.close()
+        if ended is not None:
+            ended.append(time.time_ns())
     return out
 
 
@@ -103,11 +111,11 @@ class InlineSQLite:
     def _over_budget(self) -> int:
         return 1 if time.perf_counter() > self._deadline else 0
 
-    def read(self, statements: Statements) -> list[list[Any]]:
-        """``run_many`` inline; ``Offload`` when it cannot finish within the budget."""
+    def read(self, statements: Statements, ended: list[int] | None = None) -> list[list[Any]]:
+        """``run_many`` inline (``ended`` as there); ``Offload`` when it cannot finish within the budget."""
         self._deadline = time.perf_counter() + self.budget
         try:
-            return run_many(self.connection, statements)
+            return run_many(self.connection, statements, ended)
         except sqlite3.OperationalError as error:
             if _is_not_now(error):
                 raise Offload(str(error)) from error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -37,6 +38,7 @@ from graph.observability import (
 )
 from graph.observability.bench import BenchStats
 from graph.observability.listener import MetricsListener
+from graph.observability.tracing import Tracing, tracing_from_environment
 from graph.schema import create_schema
 from graph.settings import Settings
 from graph.transport.compression import CompressionMiddleware
@@ -61,13 +63,19 @@ def default_broker(db: Database, settings: Settings) -> Broker:
     return PostgresBroker(db.url, connect_timeout=settings.db_connect_timeout_seconds)
 
 
-def create_app(settings: Settings | None = None, broker: Broker | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, broker: Broker | None = None, tracing: Tracing | None = None
+) -> Starlette:
     """Build the app from ``settings`` (read from the environment when omitted).
 
     Nothing is created at import time, so every test can build its own app. The engine,
     broker and Redis client are closed when the app shuts down. ``app.state.conduit`` is the ``AppState``.
+    ``tracing`` is for tests (an in-memory exporter); otherwise only the ``OTEL_*`` variables
+    switch tracing on (``graph/observability/tracing.py``), and ``app.state.tracing`` is it or ``None``.
     """
     settings = settings or Settings()
+    tracing = tracing or tracing_from_environment()
+    tracer = tracing.tracer if tracing is not None else None
     db = Database(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -77,6 +85,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         statement_timeout_ms=settings.db_statement_timeout_ms,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
+    if tracing is not None:
+        tracing.instrument(db)
     use_profile(settings.password_hash_profile)  # argon2 parameters for new password hashes
     caches = Caches.from_settings(settings)
     tokens = TokenService(
@@ -112,7 +122,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     schema = create_schema(settings)
     metrics.register(CacheCollector(caches))
     register_subscription_fields(schema, metrics)
-    state.admission = AdmissionPipeline(admission_steps(schema, settings, caches, budget))
+    state.admission = AdmissionPipeline(admission_steps(schema, settings, caches, budget), tracer)
     state.execution = ExecutionPaths(metrics)
     executor = OperationExecutor(
         schema,
@@ -120,8 +130,9 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         state.execution,
         is_sqlite=db.is_sqlite,
         hide_suggestions=settings.field_suggestions_hidden,
+        tracer=tracer,
     )
-    pipeline = RequestPipeline(state.admission, executor, SubscriptionGauge(metrics))
+    pipeline = RequestPipeline(state.admission, executor, SubscriptionGauge(metrics), tracer)
     schema.pipeline = pipeline
     playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
     persisted = PersistedQueries(
@@ -156,6 +167,8 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
         if state.redis is not None:
             await state.redis.close()
         await db.dispose()
+        if tracing is not None:  # export what is queued; on a thread, as it waits for the collector
+            await asyncio.to_thread(tracing.shutdown)
 
     routes: list[Any] = [
         Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -171,7 +184,7 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     # headers and the request id
     middleware = [
         Middleware(SecurityHeadersMiddleware, production=settings.is_production),
-        Middleware(ObservabilityMiddleware, metrics=metrics, routes=routes),
+        Middleware(ObservabilityMiddleware, metrics=metrics, routes=routes, tracer=tracer),
     ]
     if settings.compression:
         # inside the observability middleware: the access log and metrics see what is sent
@@ -193,4 +206,5 @@ def create_app(settings: Settings | None = None, broker: Broker | None = None) -
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.conduit = state
     app.state.metrics = metrics
+    app.state.tracing = tracing
     return app

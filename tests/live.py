@@ -12,6 +12,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from graph.app import create_app
+from graph.observability.tracing import Tracing
 from graph.settings import Settings
 from tests.waiting import until_sync
 
@@ -23,14 +24,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_app(settings: Settings) -> Iterator[tuple[str, Starlette]]:
-    """Serve ``create_app(settings)`` until the block ends; yields ``http://127.0.0.1:PORT`` and the app.
+def live_app(settings: Settings, tracing: Tracing | None = None) -> Iterator[tuple[str, Starlette]]:
+    """Serve ``create_app(settings, tracing=tracing)`` until the block ends; yields ``http://127.0.0.1:PORT`` and the app.
 
     The app runs on the server thread's event loop: a test may read its state (the broker's
     subscriber count, say) but must not await anything of it.
     """
     port = free_port()
-    app = create_app(settings)
+    app = create_app(settings, tracing=tracing)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
     )

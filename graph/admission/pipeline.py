@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
 from graphql.execution.values import VariableValues
+from opentelemetry.trace import Tracer
 
 from graph.admission.keys import cache_encoding
 from graph.cache_control import CachePolicy
+from graph.observability.tracing import SPAN_OPTIONS, failed, sampled_out, step_name
 
 if TYPE_CHECKING:
     from graph.context import Context
@@ -130,16 +132,31 @@ class AdmissionPipeline:
     HTTP and WebSocket operations, on every executor, from the next request on.
     """
 
-    def __init__(self, steps: Sequence[AdmissionStep]) -> None:
+    def __init__(self, steps: Sequence[AdmissionStep], tracer: Tracer | None = None) -> None:
         self.steps: list[AdmissionStep] = list(steps)
+        self.tracer = tracer  # None: tracing is off; else one span per step (graph/observability/tracing.py)
 
     async def admit(self, operation: Operation) -> None:
         """Run every step on ``operation``; raises ``Refused`` from the first step that refuses it."""
+        if self.tracer is not None and not sampled_out():
+            await self._admit_traced(self.tracer, operation)
+            return
         for step in self.steps:
             outcome = step(operation)
             if outcome is not None:  # an async step's coroutine; a sync step returns None
                 await outcome
 
+    async def _admit_traced(self, tracer: Tracer, operation: Operation) -> None:
+        for step in self.steps:
+            with tracer.start_as_current_span(step_name(step), **SPAN_OPTIONS) as span:
+                try:
+                    outcome = step(operation)
+                    if outcome is not None:
+                        await outcome
+                except BaseException as error:
+                    failed(span, error)
+                    raise
+
     def names(self) -> list[str]:
         """The steps' names in order (for the docs and the tests)."""
-        return [getattr(step, "name", getattr(step, "__name__", type(step).__name__)) for step in self.steps]
+        return [step_name(step) for step in self.steps]

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError, OperationType
 from graphql import execute as graphql_execute
 from graphql import subscribe as graphql_subscribe
+from opentelemetry.trace import Span, Tracer
 from strawberry.execution import optimized_is_awaitable
 
 from graph.admission.document import cacheable, document_bytes
@@ -34,6 +35,7 @@ from graph.admission.pipeline import Operation
 from graph.caches import BoundedCache
 from graph.execution.planned import NotPlanned, PlannedOperation, WriteCommitted, plan_operation
 from graph.execution.planned.payloads import PlannedPayloads
+from graph.observability.tracing import EXECUTION_FALLBACK, EXECUTION_PATH, SPAN_OPTIONS, failed, sampled_out
 
 if TYPE_CHECKING:
     from graph.observability.metrics import Metrics
@@ -108,23 +110,41 @@ class OperationExecutor:
         *,
         is_sqlite: bool,
         hide_suggestions: bool,
+        tracer: Tracer | None = None,
     ) -> None:
         self.schema = schema
         self.plans = plans
         self.paths = paths
         self.is_sqlite = is_sqlite
         self.hide_suggestions = hide_suggestions
+        self.tracer = tracer  # None: tracing is off; else an ``execute`` span (graph/observability/tracing.py)
 
     async def execute(self, operation: Operation) -> ExecutionResult:
         """The result of a query or mutation; its errors are not yet classified (``classify_error``).
 
         A mutation runs at most once, on whichever path: after its commit nothing falls back,
-        and a failure is the mutation field's error.
+        and a failure is the mutation field's error. Traced, its span ``execute`` says which path
+        answered (``conduit.execution.path``) and why planned SQL handed over
+        (``conduit.execution.fallback``, a reason from the bounded set ``/metrics`` counts).
         """
+        if self.tracer is None or sampled_out():
+            return await self._execute(operation, None)
+        with self.tracer.start_as_current_span("execute", **SPAN_OPTIONS) as span:
+            try:
+                return await self._execute(operation, span)
+            except BaseException as error:
+                failed(span, error)
+                raise
+
+    async def _execute(self, operation: Operation, span: Span | None) -> ExecutionResult:
         if self.plans is not None and not operation.dry_run and not operation.extensions:
-            result = await self._planned(operation)
+            result = await self._planned(operation, span)
             if result is not None:
+                if span is not None:
+                    span.set_attribute(EXECUTION_PATH, PLANNED)
                 return result
+        if span is not None:
+            span.set_attribute(EXECUTION_PATH, ORDINARY)
         self.paths.answer(ORDINARY)
         outcome = graphql_execute(
             self.schema._schema,
@@ -181,6 +201,11 @@ class OperationExecutor:
                 self.plans.put(key, plan, weight + document_bytes(operation.query))
         return plan
 
+    def _fall_back(self, reason: str, span: Span | None) -> None:
+        self.paths.fall_back(PLANNED, reason)
+        if span is not None:
+            span.set_attribute(EXECUTION_FALLBACK, reason)
+
     def _committed(self, committed: WriteCommitted) -> ExecutionResult:
         # The mutation happened (or may have): running it again would do it twice. Its field's
         # error, as the ordinary executor reports a resolver's (non-null: data null).
@@ -190,17 +215,17 @@ class OperationExecutor:
         self.paths.answer(PLANNED)
         return ExecutionResult(None, [error])
 
-    async def _planned(self, operation: Operation) -> ExecutionResult | None:
+    async def _planned(self, operation: Operation, span: Span | None) -> ExecutionResult | None:
         """Planned SQL's answer, or ``None`` (counted as a hand-over) for graphql-core to answer."""
         plan = self.plan_for(operation)
         if isinstance(plan, NotPlannedHere):
-            self.paths.fall_back(PLANNED, plan.reason)
+            self._fall_back(plan.reason, span)
             return None
         context = operation.context
         try:
             data, errors = await plan.execute(context, operation.coerced_variables)
         except NotPlanned as refusal:  # this run's arguments are outside the plan; nothing was written
-            self.paths.fall_back(PLANNED, str(refusal))
+            self._fall_back(str(refusal), span)
             return None
         except WriteCommitted as committed:
             return self._committed(committed)
@@ -208,7 +233,7 @@ class OperationExecutor:
             # A defect or a database error: nothing was written (a write's failure after its
             # commit is WriteCommitted), so graphql-core answers, as it would have.
             logger.warning("planned execution failed, handed back: %s: %s", type(error).__name__, error)
-            self.paths.fall_back(PLANNED, "error")
+            self._fall_back("error", span)
             context.refresh()  # nothing cached by the abandoned run leaks into graphql-core's
             return None
         self.paths.answer(PLANNED)

@@ -45,6 +45,10 @@ Log format: JSON lines or text (``json_logs``): ``CONDUIT_LOG_FORMAT`` or ``cond
 
 Access log: one line per HTTP request on the ``conduit.access`` logger (see ``ACCESS_FIELDS``).
 It never carries headers, query strings, variables or bodies, so no token or password reaches it.
+
+Traces: OpenTelemetry, off unless the ``OTEL_*`` variables switch it on (``tracing.py``); then
+``RequestIdFilter`` adds ``trace_id`` and ``span_id`` to every record, and the spans carry the
+request id (``conduit.request_id``).
 """
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from graph.observability.requests import current_request_id
+from graph.observability.tracing import current_trace_ids
 
 
 class RequestIdFilter(logging.Filter):
-    """Sets ``record.request_id`` to the id of the request being handled (or ``default``).
+    """Sets ``record.request_id`` to the id of the request being handled (or ``default``), and
+    ``record.trace_id`` / ``record.span_id`` (hex) when tracing is on and a span is current.
 
     Attach it to handlers: a logger's own filters do not see records of its child loggers.
     """
@@ -29,6 +31,10 @@ class RequestIdFilter(logging.Filter):
             request = current_request_id() or self.default
             if request is not None:
                 record.request_id = request
+        if getattr(record, "trace_id", None) is None:
+            ids = current_trace_ids()  # None when tracing is off: no span is ever current then
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 

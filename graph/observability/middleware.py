@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Sequence
 
+from opentelemetry.trace import Span, Tracer
 from prometheus_client.multiprocess import mark_process_dead
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,7 @@ from graph.observability.requests import (
     logger,
     new_request_id,
 )
+from graph.observability.tracing import record_status, server_span
 
 
 class ObservabilityMiddleware:
@@ -30,10 +32,13 @@ class ObservabilityMiddleware:
     id) and answered with a plain 500, so that response carries ``X-Request-ID`` too.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute] = (), tracer: Tracer | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self.tracer = tracer  # None: tracing is off (graph/observability/tracing.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -46,14 +51,21 @@ class ObservabilityMiddleware:
         scope = {**scope, "state": {**scope.get("state", {}), "request_id": record.request_id}}
         token = _current.set(record)
         try:
-            if scope["type"] == "websocket":
+            if self.tracer is not None:
+                # the access log inside the span, so its line carries the trace id
+                with server_span(self.tracer, scope, self._route(scope), record.request_id) as span:
+                    if span is None:  # a WebSocket: only the caller's trace context
+                        await self.app(scope, receive, self._with_request_id(send, record, None))
+                    else:
+                        await self._http(scope, receive, send, record, span)
+            elif scope["type"] == "websocket":
                 await self.app(scope, receive, self._with_request_id(send, record, None))
             else:
-                await self._http(scope, receive, send, record)
+                await self._http(scope, receive, send, record, None)
         finally:
             _current.reset(token)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord, span: Span | None) -> None:
         started = time.perf_counter()
         response: dict[str, int] = {}
         send = self._with_request_id(send, record, response)
@@ -67,7 +79,10 @@ class ObservabilityMiddleware:
                 )
                 await send({"type": "http.response.body", "body": b"Internal Server Error"})
         finally:
-            self._observe(scope, record, response.get("status", 500), time.perf_counter() - started)
+            status = response.get("status", 500)
+            if span is not None:
+                record_status(span, status)
+            self._observe(scope, record, status, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, record: RequestRecord, status: int, seconds: float) -> None:
         method = scope["method"]
