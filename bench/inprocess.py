@@ -21,13 +21,13 @@ import pstats
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
 import load
+from asgi_client import post_graphql as call  # bench/ is the script's own directory
 
 from graph.app import create_app
 from graph.settings import Settings
@@ -36,41 +36,6 @@ ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 DB, META, OP = ARGS[0], ARGS[1], ARGS[2]
 N = int(ARGS[3]) if len(ARGS) > 3 else 1000
 METADATA = json.loads(Path(META).read_text())
-
-
-async def call(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
-    """One POST /graphql through the ASGI app; the messages it sent."""
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    out: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        out.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json"), *headers],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 80),
-    }
-    await app(scope, receive, send)
-    return out
 
 
 async def main() -> None:

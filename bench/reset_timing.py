@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from asgi_client import post_graphql, response_body  # bench/ is the script's own directory
 
 from auth.passwords import hash_password
 from db.migrate import upgrade
@@ -45,40 +46,10 @@ USES_PER_EMAIL = 4
 async def request_reset(app: Any, email: str, client: str) -> float:
     """One ``requestPasswordReset`` through the ASGI app from ``client``; its time in seconds."""
     body = orjson.dumps({"query": QUERY, "variables": {"e": email}})
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    chunks: list[bytes] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json")],
-        "client": (client, 40000),
-        "server": ("127.0.0.1", 80),
-    }
     started = time.perf_counter()
-    await app(scope, receive, send)
+    messages = await post_graphql(app, body, client=(client, 40000))
     elapsed = time.perf_counter() - started
-    answer = orjson.loads(b"".join(chunks))
+    answer = orjson.loads(response_body(messages))
     if answer != {"data": {"requestPasswordReset": True}}:
         raise SystemExit(f"unexpected answer for {email}: {answer}")
     return elapsed

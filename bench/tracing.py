@@ -33,6 +33,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
 import load
+from asgi_client import post_graphql, response_body  # bench/ is the script's own directory
 
 from graph.app import create_app
 from graph.settings import Settings
@@ -46,40 +47,8 @@ BATCHES, BATCH = int(OPTIONS.get("batches", "40")), int(OPTIONS.get("batch", "20
 
 
 async def call(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """One POST /graphql through the ASGI app, as ``bench/inprocess.py`` makes it (that script
-    runs on import, so it cannot be imported)."""
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    out: list[bytes] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            out.append(message.get("body", b""))
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json"), *headers],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 80),
-    }
-    await app(scope, receive, send)
-    return b"".join(out)
+    """One POST /graphql through the ASGI app (``bench/asgi_client.py``); the response's body."""
+    return response_body(await post_graphql(app, body, headers))
 
 
 def build(variant: str) -> Any:
