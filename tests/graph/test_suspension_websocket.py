@@ -62,11 +62,12 @@ async def closed_with(client: Client) -> tuple[int, str]:
     return received.code, received.reason
 
 
-async def open_subscription(server: str, app: Any, protocol: str, token: str, ws: Any) -> Client:
+async def open_subscription(server: str, app: Any, protocol: str, token: str, ws: Any, count: int = 1) -> Client:
+    """A subscription to ``articlePublished`` on ``ws`` as ``token``'s user, once it is the ``count``-th in place."""
     client = Client(ws, protocol)
     assert (await client.init({"Authorization": f"Bearer {token}"}))["type"] == "connection_ack"
     await client.subscribe(ARTICLE_PUBLISHED, {"tag": None})
-    await subscribed(app, ARTICLE_PUBLISHED_CHANNEL)
+    await subscribed(app, ARTICLE_PUBLISHED_CHANNEL, count)
     return client
 
 
@@ -83,7 +84,7 @@ async def test_suspension_closes_the_users_websockets(settings: Settings, engine
             websockets.connect(ws_url(server), subprotocols=subprotocols) as bobs,
         ):
             alice_client = await open_subscription(server, app, protocol, alice, alices)
-            bob_client = await open_subscription(server, app, protocol, bob, bobs)
+            bob_client = await open_subscription(server, app, protocol, bob, bobs, count=2)
             await post(other, SUSPEND, {"u": "alice"}, moderator)
             assert await closed_with(alice_client) == (4403, "account suspended")
             # bob's connection is still served
