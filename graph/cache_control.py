@@ -61,8 +61,10 @@ __all__ = [
 
 @strawberry.enum(description="Who may keep a cached response: any cache (PUBLIC) or only the viewer's (PRIVATE).")
 class CacheControlScope(enum.Enum):
-    PUBLIC = "PUBLIC"
-    PRIVATE = "PRIVATE"
+    PUBLIC = strawberry.enum_value("PUBLIC", description="Any cache may keep the value, shared caches included.")
+    PRIVATE = strawberry.enum_value(
+        "PRIVATE", description="Only the viewer's own cache may keep the value: it depends on who asks."
+    )
 
 
 @strawberry.schema_directive(
@@ -73,9 +75,17 @@ class CacheControlScope(enum.Enum):
 )
 class CacheControl:
     # UNSET: an argument not given, which the SDL leaves out (``@cacheControl(maxAge: 60)``)
-    max_age: int | None = strawberry.UNSET
-    scope: CacheControlScope | None = strawberry.UNSET
-    inherit_max_age: bool | None = strawberry.UNSET
+    max_age: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Seconds the value may be cached (0: not at all). Omitted on a field: the hint of the type it "
+        "returns; without one, 0 for a root field or a composite value, the parent's for a scalar.",
+    )
+    scope: CacheControlScope | None = strawberry.field(
+        default=strawberry.UNSET, description="Who may cache the value; omitted: the type's scope, else PUBLIC."
+    )
+    inherit_max_age: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="true: the maxAge is the parent field's, whatever the type's hint."
+    )
 
 
 PRIVATE = CacheControl(scope=CacheControlScope.PRIVATE)

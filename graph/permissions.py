@@ -37,7 +37,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import strawberry
 from strawberry.permission import BasePermission
+from strawberry.schema_directive import Location
 from strawberry.types import Info
 
 from auth.audit import audit
@@ -122,8 +124,28 @@ class CanSuspend(BasePermission):
         return row is None or may_suspend(viewer.id, viewer.role, row.id, Role(row.role)) or denied(self, info)
 
 
+@strawberry.schema_directive(
+    name="isSelfOrAdmin",
+    locations=[Location.FIELD_DEFINITION],
+    description="The field reads null unless the viewer is the user themself or an admin.",
+)
+class IsSelfOrAdminDirective:
+    """The ``@isSelfOrAdmin`` marker ``IsSelfOrAdmin`` puts on the fields it guards, with a description."""
+
+
+@strawberry.schema_directive(
+    name="isSelfOrStaff",
+    locations=[Location.FIELD_DEFINITION],
+    description="The field reads null unless the viewer is the user themself, a moderator or an admin.",
+)
+class IsSelfOrStaffDirective:
+    """The ``@isSelfOrStaff`` marker ``IsSelfOrStaff`` puts on the fields it guards, with a description."""
+
+
 class IsSelfOrAdmin(BasePermission):
     """The source ``User`` is the viewer, or the viewer is an admin (for private fields)."""
+
+    _schema_directive = IsSelfOrAdminDirective()
 
     message = "Only the user themself or an admin may see this."
     error_extensions = {"code": "FORBIDDEN"}
@@ -135,6 +157,8 @@ class IsSelfOrAdmin(BasePermission):
 
 class IsSelfOrStaff(BasePermission):
     """The source ``User`` is the viewer, or the viewer is a moderator or admin (``User.suspension``)."""
+
+    _schema_directive = IsSelfOrStaffDirective()
 
     message = "Only the user themself, a moderator or an admin may see this."
     error_extensions = {"code": "FORBIDDEN"}

@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 import functools
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
@@ -23,7 +23,15 @@ from graph.loaders import USER_COLUMNS, a, article_rows, at, f, fo, t, u
 from graph.permissions import IsAuthenticated, IsStaff
 from graph.types.article import ARTICLE_MAX_AGE, ArticleConnection, ArticleType, article_connection
 from graph.types.comment import CommentType
-from graph.types.node import DEFAULT_FIRST, MAX_FIRST, Node, OrderDirection, check_first
+from graph.types.node import (
+    AFTER_DESCRIPTION,
+    DEFAULT_FIRST,
+    FIRST_DESCRIPTION,
+    MAX_FIRST,
+    Node,
+    OrderDirection,
+    check_first,
+)
 from graph.types.rate_limit import RateLimitType, rate_limit_of
 from graph.types.user import UserConnection, UserType, user_connection
 
@@ -34,23 +42,30 @@ TAGS_MAX_AGE = 300
 
 WORD = re.compile(r"\w+", re.UNICODE)
 
+First = Annotated[int | None, strawberry.argument(description=FIRST_DESCRIPTION)]
+"""The ``first`` argument of every paginated field and list."""
+After = Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)]
+"""The ``after`` argument of every connection."""
 
-@strawberry.enum
+
+@strawberry.enum(description="What `articles` may be ordered by.")
 class ArticleOrderField(enum.Enum):
-    CREATED_AT = "CREATED_AT"
-    FAVORITES_COUNT = "FAVORITES_COUNT"
+    CREATED_AT = strawberry.enum_value("CREATED_AT", description="When the article was created.")
+    FAVORITES_COUNT = strawberry.enum_value("FAVORITES_COUNT", description="How many users favorited the article.")
 
 
-@strawberry.input
+@strawberry.input(description="An ordering of `articles`; ties on the key break on the ID in the same direction.")
 class ArticleOrder:
-    field: ArticleOrderField
-    direction: OrderDirection = OrderDirection.DESC
+    field: ArticleOrderField = strawberry.field(description="The key to order by.")
+    direction: OrderDirection = strawberry.field(
+        default=OrderDirection.DESC, description="Ascending or descending; DESC when omitted."
+    )
 
 
-@strawberry.type(directives=[CacheControl(max_age=TAGS_MAX_AGE)])
+@strawberry.type(description="A tag and how many articles carry it.", directives=[CacheControl(max_age=TAGS_MAX_AGE)])
 class TagCount:
-    name: str
-    articles_count: int
+    name: str = strawberry.field(description="The tag, as authors wrote it (trimmed, at most 40 characters).")
+    articles_count: int = strawberry.field(description="How many articles carry the tag: at least 1.")
 
 
 def search_terms(search: str, is_sqlite: bool) -> str | None:
@@ -373,14 +388,39 @@ async def tag_counts(info: Info[Context, None], first: int | None) -> list[tuple
     return [(row.name, row.articles_count) for row in rows]
 
 
-@strawberry.type
+@strawberry.type(
+    description="The reads. Anonymous requests may read everything but `feed`, `users` and the private fields "
+    "of `User`."
+)
 class Query:
-    @strawberry.field(directives=[CacheControl(max_age=60)])
-    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
+    @strawberry.field(
+        description="The Article, Comment or User with this global ID; null when the ID names nothing or does "
+        "not decode.",
+        directives=[CacheControl(max_age=60)],
+    )
+    async def node(
+        self,
+        info: Info[Context, None],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The `id` of an Article, Comment or User.")],
+    ) -> Node | None:
         return await resolve_node(info, id)
 
-    @strawberry.field(directives=[CacheControl(max_age=60)])
-    async def nodes(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Node | None]:
+    @strawberry.field(
+        description="The objects of several global IDs, in the order given, each as `node` answers it (null for "
+        "an ID that names nothing).",
+        directives=[CacheControl(max_age=60)],
+    )
+    async def nodes(
+        self,
+        info: Info[Context, None],
+        ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(
+                description=f"Global IDs: at most {MAX_FIRST} (BAD_USER_INPUT beyond); each counts as one node in "
+                "the query cost."
+            ),
+        ],
+    ) -> list[Node | None]:
         if len(ids) > MAX_FIRST:
             raise BadUserInput({"ids": [f"must have at most {MAX_FIRST} items"]})
         # gathered, so each type's loader answers all ids in one statement
@@ -397,13 +437,26 @@ class Query:
         row = await info.context.loaders.user_by_id.load(viewer_id)
         return UserType.from_row(row) if row is not None else None
 
-    @strawberry.field(directives=[CacheControl(max_age=60)])
-    async def user(self, info: Info[Context, None], username: str) -> UserType | None:
+    @strawberry.field(
+        description="The user with this username; null when there is none.", directives=[CacheControl(max_age=60)]
+    )
+    async def user(
+        self,
+        info: Info[Context, None],
+        username: Annotated[str, strawberry.argument(description="The exact username (case-sensitive).")],
+    ) -> UserType | None:
         row = await info.context.loaders.user_by_username.load(username)
         return UserType.from_row(row) if row is not None else None
 
-    @strawberry.field(directives=[CacheControl(max_age=ARTICLE_MAX_AGE)])
-    async def article(self, info: Info[Context, None], slug: str) -> ArticleType | None:
+    @strawberry.field(
+        description="The article with this slug; null when there is none (an old slug after a title change too).",
+        directives=[CacheControl(max_age=ARTICLE_MAX_AGE)],
+    )
+    async def article(
+        self,
+        info: Info[Context, None],
+        slug: Annotated[str, strawberry.argument(description="The article's current slug.")],
+    ) -> ArticleType | None:
         row = await info.context.loaders.article_by_slug.load(slug)
         return ArticleType.from_row(row) if row is not None else None
 
@@ -414,13 +467,38 @@ class Query:
     async def articles(
         self,
         info: Info[Context, None],
-        first: int | None = DEFAULT_FIRST,
-        after: str | None = None,
-        tag: str | None = None,
-        author: str | None = None,
-        favorited_by: str | None = None,
-        search: str | None = None,
-        order_by: ArticleOrder | None = None,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+        tag: Annotated[
+            str | None,
+            strawberry.argument(description="Only articles with this tag (exact name); an unknown tag: no articles."),
+        ] = None,
+        author: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only articles by the user with this username; an unknown one: no articles."
+            ),
+        ] = None,
+        favorited_by: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only articles favorited by the user with this username; an unknown one: no articles."
+            ),
+        ] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Full-text search over title, description and body: every word must match a whole "
+                "word, case-insensitively; a search with no word characters matches nothing."
+            ),
+        ] = None,
+        order_by: Annotated[
+            ArticleOrder | None,
+            strawberry.argument(
+                description="The ordering; newest first (CREATED_AT, DESC) when null. An `after` cursor continues "
+                "only the ordering it came from."
+            ),
+        ] = None,
     ) -> ArticleConnection:
         is_sqlite = info.context.app.db.is_sqlite
         conditions_of = functools.partial(
@@ -455,7 +533,7 @@ class Query:
         directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
     )
     async def feed(
-        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+        self, info: Info[Context, None], first: First = DEFAULT_FIRST, after: After = None
     ) -> ArticleConnection:
         return await list_articles(info, [feed_condition(info.context.viewer_id)], first, after, None)
 
@@ -468,22 +546,33 @@ class Query:
     async def users(
         self,
         info: Info[Context, None],
-        first: int | None = DEFAULT_FIRST,
-        after: str | None = None,
-        search: str | None = None,
-        role: Role | None = None,
-        suspended: bool | None = None,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only users whose username or email starts with this text, case-insensitively (`%` "
+                "and `_` match themselves)."
+            ),
+        ] = None,
+        role: Annotated[Role | None, strawberry.argument(description="Only users with this role.")] = None,
+        suspended: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="true: only users suspended now; false: only users not suspended now; null: both."
+            ),
+        ] = None,
     ) -> UserConnection:
         return await list_users(info, first, after, search, role, suspended)
 
     @strawberry.field(description="Tag names, most used first.", directives=[CacheControl(max_age=TAGS_MAX_AGE)])
-    async def tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[str]:
+    async def tags(self, info: Info[Context, None], first: First = DEFAULT_FIRST) -> list[str]:
         return [name for name, _ in await tag_counts(info, first)]
 
     @strawberry.field(
         description="Tags with their article counts, most used first.", directives=[CacheControl(max_age=TAGS_MAX_AGE)]
     )
-    async def popular_tags(self, info: Info[Context, None], first: int | None = DEFAULT_FIRST) -> list[TagCount]:
+    async def popular_tags(self, info: Info[Context, None], first: First = DEFAULT_FIRST) -> list[TagCount]:
         return [TagCount(name=name, articles_count=n) for name, n in await tag_counts(info, first)]
 
     @strawberry.field(
@@ -491,6 +580,16 @@ class Query:
         "dryRun prices the operation without charging or executing it (only rateLimit is answered).",
         directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
     )
-    def rate_limit(self, info: Info[Context, None], dry_run: bool | None = False) -> RateLimitType | None:
+    def rate_limit(
+        self,
+        info: Info[Context, None],
+        dry_run: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="true, in a query: price the whole operation without charging it; only its "
+                "`rateLimit` and `__typename` root fields run, the others are left out of `data`."
+            ),
+        ] = False,
+    ) -> RateLimitType | None:
         # dryRun is acted on before execution (graph/admission/budget.py), for the whole operation
         return rate_limit_of(info.context)

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from graphql import OperationType
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
-from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 
 from graph.admission.limits import limit_rule
@@ -40,10 +40,13 @@ STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
 WEBSOCKET_OPERATIONS = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
 
-Mutation = merge_types(
-    "Mutation",
-    (AuthMutations, UserMutations, ArticleMutations, CommentMutations, ModerationMutations, AccountMutations),
+
+@strawberry.type(
+    description="The writes. Every one needs sign-in (UNAUTHENTICATED without) except register, login, "
+    "refreshToken, requestPasswordReset, resetPassword and verifyEmail."
 )
+class Mutation(AuthMutations, UserMutations, ArticleMutations, CommentMutations, ModerationMutations, AccountMutations):
+    """Every mutation, merged as ``strawberry.tools.merge_types`` would, with the type's description."""
 
 
 class ConduitSchema(strawberry.Schema):
@@ -88,6 +91,19 @@ class ConduitSchema(strawberry.Schema):
         return self.pipeline.stream(operation)
 
 
+def describe_directive_arguments(schema: strawberry.Schema) -> None:
+    """Give schema directives' arguments the descriptions of their fields, which Strawberry leaves out.
+
+    ``@cacheControl(maxAge, scope, inheritMaxAge)`` declares them with ``strawberry.field(description=...)``.
+    """
+    for directive in schema._schema.directives:
+        definition = (directive.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        for field in getattr(definition, "fields", ()):
+            name = schema.config.name_converter.get_graphql_name(field)
+            if field.description and name in directive.args:
+                directive.args[name].description = field.description
+
+
 def create_schema(settings: Settings) -> ConduitSchema:
     """The schema, its validation rules and its trusted documents for ``settings``.
 
@@ -109,6 +125,7 @@ def create_schema(settings: Settings) -> ConduitSchema:
         types=[ArticleType, UserType, CommentType],
         scalar_overrides={dt.datetime: DateTime},
     )
+    describe_directive_arguments(schema)
     # the limits first: a hostile document is refused before the other rules walk it
     schema.validation_rules = (*rules[:1], *specified_rules, *STRAWBERRY_RULES, *rules[1:])
     schema.trusted_documents = trusted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -15,10 +16,17 @@ from graph.types.article import ArticleType
 from graph.types.comment import CommentType
 
 
-@strawberry.type
+@strawberry.type(
+    description="Live events over WebSocket (graphql-transport-ws or graphql-ws) on /graphql. Anonymous "
+    "subscribers are allowed; an event comes only after its write has committed, on every server process."
+)
 class Subscription:
     @strawberry.subscription(description="Comments as they are added to one article.")
-    async def comment_added(self, info: Info[Context, None], slug: str) -> AsyncGenerator[CommentType, None]:
+    async def comment_added(
+        self,
+        info: Info[Context, None],
+        slug: Annotated[str, strawberry.argument(description="The article's slug (NOT_FOUND when none).")],
+    ) -> AsyncGenerator[CommentType, None]:
         context = info.context
         article = await context.loaders.article_by_slug.load(slug)
         if article is None:
@@ -32,7 +40,11 @@ class Subscription:
 
     @strawberry.subscription(description="Articles as they are published, optionally only those with a tag.")
     async def article_published(
-        self, info: Info[Context, None], tag: str | None = None
+        self,
+        info: Info[Context, None],
+        tag: Annotated[
+            str | None, strawberry.argument(description="Only articles with this exact tag; null: every article.")
+        ] = None,
     ) -> AsyncGenerator[ArticleType, None]:
         context = info.context
         async with context.app.broker.subscribe(ARTICLE_PUBLISHED) as events:

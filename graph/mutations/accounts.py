@@ -8,7 +8,7 @@ down loses nothing. The worker creates the mailed token; these resolvers only sp
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
@@ -58,7 +58,17 @@ class AccountMutations:
             "Always true (no account enumeration); rate-limited per address and per email."
         )
     )
-    async def request_password_reset(self, info: Info[Context, None], email: str) -> bool:
+    async def request_password_reset(
+        self,
+        info: Info[Context, None],
+        email: Annotated[
+            str,
+            strawberry.argument(
+                description="The account's email address; only its shape is checked (BAD_USER_INPUT when invalid). "
+                "RATE_LIMITED beyond 5 requests per email or 20 per client address per hour. No sign-in needed."
+            ),
+        ],
+    ) -> bool:
         errors = FieldErrors()
         address = check_email(errors, email).lower()
         errors.raise_if_any()  # says nothing of accounts: only the address's shape
@@ -92,7 +102,20 @@ class AccountMutations:
             "refresh token of the user and returns a fresh pair."
         )
     )
-    async def reset_password(self, info: Info[Context, None], token: str, password: str) -> AuthPayload:
+    async def reset_password(
+        self,
+        info: Info[Context, None],
+        token: Annotated[
+            str,
+            strawberry.argument(
+                description="The token of the mailed link (BAD_USER_INPUT when unknown, spent or expired; "
+                'UNAUTHENTICATED "account suspended" for a suspended user). No sign-in needed.'
+            ),
+        ],
+        password: Annotated[
+            str, strawberry.argument(description="The new password, 8 to 256 characters (BAD_USER_INPUT otherwise).")
+        ],
+    ) -> AuthPayload:
         errors = FieldErrors()
         check_password(errors, password)
         errors.raise_if_any()
@@ -161,7 +184,17 @@ class AccountMutations:
         return True
 
     @strawberry.mutation(description="Marks the email verified (single-use token, 24 hours by default).")
-    async def verify_email(self, info: Info[Context, None], token: str) -> UserType:
+    async def verify_email(
+        self,
+        info: Info[Context, None],
+        token: Annotated[
+            str,
+            strawberry.argument(
+                description="The token of the mailed link (BAD_USER_INPUT when unknown, spent, expired, or for an "
+                "address the user has changed since). No sign-in needed."
+            ),
+        ],
+    ) -> UserType:
         async with info.context.transaction() as session:
             now = utcnow()
             found = await accounts.find_account_token(

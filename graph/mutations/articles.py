@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
@@ -35,21 +35,38 @@ from graph.validation import (
     slugify,
 )
 
+TAG_LIST_RULES = (
+    "at most 10 tags of at most 40 characters each, trimmed; duplicates and empty strings are dropped, the "
+    "author's order kept"
+)
+SLUG_ARGUMENT = "The article's current slug (NOT_FOUND when none)."
 
-@strawberry.input
+
+@strawberry.input(description="A new article (createArticle).")
 class CreateArticleInput:
-    title: str
-    description: str
-    body: str
-    tag_list: list[str] | None = strawberry.field(default_factory=list)
+    title: str = strawberry.field(description="Not blank, at most 200 characters; the slug is derived from it.")
+    description: str = strawberry.field(description="A short summary: not blank, at most 1,000 characters.")
+    body: str = strawberry.field(description="The text: not blank, at most 100,000 characters.")
+    tag_list: list[str] | None = strawberry.field(
+        default_factory=list, description=f"Tag names: {TAG_LIST_RULES}; none when omitted or null."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Changes to an article (updateArticle): an omitted or null field is kept.")
 class UpdateArticleInput:
-    title: str | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    body: str | None = strawberry.UNSET
-    tag_list: list[str] | None = strawberry.UNSET
+    title: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New title: not blank, at most 200 characters; one that gives another slug changes the slug.",
+    )
+    description: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New summary: not blank, at most 1,000 characters."
+    )
+    body: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New text: not blank, at most 100,000 characters."
+    )
+    tag_list: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description=f"Replaces the tags: {TAG_LIST_RULES}; [] removes them all."
+    )
 
 
 async def article_by_slug(session: AsyncSession, slug: str) -> Any:
@@ -118,8 +135,16 @@ async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) ->
 
 @strawberry.type
 class ArticleMutations:
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def create_article(self, info: Info[Context, None], input: CreateArticleInput) -> ArticleType:
+    @strawberry.mutation(
+        description="Publishes an article by the viewer; `articlePublished` subscribers get it after the commit. "
+        "Sign-in required; BAD_USER_INPUT for invalid input.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def create_article(
+        self,
+        info: Info[Context, None],
+        input: Annotated[CreateArticleInput, strawberry.argument(description="The article.")],
+    ) -> ArticleType:
         errors = FieldErrors()
         check_text(errors, "title", input.title, TITLE_MAX)
         check_text(errors, "description", input.description, DESCRIPTION_MAX)
@@ -152,7 +177,21 @@ class ArticleMutations:
         description="Changing the title changes the slug.",
         permission_classes=[IsAuthenticated, IsArticleAuthor],
     )
-    async def update_article(self, info: Info[Context, None], slug: str, input: UpdateArticleInput) -> ArticleType:
+    async def update_article(
+        self,
+        info: Info[Context, None],
+        slug: Annotated[
+            str,
+            strawberry.argument(
+                description="The article's current slug (NOT_FOUND when none). Sign-in required; only its author "
+                "may update it (FORBIDDEN otherwise)."
+            ),
+        ],
+        input: Annotated[
+            UpdateArticleInput,
+            strawberry.argument(description="The fields to change (BAD_USER_INPUT for invalid ones)."),
+        ],
+    ) -> ArticleType:
         errors = FieldErrors()
         values: dict[str, Any] = {}
         if given(input.title):
@@ -183,7 +222,17 @@ class ArticleMutations:
         description="Returns the deleted article's ID.",
         permission_classes=[IsAuthenticated, CanDeleteArticle],
     )
-    async def delete_article(self, info: Info[Context, None], slug: str) -> strawberry.ID:
+    async def delete_article(
+        self,
+        info: Info[Context, None],
+        slug: Annotated[
+            str,
+            strawberry.argument(
+                description="The article to delete, with its comments, favorites and tag links (NOT_FOUND when "
+                "none). Sign-in required; the author's own, or any for moderators and admins (FORBIDDEN otherwise)."
+            ),
+        ],
+    ) -> strawberry.ID:
         async with info.context.transaction() as session:
             row = await article_by_slug(session, slug)
             # Its tag links first, so that its tags' articles_count drop with them; comments and
@@ -200,10 +249,22 @@ class ArticleMutations:
             )
         return strawberry.ID(to_global_id("Article", row.id))
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def favorite_article(self, info: Info[Context, None], slug: str) -> ArticleType:
+    @strawberry.mutation(
+        description="The viewer favorites the article (again is no error) and gets it back with its new count. "
+        "Sign-in required.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def favorite_article(
+        self, info: Info[Context, None], slug: Annotated[str, strawberry.argument(description=SLUG_ARGUMENT)]
+    ) -> ArticleType:
         return await _set_favorite(info, slug, favorite=True)
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def unfavorite_article(self, info: Info[Context, None], slug: str) -> ArticleType:
+    @strawberry.mutation(
+        description="The viewer takes back their favorite (none is no error) and gets the article back with its new "
+        "count. Sign-in required.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def unfavorite_article(
+        self, info: Info[Context, None], slug: Annotated[str, strawberry.argument(description=SLUG_ARGUMENT)]
+    ) -> ArticleType:
         return await _set_favorite(info, slug, favorite=False)

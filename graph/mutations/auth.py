@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
@@ -29,24 +29,33 @@ from graph.validation import TAKEN, check_email, check_password, check_username
 LOGIN_FAILED = "email or password is invalid"
 
 
-@strawberry.type
+@strawberry.type(
+    description="A signed-in session, from register, login, refreshToken and resetPassword: a token pair and its user."
+)
 class AuthPayload:
     token: str = strawberry.field(description="Short-lived access token (JWT) for the Authorization header.")
     refresh_token: str = strawberry.field(description="Long-lived, single-use token for the refreshToken mutation.")
-    user: UserType
+    user: UserType = strawberry.field(description="The signed-in user.")
 
 
-@strawberry.input
+@strawberry.input(description="A new account (register).")
 class RegisterInput:
-    username: str
-    email: str
-    password: str
+    username: str = strawberry.field(
+        description='1 to 32 letters, digits, `_` or `-`; case-sensitive; unique ("has already been taken").'
+    )
+    email: str = strawberry.field(
+        description="A valid address of at most 254 characters, trimmed; unique case-insensitively; private to the "
+        "user and admins."
+    )
+    password: str = strawberry.field(
+        description="8 to 256 characters; stored only as an argon2id hash, never returned."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="Credentials for login.")
 class LoginInput:
-    email: str
-    password: str
+    email: str = strawberry.field(description="The account's email, compared case-insensitively.")
+    password: str = strawberry.field(description="The account's password.")
 
 
 def client_address(info: Info[Context, None]) -> str:
@@ -92,8 +101,16 @@ async def refuse_if_limited(
 
 @strawberry.type
 class AuthMutations:
-    @strawberry.mutation
-    async def register(self, info: Info[Context, None], input: RegisterInput) -> AuthPayload:
+    @strawberry.mutation(
+        description="Creates an account with the role USER and signs it in; no sign-in needed. BAD_USER_INPUT for "
+        "an invalid or taken username or email or an invalid password; RATE_LIMITED beyond 100 registrations per "
+        "client address per hour."
+    )
+    async def register(
+        self,
+        info: Info[Context, None],
+        input: Annotated[RegisterInput, strawberry.argument(description="The new account's name, email and password.")],
+    ) -> AuthPayload:
         errors = FieldErrors()
         username = check_username(errors, input.username)
         email = check_email(errors, input.email)
@@ -128,8 +145,16 @@ class AuthMutations:
         info.context.sign_in(row)
         return AuthPayload(token=token, refresh_token=refresh, user=UserType.from_row(row))
 
-    @strawberry.mutation
-    async def login(self, info: Info[Context, None], input: LoginInput) -> AuthPayload:
+    @strawberry.mutation(
+        description='Signs in with email and password. UNAUTHENTICATED "email or password is invalid" for any '
+        'wrong pair, "account suspended" for a suspended account (only after the right password); RATE_LIMITED '
+        "after 10 failures for one email or 50 for one client address within 15 minutes, until the window passes."
+    )
+    async def login(
+        self,
+        info: Info[Context, None],
+        input: Annotated[LoginInput, strawberry.argument(description="The email and password.")],
+    ) -> AuthPayload:
         email = input.email.strip().lower()
         address = client_address(info)
         email_bucket = f"login:email:{email}"
@@ -161,7 +186,18 @@ class AuthMutations:
     @strawberry.mutation(
         description="Exchanges a refresh token for a new token pair; the old refresh token stops working."
     )
-    async def refresh_token(self, info: Info[Context, None], refresh_token: str) -> AuthPayload:
+    async def refresh_token(
+        self,
+        info: Info[Context, None],
+        refresh_token: Annotated[
+            str,
+            strawberry.argument(
+                description="The refreshToken of the latest AuthPayload. UNAUTHENTICATED when unknown, spent, "
+                "revoked or expired, or when its user is suspended; presenting a spent one revokes every token of "
+                "its family. RATE_LIMITED beyond 60 refreshes per client address per 15 minutes."
+            ),
+        ],
+    ) -> AuthPayload:
         address = client_address(info)
         bucket = f"refresh:addr:{address}"
         reused: Any = None  # the spent token's row, when one came back
@@ -215,7 +251,18 @@ class AuthMutations:
         description=("Revokes the given refresh token, or every refresh token of the viewer when none is given."),
         permission_classes=[IsAuthenticated],
     )
-    async def logout(self, info: Info[Context, None], refresh_token: str | None = None) -> bool:
+    async def logout(
+        self,
+        info: Info[Context, None],
+        refresh_token: Annotated[
+            str | None,
+            strawberry.argument(
+                description="The refresh token to revoke; null: all of the viewer's. Returns false when nothing "
+                "was revoked (an unknown or already revoked token, or another user's, which is left alone). "
+                "Sign-in required."
+            ),
+        ] = None,
+    ) -> bool:
         viewer_id = info.context.viewer_id
         condition = sa.and_(rt.c.user_id == viewer_id, rt.c.revoked_at.is_(None))
         if refresh_token is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import sqlalchemy as sa
 import strawberry
 from strawberry.types import Info
@@ -27,8 +29,22 @@ def comment_channel(article_id: int) -> str:
 
 @strawberry.type
 class CommentMutations:
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def add_comment(self, info: Info[Context, None], slug: str, body: str) -> CommentType:
+    @strawberry.mutation(
+        description="Adds the viewer's comment to an article; `commentAdded` subscribers get it after the commit. "
+        "Sign-in required.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def add_comment(
+        self,
+        info: Info[Context, None],
+        slug: Annotated[str, strawberry.argument(description="The article's slug (NOT_FOUND when none).")],
+        body: Annotated[
+            str,
+            strawberry.argument(
+                description="The comment: not blank, at most 10,000 characters (BAD_USER_INPUT otherwise)."
+            ),
+        ],
+    ) -> CommentType:
         errors = FieldErrors()
         check_text(errors, "body", body, COMMENT_MAX)
         errors.raise_if_any()
@@ -55,7 +71,17 @@ class CommentMutations:
         description="Returns the deleted comment's ID.",
         permission_classes=[IsAuthenticated, CanDeleteComment],
     )
-    async def delete_comment(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
+    async def delete_comment(
+        self,
+        info: Info[Context, None],
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(
+                description="The comment's global ID (BAD_USER_INPUT for any other ID). Sign-in required; the "
+                "author's own comment, or any for moderators and admins (FORBIDDEN otherwise); NOT_FOUND when gone."
+            ),
+        ],
+    ) -> strawberry.ID:
         pk = pk_of(id, "Comment")
         async with info.context.transaction() as session:
             deleted = await session.execute(sa.delete(c).where(c.c.id == pk).returning(c.c.author_id))

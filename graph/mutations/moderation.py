@@ -16,7 +16,7 @@ the data refuses it, as following oneself does. A suspension reason may not be b
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
@@ -82,7 +82,29 @@ class ModerationMutations:
         permission_classes=[IsAuthenticated, IsStaff, CanSuspend],
     )
     async def suspend_user(
-        self, info: Info[Context, None], username: str, reason: str, until: dt.datetime | None = None
+        self,
+        info: Info[Context, None],
+        username: Annotated[
+            str,
+            strawberry.argument(
+                description="The user to suspend (NOT_FOUND when none). Sign-in required; FORBIDDEN for viewers "
+                "with the role USER, for oneself, and for a moderator or admin unless the viewer is an admin. A "
+                "current suspension is replaced."
+            ),
+        ],
+        reason: Annotated[
+            str,
+            strawberry.argument(
+                description="Why, for the user and staff to read (Suspension.reason): not blank, at most 1,000 "
+                "characters, trimmed (BAD_USER_INPUT otherwise)."
+            ),
+        ],
+        until: Annotated[
+            dt.datetime | None,
+            strawberry.argument(
+                description="When the suspension ends; null: until lifted. Not in the future: BAD_USER_INPUT."
+            ),
+        ] = None,
     ) -> UserType:
         errors = FieldErrors()
         reason = check_text(errors, "reason", reason, REASON_MAX).strip()
@@ -111,7 +133,17 @@ class ModerationMutations:
         description="Moderators and admins: lifts a suspension.",
         permission_classes=[IsAuthenticated, IsStaff, CanSuspend],
     )
-    async def unsuspend_user(self, info: Info[Context, None], username: str) -> UserType:
+    async def unsuspend_user(
+        self,
+        info: Info[Context, None],
+        username: Annotated[
+            str,
+            strawberry.argument(
+                description="The user whose suspension ends (NOT_FOUND when none; FORBIDDEN as for suspendUser); "
+                "one who is not suspended is no error."
+            ),
+        ],
+    ) -> UserType:
         async with info.context.transaction() as session:
             row = await _locked_user(session, username)
             _check_may_suspend(info, row)
@@ -132,7 +164,17 @@ class ModerationMutations:
         ),
         permission_classes=[IsAuthenticated],
     )
-    async def delete_viewer(self, info: Info[Context, None], password: str) -> bool:
+    async def delete_viewer(
+        self,
+        info: Info[Context, None],
+        password: Annotated[
+            str,
+            strawberry.argument(
+                description='The viewer\'s current password (BAD_USER_INPUT "is invalid" when wrong). Sign-in '
+                "required; the last admin cannot delete themself (BAD_USER_INPUT on `viewer`)."
+            ),
+        ],
+    ) -> bool:
         viewer_id = info.context.viewer_id
         if viewer_id is None:  # IsAuthenticated ran; for the type checker
             raise Unauthenticated()
@@ -158,7 +200,17 @@ class ModerationMutations:
         description="Admins: deletes an account as deleteViewer does. Returns the deleted user's ID.",
         permission_classes=[IsAuthenticated, IsAdmin],
     )
-    async def delete_user(self, info: Info[Context, None], username: str) -> strawberry.ID:
+    async def delete_user(
+        self,
+        info: Info[Context, None],
+        username: Annotated[
+            str,
+            strawberry.argument(
+                description="The user to delete (NOT_FOUND when none; BAD_USER_INPUT when they are the last admin). "
+                "Sign-in required; FORBIDDEN unless the viewer is an admin."
+            ),
+        ],
+    ) -> strawberry.ID:
         async with info.context.transaction() as session:
             # not locked here: delete_user locks the admins' rows before the user's
             row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.username == username))).first()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 import strawberry
@@ -26,13 +26,28 @@ from graph.types.user import UserType
 from graph.validation import check_bio, check_email, check_image, check_password, check_username, given
 
 
-@strawberry.input
+@strawberry.input(description="Changes to the viewer's profile (updateViewer): an omitted field is kept.")
 class UpdateViewerInput:
-    username: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    password: str | None = strawberry.UNSET
-    bio: str | None = strawberry.UNSET
-    image: str | None = strawberry.UNSET
+    username: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New username: 1 to 32 letters, digits, `_` or `-`, not taken; null keeps it.",
+    )
+    email: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New email: a valid address of at most 254 characters, not taken (case-insensitively); another "
+        "address than the current one is unverified; null keeps it.",
+    )
+    password: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New password, 8 to 256 characters; revokes every refresh token of the viewer; null keeps it.",
+    )
+    bio: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New bio, at most 1,000 characters; null or blank clears it."
+    )
+    image: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="New picture URL, http or https, at most 2,000 characters; null or blank clears it.",
+    )
 
 
 async def _user_by_username(session: AsyncSession, username: str) -> Any:
@@ -44,8 +59,16 @@ async def _user_by_username(session: AsyncSession, username: str) -> Any:
 
 @strawberry.type
 class UserMutations:
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def update_viewer(self, info: Info[Context, None], input: UpdateViewerInput) -> UserType:
+    @strawberry.mutation(
+        description="Changes the viewer's profile and returns it. Sign-in required; BAD_USER_INPUT for an invalid "
+        "value or a taken username or email.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def update_viewer(
+        self,
+        info: Info[Context, None],
+        input: Annotated[UpdateViewerInput, strawberry.argument(description="The fields to change.")],
+    ) -> UserType:
         viewer_id = info.context.viewer_id
         errors = FieldErrors()
         values: dict[str, Any] = {}
@@ -91,8 +114,16 @@ class UserMutations:
             audit("password_changed", viewer_id=viewer_id, user_id=viewer_id, sessions_revoked=revoked)
         return UserType.from_row(row)
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def follow_user(self, info: Info[Context, None], username: str) -> UserType:
+    @strawberry.mutation(
+        description="The viewer follows the user (again is no error) and gets the user back. Sign-in required; "
+        "NOT_FOUND for an unknown username; BAD_USER_INPUT for oneself.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def follow_user(
+        self,
+        info: Info[Context, None],
+        username: Annotated[str, strawberry.argument(description="The user to follow.")],
+    ) -> UserType:
         async with info.context.transaction() as session:
             row = await _user_by_username(session, username)
             if row.id == info.context.viewer_id:
@@ -104,8 +135,16 @@ class UserMutations:
             )
         return UserType.from_row(row)
 
-    @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def unfollow_user(self, info: Info[Context, None], username: str) -> UserType:
+    @strawberry.mutation(
+        description="The viewer stops following the user (not following is no error) and gets the user back. "
+        "Sign-in required; NOT_FOUND for an unknown username.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def unfollow_user(
+        self,
+        info: Info[Context, None],
+        username: Annotated[str, strawberry.argument(description="The user to stop following.")],
+    ) -> UserType:
         async with info.context.transaction() as session:
             row = await _user_by_username(session, username)
             await session.execute(
@@ -114,7 +153,18 @@ class UserMutations:
         return UserType.from_row(row)
 
     @strawberry.mutation(description="Admins only.", permission_classes=[IsAuthenticated, IsAdmin])
-    async def set_user_role(self, info: Info[Context, None], username: str, role: Role) -> UserType:
+    async def set_user_role(
+        self,
+        info: Info[Context, None],
+        username: Annotated[
+            str,
+            strawberry.argument(
+                description="The user whose role changes (NOT_FOUND when none). Sign-in required; FORBIDDEN unless "
+                "the viewer is an admin."
+            ),
+        ],
+        role: Annotated[Role, strawberry.argument(description="The new role; it applies to the user's next request.")],
+    ) -> UserType:
         async with info.context.transaction() as session:
             change = await change_role(session=session, username=username, role=role)
             if change is None:

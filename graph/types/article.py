@@ -13,7 +13,20 @@ from strawberry.types import Info
 from graph.cache_control import PRIVATE, CacheControl
 from graph.context import Context
 from graph.ids import CursorKind, decode_cursor, to_global_id
-from graph.types.node import DEFAULT_FIRST, Node, PageInfo, check_first, page_info
+from graph.types.node import (
+    AFTER_DESCRIPTION,
+    CURSOR_DESCRIPTION,
+    DEFAULT_FIRST,
+    EDGES_DESCRIPTION,
+    FIRST_DESCRIPTION,
+    NODE_ID_DESCRIPTION,
+    NODES_DESCRIPTION,
+    PAGE_INFO_DESCRIPTION,
+    Node,
+    PageInfo,
+    check_first,
+    page_info,
+)
 
 if TYPE_CHECKING:
     from graph.types.comment import CommentConnection
@@ -26,18 +39,29 @@ UserRef = Annotated["UserType", strawberry.lazy("graph.types.user")]
 CommentConnectionRef = Annotated["CommentConnection", strawberry.lazy("graph.types.comment")]
 
 
-@strawberry.type(name="Article", directives=[CacheControl(max_age=ARTICLE_MAX_AGE)])
+@strawberry.type(
+    name="Article",
+    description="A blog post with its tags, favorites and comments. Anyone may read it; only its author may "
+    "update it; its author, moderators and admins may delete it.",
+    directives=[CacheControl(max_age=ARTICLE_MAX_AGE)],
+)
 class ArticleType(Node):
     pk: strawberry.Private[int]
     author_pk: strawberry.Private[int]
-    id: strawberry.ID
-    slug: str
-    title: str
-    description: str
-    body: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    favorites_count: int
+    id: strawberry.ID = strawberry.field(description=NODE_ID_DESCRIPTION)
+    slug: str = strawberry.field(
+        description="Unique URL name derived from the title: its lower-case ASCII words joined by `-` (at most 120 "
+        "characters), with a short random suffix when taken. It changes when a new title gives another one; "
+        "`article(slug:)` then finds nothing by the old one."
+    )
+    title: str = strawberry.field(description="The title: not blank, at most 200 characters.")
+    description: str = strawberry.field(description="A short summary: not blank, at most 1,000 characters.")
+    body: str = strawberry.field(description="The text, as the author wrote it: not blank, at most 100,000 characters.")
+    created_at: dt.datetime = strawberry.field(description="When the article was created (UTC).")
+    updated_at: dt.datetime = strawberry.field(
+        description="When updateArticle last changed the article (UTC); createdAt until then."
+    )
+    favorites_count: int = strawberry.field(description="How many users have favorited the article.")
 
     @classmethod
     def from_row(cls, row: Any) -> ArticleType:
@@ -67,7 +91,7 @@ class ArticleType(Node):
             return False
         return await info.context.loaders.favorited_by_article_id.load(self.pk)
 
-    @strawberry.field
+    @strawberry.field(description="The user who wrote the article.")
     async def author(self, info: Info[Context, None]) -> UserRef:
         from graph.types.user import load_user
 
@@ -75,7 +99,10 @@ class ArticleType(Node):
 
     @strawberry.field(description="Comments, oldest first.")
     async def comments(
-        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: Annotated[int | None, strawberry.argument(description=FIRST_DESCRIPTION)] = DEFAULT_FIRST,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> CommentConnectionRef:
         from graph.types.comment import comment_connection
 
@@ -91,19 +118,25 @@ class ArticleType(Node):
         )
 
 
-@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
+@strawberry.type(
+    description="An article in a page of articles, with its cursor.", directives=[CacheControl(inherit_max_age=True)]
+)
 class ArticleEdge:
-    cursor: str
-    node: ArticleType
+    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    node: ArticleType = strawberry.field(description="The article.")
 
 
-@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
+@strawberry.type(
+    description="A page of articles (Relay cursor connection), in the order and with the filters of the field "
+    "that returned it.",
+    directives=[CacheControl(inherit_max_age=True)],
+)
 class ArticleConnection:
-    edges: list[ArticleEdge]
-    page_info: PageInfo
+    edges: list[ArticleEdge] = strawberry.field(description=EDGES_DESCRIPTION)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO_DESCRIPTION)
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field
+    @strawberry.field(description=NODES_DESCRIPTION)
     def nodes(self) -> list[ArticleType]:
         return [edge.node for edge in self.edges]
 

@@ -13,7 +13,16 @@ from strawberry.types import Info
 from graph.cache_control import CacheControl
 from graph.context import Context
 from graph.ids import CursorKind, encode_cursor, to_global_id
-from graph.types.node import Node, PageInfo, page_info
+from graph.types.node import (
+    CURSOR_DESCRIPTION,
+    EDGES_DESCRIPTION,
+    NODE_ID_DESCRIPTION,
+    NODES_DESCRIPTION,
+    PAGE_INFO_DESCRIPTION,
+    Node,
+    PageInfo,
+    page_info,
+)
 
 if TYPE_CHECKING:
     from graph.types.article import ArticleType
@@ -23,15 +32,22 @@ UserRef = Annotated["UserType", strawberry.lazy("graph.types.user")]
 ArticleRef = Annotated["ArticleType", strawberry.lazy("graph.types.article")]
 
 
-@strawberry.type(name="Comment", directives=[CacheControl(max_age=60)])
+@strawberry.type(
+    name="Comment",
+    description="A comment on an article. Anyone may read it; its author, moderators and admins may delete it; "
+    "nobody edits it.",
+    directives=[CacheControl(max_age=60)],
+)
 class CommentType(Node):
     pk: strawberry.Private[int]
     article_pk: strawberry.Private[int]
     author_pk: strawberry.Private[int]
-    id: strawberry.ID
-    body: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    id: strawberry.ID = strawberry.field(description=NODE_ID_DESCRIPTION)
+    body: str = strawberry.field(description="The text: not blank, at most 10,000 characters.")
+    created_at: dt.datetime = strawberry.field(description="When the comment was added (UTC).")
+    updated_at: dt.datetime = strawberry.field(
+        description="When the comment last changed (UTC): comments are not edited, so this is createdAt."
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> CommentType:
@@ -46,13 +62,13 @@ class CommentType(Node):
             updated_at=row.updated_at,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The user who wrote the comment.")
     async def author(self, info: Info[Context, None]) -> UserRef:
         from graph.types.user import load_user
 
         return await load_user(info, self.author_pk)
 
-    @strawberry.field
+    @strawberry.field(description="The article the comment is on.")
     async def article(self, info: Info[Context, None]) -> ArticleRef:
         from graph.types.article import ArticleType
 
@@ -62,19 +78,24 @@ class CommentType(Node):
         return ArticleType.from_row(row)
 
 
-@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
+@strawberry.type(
+    description="A comment in a page of comments, with its cursor.", directives=[CacheControl(inherit_max_age=True)]
+)
 class CommentEdge:
-    cursor: str
-    node: CommentType
+    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    node: CommentType = strawberry.field(description="The comment.")
 
 
-@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
+@strawberry.type(
+    description="A page of an article's comments (Relay cursor connection), oldest first.",
+    directives=[CacheControl(inherit_max_age=True)],
+)
 class CommentConnection:
-    edges: list[CommentEdge]
-    page_info: PageInfo
+    edges: list[CommentEdge] = strawberry.field(description=EDGES_DESCRIPTION)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO_DESCRIPTION)
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field
+    @strawberry.field(description=NODES_DESCRIPTION)
     def nodes(self) -> list[CommentType]:
         return [edge.node for edge in self.edges]
 

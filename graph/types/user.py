@@ -16,7 +16,20 @@ from graph.context import Context
 from graph.ids import CursorKind, decode_cursor, encode_cursor, to_global_id
 from graph.loaders import Page
 from graph.permissions import IsSelfOrAdmin, IsSelfOrStaff
-from graph.types.node import DEFAULT_FIRST, Node, PageInfo, check_first, page_info
+from graph.types.node import (
+    AFTER_DESCRIPTION,
+    CURSOR_DESCRIPTION,
+    DEFAULT_FIRST,
+    EDGES_DESCRIPTION,
+    FIRST_DESCRIPTION,
+    NODE_ID_DESCRIPTION,
+    NODES_DESCRIPTION,
+    PAGE_INFO_DESCRIPTION,
+    Node,
+    PageInfo,
+    check_first,
+    page_info,
+)
 
 if TYPE_CHECKING:
     from graph.types.article import ArticleConnection
@@ -24,16 +37,30 @@ if TYPE_CHECKING:
 ArticleConnectionRef = Annotated["ArticleConnection", strawberry.lazy("graph.types.article")]
 
 
-@strawberry.type(name="User", directives=[CacheControl(max_age=60)])
+@strawberry.type(
+    name="User",
+    description="A user's profile. Anyone may read it, except its private fields (email, emailVerified, "
+    "suspension), which read null for those who may not see them.",
+    directives=[CacheControl(max_age=60)],
+)
 class UserType(Node):
     pk: strawberry.Private[int]
-    id: strawberry.ID
-    username: str
-    bio: str | None
-    image: str | None
+    id: strawberry.ID = strawberry.field(description=NODE_ID_DESCRIPTION)
+    username: str = strawberry.field(
+        description="Unique, case-sensitive name: 1 to 32 letters, digits, `_` or `-`; the user may change it "
+        "(updateViewer)."
+    )
+    bio: str | None = strawberry.field(
+        description="Free text about the user, at most 1,000 characters; null when unset."
+    )
+    image: str | None = strawberry.field(
+        description="URL of the user's picture (http or https, at most 2,000 characters); null when unset."
+    )
     email_address: strawberry.Private[str]
-    role: Role
-    created_at: dt.datetime
+    role: Role = strawberry.field(
+        description="What the user may do: USER unless an admin (setUserRole) or an operator changed it."
+    )
+    created_at: dt.datetime = strawberry.field(description="When the user registered (UTC).")
     verified: strawberry.Private[bool]
     current_suspension: strawberry.Private[Suspension | None]
 
@@ -90,17 +117,20 @@ class UserType(Node):
             return False
         return await info.context.loaders.following_by_user_id.load(self.pk)
 
-    @strawberry.field
+    @strawberry.field(description="How many users follow this user.")
     async def followers_count(self, info: Info[Context, None]) -> int:
         return await info.context.loaders.followers_count_by_user_id.load(self.pk)
 
-    @strawberry.field
+    @strawberry.field(description="How many users this user follows.")
     async def following_count(self, info: Info[Context, None]) -> int:
         return await info.context.loaders.following_count_by_user_id.load(self.pk)
 
     @strawberry.field(description="Articles written by this user, newest first.")
     async def articles(
-        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: Annotated[int | None, strawberry.argument(description=FIRST_DESCRIPTION)] = DEFAULT_FIRST,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> ArticleConnectionRef:
         loaders = info.context.loaders
         return await _article_page(
@@ -114,7 +144,10 @@ class UserType(Node):
 
     @strawberry.field(description="Articles this user favorited, most recently favorited first.")
     async def favorites(
-        self, info: Info[Context, None], first: int | None = DEFAULT_FIRST, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: Annotated[int | None, strawberry.argument(description=FIRST_DESCRIPTION)] = DEFAULT_FIRST,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> ArticleConnectionRef:
         loaders = info.context.loaders
         return await _article_page(
@@ -157,19 +190,27 @@ class Suspension:
         return UserType.from_row(row) if row is not None else None
 
 
-@strawberry.type(name="UserEdge", directives=[CacheControl(inherit_max_age=True)])
+@strawberry.type(
+    name="UserEdge",
+    description="A user in a page of users, with its cursor.",
+    directives=[CacheControl(inherit_max_age=True)],
+)
 class UserEdge:
-    cursor: str
-    node: UserType
+    cursor: str = strawberry.field(description=CURSOR_DESCRIPTION)
+    node: UserType = strawberry.field(description="The user.")
 
 
-@strawberry.type(name="UserConnection", directives=[CacheControl(inherit_max_age=True)])
+@strawberry.type(
+    name="UserConnection",
+    description="A page of users (Relay cursor connection), newest first, with the filters of `users`.",
+    directives=[CacheControl(inherit_max_age=True)],
+)
 class UserConnection:
-    edges: list[UserEdge]
-    page_info: PageInfo
+    edges: list[UserEdge] = strawberry.field(description=EDGES_DESCRIPTION)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO_DESCRIPTION)
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field
+    @strawberry.field(description=NODES_DESCRIPTION)
     def nodes(self) -> list[UserType]:
         return [edge.node for edge in self.edges]
 
