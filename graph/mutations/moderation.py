@@ -52,6 +52,11 @@ async def _locked_user(session: AsyncSession, username: str) -> Any:
     return row
 
 
+async def _user_by_id(session: AsyncSession, user_id: int) -> Any:
+    """The row (``USER_COLUMNS``) of ``user_id`` as this transaction now sees it."""
+    return (await session.execute(sa.select(*USER_COLUMNS).where(u.c.id == user_id))).one()
+
+
 def _check_may_suspend(info: Info[Context, None], row: Any) -> None:
     """``may_suspend`` again on the locked row: its role may have changed since the permission check."""
     viewer = info.context.viewer
@@ -119,6 +124,7 @@ class ModerationMutations:
             except SuspensionInPast as error:
                 raise BadUserInput({"until": [str(error)]}) from None
             info.context.publish_after_commit(sessions_closed(row.id, "account suspended"))
+            row = await _user_by_id(session, row.id)  # the payload shows the suspension just set
         audit(
             "user_suspended",
             viewer_id=info.context.viewer_id,
@@ -148,6 +154,7 @@ class ModerationMutations:
             row = await _locked_user(session, username)
             _check_may_suspend(info, row)
             change = await unsuspend_user(session=session, user_id=row.id)
+            row = await _user_by_id(session, row.id)  # the payload shows the suspension gone
         audit(
             "user_unsuspended",
             viewer_id=info.context.viewer_id,

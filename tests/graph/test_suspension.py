@@ -6,10 +6,13 @@ import datetime as dt
 import logging
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from db.models import refresh_token_table, user_table
+from graph.app import create_app
+from graph.settings import Settings
 from tests.conftest import GQL, User, Users, pk_of, set_role
 from tests.security.conftest import AuditLog, assert_request_of
 
@@ -195,3 +198,35 @@ async def test_the_suspension_check_costs_no_statement(app: Any, gql: GQL, alice
     assert len(signed_in) == len(anonymous) + 1, (anonymous, signed_in)
     viewer_reads = [sql for sql in signed_in if "suspended_until" in sql]
     assert len(viewer_reads) == 1, signed_in
+
+
+@pytest.mark.parametrize("planned", [True, False], ids=["planned", "ordinary"])
+async def test_the_payload_shows_the_suspension_set_and_lifted(settings: Settings, planned: bool) -> None:
+    """suspendUser and unsuspendUser answer with the user as the write left them, on both execution paths."""
+    app = create_app(settings.model_copy(update={"planned_execution": planned}))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+            gql = GQL(client)
+            users = Users(gql)
+            moderator = await staff(app, users, "mod", "MODERATOR")
+            await users.register("user")
+            until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+            selection = "{ username suspension { reason until by { username } } }"
+            suspended = await gql.ok(
+                f"mutation S($u: String!, $r: String!, $until: DateTime) "
+                f"{{ suspendUser(username: $u, reason: $r, until: $until) {selection} }}",
+                {"u": "user", "r": "spam", "until": iso(until)},
+                moderator.token,
+            )
+            assert suspended["suspendUser"]["suspension"] == {
+                "reason": "spam",
+                "until": iso(until),
+                "by": {"username": "mod"},
+            }
+            lifted = await gql.ok(
+                f"mutation U($u: String!) {{ unsuspendUser(username: $u) {selection} }}", {"u": "user"}, moderator.token
+            )
+            assert lifted["unsuspendUser"] == {"username": "user", "suspension": None}
+    finally:
+        await app.state.conduit.broker.close()
+        await app.state.conduit.db.dispose()
