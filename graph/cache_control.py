@@ -14,7 +14,8 @@ execution:
 - the operation's maxAge is the least over its fields, its scope PRIVATE if any field is.
 
 Selections under ``@skip``/``@include`` count whatever the variables say (a policy holds for
-every set of them), and a field of an abstract type counts for each type it may be.
+every set of them); a field selected on an interface counts with the interface's own hints, and
+each fragment is walked once (``graph/selections.py``).
 ``missing_hints`` lists the fields whose policy would come from no declaration at all; the
 suite fails on any.
 """
@@ -28,24 +29,19 @@ from typing import Any
 import strawberry
 from graphql import (
     DocumentNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLCompositeType,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
-    GraphQLUnionType,
-    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
     get_named_type,
     is_composite_type,
 )
 from strawberry.schema_directive import Location
+
+from graph.selections import selected_fields
 
 __all__ = [
     "NO_STORE",
@@ -177,48 +173,12 @@ def operation_policy(schema: GraphQLSchema, document: DocumentNode, operation: O
     """The cache policy of ``operation`` in ``document`` (module docstring); ``NO_STORE`` for anything but a query."""
     if operation.operation is not OperationType.QUERY or schema.query_type is None:
         return NO_STORE
-    fragments = {
-        definition.name.value: definition
-        for definition in document.definitions
-        if isinstance(definition, FragmentDefinitionNode)
-    }
     policy = _Policy()
-    # Each fragment is walked once (per root level): what it adds to the policy depends on
-    # nothing else, and a document that spreads fragments inside fragments many times must
-    # cost its size, not the size of its expansion.
-    walked: set[tuple[str, bool]] = set()
-
-    def walk(selection_set: SelectionSetNode, parent: GraphQLCompositeType, root: bool) -> None:
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                name = selection.name.value
-                if name == "__typename":
-                    continue
-                # a union has no fields of its own to select (only __typename, above)
-                field = parent.fields.get(name) if not isinstance(parent, GraphQLUnionType) else None
-                if field is None:  # introspection (__schema, __type): not cacheable
-                    policy.restrict(0, False)
-                    continue
-                policy.restrict(*field_policy(field, root))
-                target = get_named_type(field.type)
-                if selection.selection_set is not None and is_composite_type(target):
-                    walk(selection.selection_set, target, False)
-            elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                target = schema.get_type(condition.name.value) if condition is not None else parent
-                if is_composite_type(target):
-                    walk(selection.selection_set, target, root)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = fragments.get(name)
-                if fragment is None or (name, root) in walked:
-                    continue
-                walked.add((name, root))
-                target = schema.get_type(fragment.type_condition.name.value)
-                if is_composite_type(target):
-                    walk(fragment.selection_set, target, root)
-
-    walk(operation.selection_set, schema.query_type, True)
+    for node, field, root in selected_fields(schema, document, operation):
+        if field is not None:
+            policy.restrict(*field_policy(field, root))
+        elif node.name.value != "__typename":  # introspection (__schema, __type): not cacheable
+            policy.restrict(0, False)
     if policy.max_age is None or policy.max_age <= 0:
         return NO_STORE
     return CachePolicy(policy.max_age, policy.private)

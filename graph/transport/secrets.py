@@ -21,25 +21,17 @@ are known at startup, so a query pays one set lookup.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from graphql import (
     DocumentNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLInterfaceType,
-    GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
-    InlineFragmentNode,
     OperationDefinitionNode,
-    SelectionSetNode,
     get_named_type,
 )
 
-from graph.admission.limits import fragment_definitions
+from graph.selections import selected_fields
 
 SECRET_TYPES = frozenset({"AuthPayload"})
 """Object types whose fields are credentials (``AuthPayload``: ``token`` and ``refreshToken``)."""
@@ -81,41 +73,10 @@ class SecretSelections:
         root = self.schema.get_root_type(definition.operation)
         if root is None or root.name not in self.reaching:
             return False
-        return self._selects(root, definition.selection_set, fragment_definitions(document), set())
-
-    def _selects(
-        self,
-        parent: GraphQLNamedType,
-        selection_set: SelectionSetNode,
-        fragments: Mapping[str, FragmentDefinitionNode],
-        visited: set[str],
-    ) -> bool:
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                fields = parent.fields if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType) else {}
-                field = fields.get(selection.name.value)  # None for __typename and other meta fields
-                if field is None:
-                    continue
-                named = get_named_type(field.type)
-                if named.name in self.secret_types:
-                    return True
-                inner = selection.selection_set
-                if inner is not None and named.name in self.reaching:
-                    found = self._selects(named, inner, fragments, visited)
-                    if found:
-                        return True
-                continue
-            if isinstance(selection, InlineFragmentNode):
-                condition, inner = selection.type_condition, selection.selection_set
-            elif isinstance(selection, FragmentSpreadNode):
-                fragment = fragments.get(selection.name.value)
-                if fragment is None or fragment.name.value in visited:  # each fragment once
-                    continue
-                visited.add(fragment.name.value)
-                condition, inner = fragment.type_condition, fragment.selection_set
-            else:
-                continue
-            target = self.schema.get_type(condition.name.value) if condition is not None else parent
-            if target is not None and target.name in self.reaching and self._selects(target, inner, fragments, visited):
-                return True
-        return False
+        reaching = self.reaching
+        return any(
+            field is not None and get_named_type(field.type).name in self.secret_types
+            for _node, field, _root in selected_fields(
+                self.schema, document, definition, descend=lambda named: named.name in reaching
+            )
+        )
