@@ -39,6 +39,8 @@ __all__ = [
     "suspend_user",
     "suspended",
     "unsuspend_user",
+    "user_filters",
+    "user_search_pattern",
     "viewer_by_id",
 ]
 
@@ -186,10 +188,41 @@ async def set_password(*, session: AsyncSession, user_id: int, password_hash: st
     return await revoke_sessions(session, user_id, now)
 
 
-def _like_prefix(text: str) -> str:
-    """``text`` as a ``LIKE`` pattern matching values that start with it (``\\`` escapes)."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+LIKE_ESCAPE = "\\"
+"""The escape character of ``user_search_pattern``'s LIKE patterns."""
+
+
+def user_search_pattern(search: str) -> str:
+    """The LIKE pattern of a users search: the lower-cased prefix, its ``%``, ``_`` and ``\\`` escaped."""
+    escaped = search.lower().replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+def user_filters(
+    *, pattern: Any = None, role: Any = None, suspended_now: bool | None = None, now: Any = None
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions of a users listing over ``user_table`` (values, or the planner's bind parameters).
+
+    ``pattern``: ``user_search_pattern``'s prefix pattern, matched against the lower-cased
+    username or email; ``role``: a role's value; ``suspended_now``: ``True``/``False`` keeps
+    users suspended at ``now`` or not (``suspended``); ``None`` leaves a filter out. They
+    combine with AND (contract-next, ``Query.users``; ``conduit user list``).
+    """
+    u = user_table
+    conditions: list[sa.ColumnElement[bool]] = []
+    if pattern is not None:
+        conditions.append(
+            sa.or_(
+                sa.func.lower(u.c.username).like(pattern, escape=LIKE_ESCAPE),
+                sa.func.lower(u.c.email).like(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    if role is not None:
+        conditions.append(u.c.role == role)
+    if suspended_now is not None:
+        condition = suspended(u, now)
+        conditions.append(condition if suspended_now else sa.not_(condition))
+    return conditions
 
 
 async def list_users(
@@ -220,18 +253,13 @@ async def list_users(
         u.c.suspension_reason,
         suspended(u, now).label("suspended"),
     )
-    if search:
-        pattern = _like_prefix(search)
-        statement = statement.where(
-            sa.or_(
-                sa.func.lower(u.c.username).like(pattern, escape="\\"),
-                sa.func.lower(u.c.email).like(pattern, escape="\\"),
-            )
-        )
-    if role is not None:
-        statement = statement.where(u.c.role == role.value)
-    if is_suspended is not None:
-        statement = statement.where(suspended(u, now) if is_suspended else sa.not_(suspended(u, now)))
+    conditions = user_filters(
+        pattern=user_search_pattern(search) if search else None,
+        role=role.value if role is not None else None,
+        suspended_now=is_suspended,
+        now=now,
+    )
+    statement = statement.where(*conditions)
     statement = statement.order_by(u.c.created_at.desc(), u.c.id.desc()).limit(limit)
     return (await session.execute(statement)).all()
 

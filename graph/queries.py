@@ -14,7 +14,7 @@ import strawberry
 from strawberry.types import Info
 
 from db.models import Role, utcnow
-from db.users import suspended
+from db.users import user_filters, user_search_pattern
 from graph.cache_control import CacheControl, CacheControlScope
 from graph.context import Context
 from graph.errors import BadUserInput
@@ -312,42 +312,6 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
         row = await loaders.comment_by_id.load(pk)
         return CommentType.from_row(row) if row is not None else None
     return None
-
-
-LIKE_ESCAPE = "\\"
-"""The escape character of ``user_search_pattern``'s LIKE patterns."""
-
-
-def user_search_pattern(search: str) -> str:
-    """The LIKE pattern of ``users(search:)``: the lower-cased prefix, its ``%``, ``_`` and ``\\`` escaped."""
-    escaped = search.lower().replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
-
-
-def user_filters(
-    *, pattern: Any = None, role: Any = None, suspended_now: Any = None, now: Any = None
-) -> list[sa.ColumnElement[bool]]:
-    """The conditions of ``users``' filters over ``user`` (values, or bind parameters of the planner).
-
-    ``pattern``: ``user_search_pattern``'s prefix pattern, matched against the lower-cased
-    username or email; ``role``: a role's value; ``suspended_now``: ``True``/``False`` keeps
-    users suspended at ``now`` or not (``db/users.py``, ``suspended``); ``None`` leaves a filter
-    out. The filters combine with AND (contract-next, ``Query.users``).
-    """
-    conditions: list[sa.ColumnElement[bool]] = []
-    if pattern is not None:
-        conditions.append(
-            sa.or_(
-                sa.func.lower(u.c.username).like(pattern, escape=LIKE_ESCAPE),
-                sa.func.lower(u.c.email).like(pattern, escape=LIKE_ESCAPE),
-            )
-        )
-    if role is not None:
-        conditions.append(u.c.role == role)
-    if suspended_now is not None:
-        condition = suspended(u, now)
-        conditions.append(condition if suspended_now is True else sa.not_(condition))
-    return conditions
 
 
 async def list_users(

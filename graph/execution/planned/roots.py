@@ -20,6 +20,7 @@ from strawberry.permission import BasePermission
 
 from auth.audit import audit
 from db.models import article_table, user_table
+from db.users import user_filters, user_search_pattern
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import NOW, VIEWER
@@ -50,8 +51,6 @@ from graph.queries import (
     search_walks,
     tag_count_statement,
     tag_counts_statement,
-    user_filters,
-    user_search_pattern,
 )
 from graph.scalars import serialize_datetime
 from graph.types.node import MAX_FIRST
