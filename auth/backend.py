@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from auth.audit import audit
 from auth.tokens import InvalidToken, TokenService
-from db.dialect import DriverDialect
+from db.dialect import Compiled, DriverDialect, bind, compile_statement
 from db.engine import Database
 from db.models import Role, utcnow
 from db.users import viewer_by_id
@@ -86,10 +86,8 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
         raise AuthenticationFailed("the access token is invalid or expired") from error
     # driver SQL: one short read on every signed-in request; the role and the suspension come
     # with it, so both take effect at once without a statement of their own
-    dialect = DriverDialect(db.is_sqlite)
-    text, names = _viewer_by_id(db.is_sqlite)
-    values = {"id": user_id, "now": dialect.bind_time(utcnow())}
-    (rows,) = await db.fetch_raw([(text, [values[name] for name in names])])
+    values = {"id": user_id, "now": DriverDialect(db.is_sqlite).bind_time(utcnow())}
+    (rows,) = await db.fetch_raw([bind(_viewer_by_id(db.is_sqlite), values)])
     if not rows:
         # a correctly signed token outliving its user: worth telling apart from forgeries
         audit("token_rejected", reason="deleted_user", user_id=user_id)
@@ -102,7 +100,6 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
 
 
 @functools.cache
-def _viewer_by_id(is_sqlite: bool) -> tuple[str, tuple[str, ...]]:
-    """``db.users.viewer_by_id`` in the driver's dialect and its parameters' names (``id``, ``now``) in order."""
-    text, names = DriverDialect(is_sqlite).compile(viewer_by_id())
-    return text, tuple(names)
+def _viewer_by_id(is_sqlite: bool) -> Compiled:
+    """``db.users.viewer_by_id`` compiled for the driver once (parameters ``id`` and ``now``)."""
+    return compile_statement(viewer_by_id(), is_sqlite)

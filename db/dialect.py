@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import sqlite_timestamp
 
-__all__ = ["DriverDialect", "insert_ignore"]
+__all__ = ["Compiled", "DriverDialect", "bind", "compile_statement", "insert_ignore"]
 
 
 def insert_ignore(session: AsyncSession, table: sa.Table) -> Any:
@@ -42,16 +42,6 @@ class DriverDialect:
         """``value`` as a parameter compared with stored timestamps (SQLite stores them as text)."""
         return sqlite_timestamp(value) if self.is_sqlite else value
 
-    def compile(self, statement: sa.ClauseElement) -> tuple[str, list[str]]:
-        """A SQLAlchemy Core ``statement`` as driver SQL: the text and its parameters' names in placeholder order.
-
-        For a hot-path statement built from shared Core expressions (``db.users.viewer_by_id``);
-        compile once and keep the text. Every value must be a named ``bindparam``.
-        """
-        dialect: Any = sqlite.dialect() if self.is_sqlite else asyncpg.dialect()  # type: ignore[no-untyped-call]
-        compiled: Any = statement.compile(dialect=dialect)
-        return compiled.string, list(compiled.positiontup or ())
-
     def render(self, sql: str) -> tuple[str, list[str]]:
         """``sql`` with its ``:name`` parameters made the driver's placeholders.
 
@@ -66,3 +56,30 @@ class DriverDialect:
             return self.placeholder(len(names))
 
         return _PARAMETER.sub(placeholder, sql), names
+
+
+Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
+"""Driver SQL, its parameters' names in placeholder order, and the values of its constants.
+
+A statement's constants (``OFFSET 0`` that SQLAlchemy adds to SQLite's ``LIMIT``, a literal
+in a builder) are parameters SQLAlchemy names itself; their values are the statement's own,
+fixed when it is built. Request values only ever travel in the named ``bindparam`` s."""
+
+_DIALECTS: dict[bool, Any] = {True: sqlite.dialect(), False: asyncpg.dialect()}  # type: ignore[no-untyped-call]
+
+
+def compile_statement(statement: sa.ClauseElement, is_sqlite: bool) -> Compiled:
+    """``statement`` as the driver's SQL (``?`` or ``$n``), its parameters' names in order, its constants."""
+    compiled: Any = statement.compile(dialect=_DIALECTS[is_sqlite])
+    names = tuple(compiled.positiontup or ())
+    constants = {name: compiled.binds[name].effective_value for name in names if compiled.binds[name].value is not None}
+    return compiled.string, names, constants
+
+
+def bind(compiled: Compiled, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``compiled`` with its parameters' values in placeholder order; ``KeyError`` for a missing one."""
+    text, names, constants = compiled
+    if not constants:
+        return text, [values[name] for name in names]
+    # constants first: ``values`` may compute a value on lookup (a mapping with __missing__), never a constant's
+    return text, [constants[name] if name in constants else values[name] for name in names]

@@ -14,36 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.dialects.postgresql import asyncpg
+
+from db.dialect import Compiled, bind, compile_statement
 
 __all__ = ["Compiled", "Variants", "bind", "compile_statement"]
-
-Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
-"""Driver SQL, its parameters' names in placeholder order, and the values of its constants.
-
-A statement's constants (``OFFSET 0`` that SQLAlchemy adds to SQLite's ``LIMIT``, a literal
-in a builder) are parameters SQLAlchemy names itself; their values are the statement's own,
-fixed when it is built. Request values only ever travel in the named ``bindparam`` s."""
-
-_DIALECTS: dict[bool, Any] = {True: sqlite.dialect(), False: asyncpg.dialect()}  # type: ignore[no-untyped-call]
-
-
-def compile_statement(statement: sa.ClauseElement, is_sqlite: bool) -> Compiled:
-    """``statement`` as the driver's SQL (``?`` or ``$n``), its parameters' names in order, its constants."""
-    compiled: Any = statement.compile(dialect=_DIALECTS[is_sqlite])
-    names = tuple(compiled.positiontup or ())
-    constants = {name: compiled.binds[name].effective_value for name in names if compiled.binds[name].value is not None}
-    return compiled.string, names, constants
-
-
-def bind(compiled: Compiled, values: dict[str, Any]) -> tuple[str, list[Any]]:
-    """``compiled`` with its parameters' values in placeholder order; ``KeyError`` for a missing one."""
-    text, names, constants = compiled
-    if not constants:
-        return text, [values[name] for name in names]
-    # constants first: ``values`` may compute a value on lookup (runs.Values), never a constant's
-    return text, [constants[name] if name in constants else values[name] for name in names]
 
 
 @dataclass(eq=False)
