@@ -110,6 +110,16 @@ def compressible(content_type: str) -> bool:
     return media_type in COMPRESSIBLE or media_type.startswith("text/") or media_type.endswith("+json")
 
 
+def _add_vary(raw: list[tuple[bytes, bytes]]) -> None:
+    """Add ``Accept-Encoding`` to the ``Vary`` of raw ASGI headers (lower-case names), as
+    ``MutableHeaders.add_vary_header`` does."""
+    for index, (name, value) in enumerate(raw):
+        if name == b"vary":
+            raw[index] = (name, value + b", Accept-Encoding")
+            return
+    raw.append((b"vary", b"Accept-Encoding"))
+
+
 class CompressionMiddleware:
     """gzip for eligible HTTP responses (module docstring); ``minimum_size`` in bytes."""
 
@@ -162,18 +172,19 @@ class _Responder:
         more_body = message.get("more_body", False)
         if self.start is not None:
             start, self.start = self.start, None
-            headers = MutableHeaders(raw=start["headers"])
             if len(body) < self.minimum_size and not more_body:
                 self.passthrough = True  # small: identity for every client, so no Vary either
                 await self._send(start)
                 await self._send(message)
                 return
-            headers.add_vary_header("Accept-Encoding")
             if self.encoding is None:
+                _add_vary(start["headers"])  # the raw list: this path is every large identity answer
                 self.passthrough = True
                 await self._send(start)
                 await self._send(message)
                 return
+            headers = MutableHeaders(raw=start["headers"])
+            headers.add_vary_header("Accept-Encoding")
             self.compressor = ENCODINGS[self.encoding]()
             headers["Content-Encoding"] = self.encoding
             # byte ranges would address the identity file, not this encoding of it (RFC 9110, 14.3)

@@ -260,8 +260,12 @@ class GraphQLHTTPHandler:
             )
         context = Context(app=self.state, request=request, request_id=observability.begin_graphql_request())
         response = await self._answer(request, context, media_type)
-        # after the budget step, if it ran: what it charged; else what is known without SQL
-        response.headers.update(rate_limit_headers(context.rate_limit, self.budget))
+        # after the budget step, if it ran: what it charged; else what is known without SQL. Appended
+        # to the raw list: no response sets them otherwise, and MutableHeaders costs per header.
+        response.raw_headers += [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in rate_limit_headers(context.rate_limit, self.budget).items()
+        ]
         return response
 
     async def _answer(self, request: Request, context: Context, media_type: str) -> Response:
