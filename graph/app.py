@@ -119,6 +119,7 @@ def create_app(
     if settings.rate_limit_points > 0:
         points, window = settings.rate_limit_points, settings.rate_limit_window_seconds
         budget = RedisBudgetStore(state.redis, points, window) if state.redis else BudgetStore(db, points, window)
+    state.budget = budget
     schema = create_schema(settings)
     metrics.register(CacheCollector(caches))
     register_subscription_fields(schema, metrics)

@@ -14,6 +14,7 @@ from auth import ratelimit
 from auth.backend import Viewer
 from auth.tokens import TokenService
 from db.broker import Broker, Event
+from db.budget import Budget
 from db.engine import Database
 from db.models import Role
 from db.redis import RedisClient
@@ -50,6 +51,8 @@ class AppState:
     # (auth/ratelimit.py; None: in the database)
     redis: RedisClient | None = None
     counters: ratelimit.Counters | None = None
+    # the cost budget's store (db/budget.py; None: the budget is off)
+    budget: Budget | None = None
     # sends the mail_outbox's mails (auth/mail.py); woken after a commit that queued mail
     mail: MailWorker | None = None
 

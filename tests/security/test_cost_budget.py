@@ -298,6 +298,44 @@ async def test_concurrent_charges_never_overspend(budget_settings: Settings) -> 
         assert (await rate(gql))["used"] == 10
 
 
+async def test_a_lease_counts_every_point_and_saves_statements(settings: Settings) -> None:
+    """A budget of 640 points leases 10 beyond each charge that reaches the table: 33 one-point
+    queries cost 3 statements, and ``rateLimit.used`` counts each point as if it had its own."""
+    async with serving(settings, rate_limit_points=640) as app, client_of(app) as gql:
+        with sql_of(app) as seen:
+            used = [(await gql.ok(f"{{ tags {RATE} }}"))["rateLimit"]["used"] for _ in range(33)]
+        assert used == list(range(1, 34))
+        assert len([statement for statement in seen if "cost_budget" in statement]) == 3
+        assert await spent(app) == {"address:127.0.0.1": 33}
+        assert (await rate(gql))["remaining"] == 640 - 33  # a free read subtracts the unspent lease
+
+
+async def test_concurrent_charges_from_a_lease_never_overspend(settings: Settings) -> None:
+    """150 requests at once against 128 points (leases of 2 more): exactly 128 succeed."""
+    async with serving(settings, rate_limit_points=128) as app, client_of(app) as gql:
+        responses = await asyncio.gather(*(gql("{ tags }") for _ in range(150)))
+        assert sorted(tuple(r.codes) for r in responses) == [()] * 128 + [("RATE_LIMITED",)] * 22
+        assert (await rate(gql))["used"] == 128
+
+
+async def test_two_processes_leasing_one_budget_never_overspend(settings: Settings) -> None:
+    """Two processes charging one bucket of 128 points alternately: together they never spend more
+    than the budget, and at most one lease (2 points) is left stranded in the process that holds it."""
+    async with (
+        serving(settings, rate_limit_points=128) as one,
+        serving(settings, rate_limit_points=128) as two,
+        client_of(one) as gql_one,
+        client_of(two) as gql_two,
+    ):
+        succeeded = 0
+        for _ in range(80):
+            for gql in (gql_one, gql_two):
+                succeeded += not (await gql("{ tags }")).codes
+        assert 128 - 2 * 2 <= succeeded <= 128
+        async with sa_rows(one) as rows:
+            assert [row.used for row in rows] == [128]
+
+
 async def test_compiled_and_ordinary_paths_charge_alike(budget_settings: Settings) -> None:
     async with (
         serving(budget_settings, planned_execution=True) as compiled,
@@ -317,7 +355,8 @@ async def test_compiled_and_ordinary_paths_charge_alike(budget_settings: Setting
         counts = path_counts(compiled)
         # first: 1000 is planned SQL's error too; a dry run runs on graphql-core
         assert counts.planned >= 4 and counts.ordinary >= 1, counts
-        assert await spent(compiled) == {"address:10.0.0.1": 8, "address:10.0.0.2": 8}
+        # each app's own bucket: the table also holds the other process's unspent lease
+        assert (await spent(compiled))["address:10.0.0.1"] == (await spent(ordinary))["address:10.0.0.2"] == 8
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
@@ -410,12 +449,13 @@ async def sa_rows(app: Any) -> AsyncIterator[list[Any]]:
 
 
 async def spent(app: Any) -> dict[str, int]:
-    """Points spent per bucket as ``app``'s store keeps them: every row of ``cost_budget``, or every
-    budget key in Redis (read with a client of the test's own)."""
+    """Points spent per bucket as ``app``'s store keeps them: every row of ``cost_budget`` less the
+    process's unspent lease (``BudgetStore.peek``), or every budget key in Redis (read with a client
+    of the test's own)."""
     state = app.state.conduit
     if state.settings.cache_url is None:
         async with sa_rows(app) as rows:
-            return {row.bucket: row.used for row in rows}
+            return {row.bucket: row.used - state.budget.unspent(row.bucket, row.window_start.replace(tzinfo=dt.UTC)) for row in rows}
     async with aioredis.Redis.from_url(state.settings.cache_url.get_secret_value()) as redis:
         keys = [key.decode() async for key in redis.scan_iter(match=f"{budget_store.KEY_PREFIX}*")]
         values = await redis.mget(keys) if keys else []
