@@ -455,7 +455,10 @@ async def spent(app: Any) -> dict[str, int]:
     state = app.state.conduit
     if state.settings.cache_url is None:
         async with sa_rows(app) as rows:
-            return {row.bucket: row.used - state.budget.unspent(row.bucket, row.window_start.replace(tzinfo=dt.UTC)) for row in rows}
+            return {
+                row.bucket: row.used - state.budget.unspent(row.bucket, row.window_start.replace(tzinfo=dt.UTC))
+                for row in rows
+            }
     async with aioredis.Redis.from_url(state.settings.cache_url.get_secret_value()) as redis:
         keys = [key.decode() async for key in redis.scan_iter(match=f"{budget_store.KEY_PREFIX}*")]
         values = await redis.mget(keys) if keys else []
