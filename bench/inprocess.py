@@ -69,7 +69,7 @@ async def main() -> None:
             for _ in range(N):
                 await call(app, body, headers)
             profile.disable()
-            pstats.Stats(profile).sort_stats("tottime").print_stats(40)
+            pstats.Stats(profile).sort_stats("cumulative" if "--cumulative" in sys.argv else "tottime").print_stats(40)
 
 
 asyncio.run(main())

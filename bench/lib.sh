@@ -123,9 +123,13 @@ start_ours() {  # DB_URL LOGFILE CPU [extra serve args...]
   local port; port=$("$PY" "$TOOLS" free-port)
   local envs=(CONDUIT_DATABASE_URL="$url" CONDUIT_JWT_SECRET="$JWT_SECRET" CONDUIT_BENCH_STATS="${OURS_STATS:-true}"
               CONDUIT_ENV="$BENCH_ENV" CONDUIT_ACCESS_TOKEN_TTL_SECONDS=86400
-              # the cost budget stays on (its one write per operation is part of what is measured),
-              # but large enough that one load generator on one address is never refused
-              CONDUIT_RATE_LIMIT_POINTS="${RATE_LIMIT_POINTS:-1000000000}")
+              # the cost budget stays on, but large enough that one load generator on one address is
+              # never refused (its leases then cover a whole run: at the default 5,000 points a lease
+              # is 78, one write per 78 one-point operations)
+              CONDUIT_RATE_LIMIT_POINTS="${RATE_LIMIT_POINTS:-1000000000}"
+              # production refuses to start without a mail server; no operation measured sends mail
+              CONDUIT_SMTP_URL=smtp://127.0.0.1:25 CONDUIT_MAIL_FROM=bench@conduit.example
+              CONDUIT_PUBLIC_URL=http://127.0.0.1)
   [ -n "${DB_POOL_SIZE:-}" ] && envs+=(CONDUIT_DB_POOL_SIZE="$DB_POOL_SIZE")
   # the budget and auth limits in Redis instead of the database (issue 13)
   [ -n "${CACHE_URL:-}" ] && envs+=(CONDUIT_CACHE_URL="$CACHE_URL")

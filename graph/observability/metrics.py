@@ -57,6 +57,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.multiprocess_dir = multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         labels = ["operation_name", "operation_type", "outcome"]
+        self._http_children: dict[tuple[str, str, int], Any] = {}
+        self._graphql_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.http_requests = Counter(
             "conduit_http_requests", "HTTP responses sent.", ["method", "path", "status"], registry=self.registry
         )
@@ -127,9 +129,24 @@ class Metrics:
             record.operation_type or "unknown",
             record.outcome or "failed",
         )
-        self.graphql_requests.labels(*labels).inc()
-        self.graphql_duration.labels(*labels).observe(seconds)
-        self.count_errors(record.error_codes)
+        children = self._graphql_children.get(labels)
+        if children is None:
+            # ``labels()`` takes a lock and builds its key on every call; the children live as
+            # long as the metric, and the label set is bounded (``operation_name_label``)
+            children = (self.graphql_requests.labels(*labels), self.graphql_duration.labels(*labels))
+            self._graphql_children[labels] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if record.error_codes:
+            self.count_errors(record.error_codes)
+
+    def count_http(self, method: str, path: str, status: int) -> None:
+        """Count one HTTP response (``conduit_http_requests_total``); ``path`` is a route template."""
+        key = (method, path, status)
+        child = self._http_children.get(key)
+        if child is None:
+            child = self._http_children[key] = self.http_requests.labels(method, path, str(status))
+        child.inc()
 
     def count_errors(self, codes: Iterable[str]) -> None:
         """Count one error per entry of ``codes`` (``extensions.code`` values)."""

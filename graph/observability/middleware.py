@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ from graph.observability.requests import (
 )
 from graph.observability.tracing import record_status, server_span
 
+ROUTE_CACHE_SIZE = 4096
+"""Request paths whose route template (the ``path`` label) one process remembers."""
+
 
 class ObservabilityMiddleware:
     """Request ids, HTTP and GraphQL metrics, and the access log (module docstring).
@@ -39,6 +43,7 @@ class ObservabilityMiddleware:
         self.metrics = metrics
         self.routes = routes
         self.tracer = tracer  # None: tracing is off (graph/observability/tracing.py)
+        self._routes_of_paths: dict[tuple[str, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -86,11 +91,11 @@ class ObservabilityMiddleware:
 
     def _observe(self, scope: Scope, record: RequestRecord, status: int, seconds: float) -> None:
         method = scope["method"]
-        self.metrics.http_requests.labels(
-            method if method in METHODS else "OTHER", self._route(scope), str(status)
-        ).inc()
+        self.metrics.count_http(method if method in METHODS else "OTHER", self._route(scope), status)
         if record.graphql:
             self.metrics.observe_graphql(record, seconds)
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
         client = scope.get("client")
         fields = {
             "request_id": record.request_id,
@@ -107,11 +112,21 @@ class ObservabilityMiddleware:
         access_logger.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
 
     def _route(self, scope: Scope) -> str:
+        key = (scope["type"], scope["path"])
+        label = self._routes_of_paths.get(key)
+        if label is not None:
+            return label
+        label = "other"
         for route in self.routes:
             match, _ = route.matches(scope)
             if match is not Match.NONE:
-                return str(getattr(route, "path", "other"))
-        return "other"
+                label = str(getattr(route, "path", "other"))
+                break
+        # matching is regular expressions per route, on every request; paths are remembered up
+        # to a bound, since a client chooses them (``/api/articles/<slug>``: one per article)
+        if len(self._routes_of_paths) < ROUTE_CACHE_SIZE:
+            self._routes_of_paths[key] = label
+        return label
 
     @staticmethod
     def _with_request_id(send: Send, record: RequestRecord, response: dict[str, int] | None) -> Send:
