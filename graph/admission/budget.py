@@ -63,6 +63,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from db import budget as store
 from db.budget import Budget, BudgetUnavailable
 from graph.admission.cost import operation_cost
+from graph.admission.keys import CACHE_ENTRY_OVERHEAD_BYTES
 from graph.admission.limits import fragment_definitions
 from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
@@ -73,6 +74,8 @@ if TYPE_CHECKING:
     from graph.context import Context
 
 NODES_PER_POINT = 100
+ROOTS_KEY = "budget-roots"
+"""The first item of an operation's root-field summary's key in the ``costs`` cache (``ChargeBudget._roots``)."""
 FREE_ROOT_FIELDS = frozenset({"rateLimit", "__typename"})
 
 
@@ -172,19 +175,15 @@ class ChargeBudget:
 
     name = "budget"
 
-    def __init__(self, schema: GraphQLSchema, store: Budget, costs: BoundedCache[tuple[Any, ...], int]) -> None:
+    def __init__(self, schema: GraphQLSchema, store: Budget, costs: BoundedCache[tuple[Any, ...], Any]) -> None:
         self.schema = schema
         self.store = store
         self.costs = costs
 
     async def __call__(self, operation: Operation) -> None:
-        definition, document, coerced = operation.selected, operation.parsed, operation.coerced_variables
-        roots = list(_root_fields(definition.selection_set, fragment_definitions(document), set()))
-        is_query = definition.operation is OperationType.QUERY
-        free = is_query and all(f.name.value in FREE_ROOT_FIELDS for f in roots)
-        dry_run = is_query and any(
-            f.name.value == "rateLimit" and _asks_dry_run(self.schema, f, coerced) for f in roots
-        )
+        document, coerced = operation.parsed, operation.coerced_variables
+        free, rate_limits = self._roots(operation)
+        dry_run = any(_asks_dry_run(self.schema, f, coerced) for f in rate_limits)
         cost = 0
         if not free:
             nodes = operation_cost(
@@ -215,6 +214,24 @@ class ChargeBudget:
         if dry_run:
             operation.dry_run = True
             operation.document = dry_run_document(document, operation.name)
+
+    def _roots(self, operation: Operation) -> tuple[bool, tuple[FieldNode, ...]]:
+        """Whether the operation is free, and its ``rateLimit`` root fields (a query's only): they
+        depend on the document and the operation chosen, so they are remembered in the ``costs``
+        cache beside its costs, as the cache policy is (``cache_policy.py``)."""
+        document = operation.parsed
+        body = document.loc.source.body if document.loc is not None else None
+        key = (ROOTS_KEY, body, operation.operation_name) if body is not None else None
+        found: tuple[bool, tuple[FieldNode, ...]] | None = self.costs.get(key) if key is not None else None
+        if found is None:
+            definition = operation.selected
+            roots = list(_root_fields(definition.selection_set, fragment_definitions(document), set()))
+            is_query = definition.operation is OperationType.QUERY
+            free = is_query and all(f.name.value in FREE_ROOT_FIELDS for f in roots)
+            found = (free, tuple(f for f in roots if is_query and f.name.value == "rateLimit"))
+            if key is not None:
+                self.costs.put(key, found, CACHE_ENTRY_OVERHEAD_BYTES + len(body or ""))
+        return found
 
 
 def dry_run_document(document: DocumentNode, operation_name: str | None) -> DocumentNode:
