@@ -1,4 +1,7 @@
-"""The Starlette application: ``/graphql`` (HTTP, WebSocket, playground), ``/healthz``, ``/readyz``, ``/metrics``, the references ``/docs`` and ``/api/docs``."""
+"""The Starlette application: ``/graphql`` (HTTP, WebSocket, playground), ``/healthz``, ``/readyz``, ``/metrics``.
+
+And the reference pages ``/docs`` and ``/api/docs`` (``graph/docs.py``).
+"""
 
 from __future__ import annotations
 

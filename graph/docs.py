@@ -83,7 +83,8 @@ class DocsBuildError(Exception):
 
 
 def _run(command: list[str], cwd: Path) -> None:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    # node and npm with arguments of ours (paths and fixed options), never a shell
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)  # noqa: S603
     if result.returncode != 0:
         raise DocsBuildError(f"`{' '.join(command)}` failed ({result.returncode}):\n{result.stdout}{result.stderr}")
 
