@@ -119,6 +119,10 @@ def build(schema: Path, examples: Path, out: Path, cache: Path) -> None:
     longer makes are removed. The generators are installed into ``cache`` first.
     Raises ``DocsBuildError``.
     """
+    if not schema.is_file():
+        raise DocsBuildError(f"{schema}: no such schema file")
+    if not examples.is_dir():
+        raise DocsBuildError(f"{examples}: no such folder of example operations")
     install_generators(cache)
     with tempfile.TemporaryDirectory(prefix="conduit-docs-") as work:
         site = Path(work) / "docs"

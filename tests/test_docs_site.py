@@ -154,6 +154,34 @@ def served(template_db: Path, tmp_path: Path, **changes: Any) -> Settings:
     return Settings(database_url=database_url, jwt_secret=SECRET, jwt_secret_file=tmp_path / "secret", **changes)
 
 
+@pytest.mark.slow  # fresh Python processes
+@pytest.mark.parametrize(
+    ("arguments", "path", "message"),
+    [
+        ([], "", "`node` not found: `conduit docs build` needs Node 20+ and npm"),
+        (["--schema", "missing.graphql"], None, "missing.graphql: no such schema file"),
+        (["--examples", "missing"], None, "missing: no such folder of example operations"),
+    ],
+)
+def test_docs_build_explains_what_it_lacks(
+    arguments: list[str], path: str | None, message: str, tmp_path: Path
+) -> None:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if path is not None:
+        environment["PATH"] = path
+    result = subprocess.run(
+        [sys.executable, "-m", "graph.cli", "docs", "build", "--output", str(tmp_path), *arguments],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"conduit: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def reference_pages(clients: Path, *args: str) -> list[str]:
     """Run tests/browser/reference_pages.mjs from the real clients' folder; its output lines."""
     script = clients / "reference_pages.mjs"
