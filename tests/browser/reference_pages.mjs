@@ -31,13 +31,15 @@ function check(ok, what) {
 // what the REST reference must show, from the document the app serves, read before any browser starts
 let spec = null;
 if (mode === 'api') {
-  const response = await fetch(`${origin}/api/openapi.json`, { signal: AbortSignal.timeout(TIMEOUT) });
-  if (!response.ok) {
-    console.log(`FAILED: /api/openapi.json answered ${response.status}: the app serves no OpenAPI document to render`);
+  const stop = (why) => {
+    console.log(`FAILED: ${why}`);
     console.log('reference_pages: 0 passed, 1 failed');
     process.exit(1);
-  }
-  spec = await response.json();
+  };
+  const response = await fetch(`${origin}/api/openapi.json`, { signal: AbortSignal.timeout(TIMEOUT) });
+  if (!response.ok) stop(`/api/openapi.json answered ${response.status}: the app serves no OpenAPI document to render`);
+  spec = await response.json().catch((error) => stop(`/api/openapi.json is not JSON: ${error.message}`));
+  if (!spec?.info?.title || typeof spec.paths !== 'object') stop('/api/openapi.json has no info.title or no paths');
 }
 
 const ctx = await chromium.launchPersistentContext(mkdtempSync('/tmp/reference-'), {
