@@ -24,11 +24,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from graph.app import create_app
 from graph.docs import API_DOCS, API_DOCS_CSP, DOCS_CSP, DOCS_SITE
 from graph.schema import export_sdl
 from graph.settings import Settings
 from tests.conftest import SECRET
+from tests.graph.test_compression import serving
 from tests.live import live_app
 from tests.test_real_clients import clients_dir, run  # noqa: F401  (clients_dir: a fixture)
 
@@ -46,19 +46,9 @@ REDOC_FILES = ("redoc.standalone.js", "redoc.standalone.js.LICENSE.txt", "LICENS
     ]
 )
 async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'unused.db'}",
-        jwt_secret=SECRET,
-        jwt_secret_file=tmp_path / "secret",
-        **request.param,
-    )
-    app = create_app(settings)
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield http
-    finally:
-        await app.state.conduit.broker.close()
-        await app.state.conduit.db.dispose()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}", jwt_secret=SECRET)
+    async with serving(settings, jwt_secret_file=tmp_path / "secret", **request.param) as http:
+        yield http
 
 
 def local_assets(html: str) -> list[str]:
