@@ -26,14 +26,18 @@ function docsSearch() {
     var name = heading ? heading.textContent.trim() : section.id;
     entries.push({ id: section.id, name: name, kind: kind, text: section.textContent.toLowerCase() });
     if (kind !== 'Type') return;
-    Array.prototype.forEach.call(section.querySelectorAll('.property-name code'), function (field) {
-      var row = field.closest('tr');
-      entries.push({
-        id: section.id,
-        name: name + '.' + field.textContent.trim(),
-        kind: 'Field',
-        text: row ? row.textContent.toLowerCase() : '',
-      });
+    Array.prototype.forEach.call(section.querySelectorAll('.property-name code'), function (code) {
+      var row = code.closest('tr');
+      var argument = code.closest('.field-argument');
+      var entry = { id: section.id, name: name + '.' + code.textContent.trim(), kind: 'Field' };
+      if (argument) {
+        // an argument's row follows its field's row: "Article.comments(first)"
+        var field = row && row.previousElementSibling && row.previousElementSibling.querySelector('.property-name code');
+        entry.name = name + '.' + (field ? field.textContent.trim() : '') + '(' + code.textContent.trim() + ')';
+        entry.kind = 'Argument';
+      }
+      entry.text = (argument || row || code).textContent.toLowerCase();
+      entries.push(entry);
     });
   });
 
@@ -48,32 +52,29 @@ function docsSearch() {
     return -1;
   }
 
+  // first in the menu, which stays in view (sticky) as the page scrolls
+  var nav = document.getElementById('nav');
   var box = document.createElement('div');
   box.id = 'docs-search';
   box.setAttribute('role', 'search');
-  var label = document.createElement('label');
-  label.className = 'sr-only';
-  label.htmlFor = 'docs-search-input';
-  label.textContent = 'Search the reference';
   var input = document.createElement('input');
   input.id = 'docs-search-input';
   input.type = 'search';
   input.placeholder = 'Search (press /)';
   input.autocomplete = 'off';
+  input.setAttribute('aria-label', 'Search the reference');
   var results = document.createElement('ul');
   results.id = 'docs-search-results';
   results.hidden = true;
-  box.appendChild(label);
   box.appendChild(input);
   box.appendChild(results);
-  var nav = document.getElementById('nav');
-  nav.parentNode.insertBefore(box, nav);
+  nav.insertBefore(box, nav.firstChild);
 
   function show() {
     var query = input.value.trim().toLowerCase();
     while (results.firstChild) results.removeChild(results.firstChild);
     results.hidden = query === '';
-    nav.hidden = query !== '';
+    nav.classList.toggle('docs-searching', query !== '');
     if (!query) return;
     var found = [];
     entries.forEach(function (entry, order) {
