@@ -1,4 +1,7 @@
-"""The Starlette application: ``/graphql`` (HTTP, WebSocket, playground), ``/healthz``, ``/readyz``, ``/metrics``."""
+"""The Starlette application: ``/graphql`` (HTTP, WebSocket, playground), ``/healthz``, ``/readyz``, ``/metrics``.
+
+And the reference pages ``/docs`` and ``/api/docs`` (``graph/docs.py``).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from db.redis import RedisClient
 from graph.admission import AdmissionPipeline, admission_steps
 from graph.caches import APQ, PLANS, TOKENS, CacheCollector, Caches
 from graph.context import AppState
+from graph.docs import API_DOCS, API_DOCS_CSP, DOCS_CSP, DOCS_SITE, PolicyStaticFiles, to_folder
 from graph.execution.executor import ExecutionPaths, OperationExecutor
 from graph.execution.pipeline import RequestPipeline
 from graph.observability import (
@@ -172,6 +176,12 @@ def create_app(
             await asyncio.to_thread(tracing.shutdown)
 
     routes: list[Any] = [
+        # the references (graph/docs.py), in every mode, introspection or not; /api/docs before
+        # anything else under /api, so it wins over the REST API's routes
+        Route("/api/docs", to_folder),
+        Mount("/api/docs", app=PolicyStaticFiles(API_DOCS, API_DOCS_CSP), name="api-docs"),
+        Route("/docs", to_folder),
+        Mount("/docs", app=PolicyStaticFiles(DOCS_SITE, DOCS_CSP), name="docs"),
         Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         WebSocketRoute("/graphql", websocket),
         Route("/healthz", healthz),

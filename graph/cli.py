@@ -1,4 +1,4 @@
-"""The ``conduit`` command: serve, database upgrade and seed, schema export, mail, user administration."""
+"""The ``conduit`` command: serve, database upgrade and seed, schema export, docs build, mail, user administration."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from db.users import (
     suspend_user,
     unsuspend_user,
 )
+from graph.docs import EXAMPLES, STATIC
 from graph.settings import Settings
 
 T = TypeVar("T")
@@ -465,6 +466,23 @@ def _export_schema(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+def _build_docs(args: argparse.Namespace, _settings: Settings) -> int:
+    from graph import docs
+    from graph.schema import export_sdl
+
+    with tempfile.TemporaryDirectory(prefix="conduit-schema-") as work:
+        schema = Path(args.schema) if args.schema else Path(work) / "schema.graphql"
+        if not args.schema:  # the code's schema, as `conduit schema export` writes it
+            schema.write_text(export_sdl())
+        try:
+            docs.build(schema, Path(args.examples), Path(args.output), docs.default_cache())
+        except docs.DocsBuildError as error:
+            print(f"conduit: {error}", file=sys.stderr)
+            return 1
+    print(f"wrote {Path(args.output) / 'docs'} (/docs) and {Path(args.output) / 'apidocs'} (/api/docs)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``conduit``."""
     parser = argparse.ArgumentParser(prog="conduit", description="Conduit GraphQL server")
@@ -507,6 +525,15 @@ def build_parser() -> argparse.ArgumentParser:
     export = schema.add_parser("export", help="write the schema as SDL")
     export.add_argument("--output", "-o", default="schema.graphql")
     export.set_defaults(handler=_export_schema)
+
+    docs = commands.add_parser("docs", help="reference pages").add_subparsers(dest="docs_command", required=True)
+    docs_build = docs.add_parser(
+        "build", help="build the GraphQL reference (/docs) and the REST reference page (/api/docs); needs Node and npm"
+    )
+    docs_build.add_argument("--schema", help="an SDL file (default: the code's schema)")
+    docs_build.add_argument("--examples", default=str(EXAMPLES), help="folder of example *.graphql")
+    docs_build.add_argument("--output", "-o", default=str(STATIC), help="folder to write docs/ and apidocs/ into")
+    docs_build.set_defaults(handler=_build_docs)
 
     mail = commands.add_parser("mail", help="mail commands").add_subparsers(dest="mail_command", required=True)
     mail_list = mail.add_parser("list", help="the newest mails of mail_outbox (in development: with their links)")
