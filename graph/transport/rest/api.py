@@ -82,6 +82,14 @@ CODE_OF_STATUS = {401: "UNAUTHENTICATED", 404: "NOT_FOUND", 413: "BAD_USER_INPUT
 """The code an answer that no operation gave is recorded with (metrics, access log); else BAD_USER_INPUT."""
 
 
+class Invalid(ValueError):
+    """A malformed request: one message per problem (each starts with the property's or parameter's name)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
 class Answer(Exception):
     """Ends a request early with ``status`` and the spec's error body of ``messages``.
 
@@ -195,7 +203,10 @@ class RestAPI:
             code = CODE_OF_STATUS.get(answer.status, "INTERNAL_SERVER_ERROR" if answer.status >= 500 else "")
             error = {"message": answer.messages[0], "extensions": {"code": code or "BAD_USER_INPUT"}}
             observability.record_graphql_response({"errors": [error]}, answer.status)
-        return self._respond(error_body(answer.messages), answer.status, answer.headers)
+        headers = answer.headers
+        if answer.status == 401 and "WWW-Authenticate" not in headers:
+            headers = {"WWW-Authenticate": "Token", **headers}
+        return self._respond(error_body(answer.messages), answer.status, headers)
 
     async def _variables(self, endpoint: Endpoint, request: Request) -> dict[str, Any]:
         """The operation's variables from the path, the query string and the body; ``Answer`` 422 when malformed."""
@@ -213,8 +224,8 @@ class RestAPI:
         if endpoint.body is not None:
             try:
                 variables.update(await self._body(endpoint, endpoint.body, request))
-            except ValueError as error:
-                problems.append(str(error))
+            except Invalid as invalid:
+                problems.extend(invalid.messages)
         if problems:
             raise Answer(422, problems)
         return variables
@@ -227,11 +238,11 @@ class RestAPI:
         try:
             data = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            raise ValueError("The request body is not valid JSON.") from None
+            raise Invalid(["The request body is not valid JSON."]) from None
         schema = self.request_schemas[endpoint.operation_id]
         value = data.get(body.envelope) if isinstance(data, dict) else None
         if not isinstance(value, dict):
-            raise ValueError(f"{body.envelope} must be an object")
+            raise Invalid([f"{body.envelope} must be an object"])
         fields = checked_object(value, schema)
         if body.input is not None:
             return {body.input: fields}
@@ -283,8 +294,6 @@ class RestAPI:
         seconds = retry_after(graphql)
         if seconds is not None:
             headers = {RETRY_AFTER: str(seconds), **headers}
-        if status == 401:
-            headers = {"WWW-Authenticate": "Token", **headers}
         observability.record_graphql_response(graphql, status)
         return Answer(status, messages, headers, recorded=True)
 
@@ -376,27 +385,28 @@ JSON_TYPES: dict[str, Callable[[Any], bool]] = {
 def checked_object(value: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """The properties of a body object ``schema`` declares, checked against their types.
 
-    ``ValueError`` naming the first property that is missing (``can't be empty``, RealWorld's
-    wording) or of another type. Properties the schema does not declare are left out, as the
-    spec allows them; null is passed on (the operation's input types say what it means).
+    ``Invalid`` naming every property that is missing (``can't be empty``, RealWorld's wording)
+    or of another type. Properties the schema does not declare are left out, as the spec allows
+    them; null is passed on (the operation's input types say what it means).
     """
     properties: Mapping[str, Any] = schema["properties"]
     out: dict[str, Any] = {}
-    for name in schema.get("required", ()):
-        if value.get(name) is None:
-            raise ValueError(f"{name} can't be empty")
+    problems = [f"{name} can't be empty" for name in schema.get("required", ()) if value.get(name) is None]
     for name, declared in properties.items():
-        if name not in value:
+        item = value.get(name)
+        if item is None:
+            if name in value:
+                out[name] = None
             continue
-        item = value[name]
-        if item is not None:
-            if declared["type"] == "array":
-                item_type = declared["items"]["type"]
-                if not isinstance(item, list) or not all(JSON_TYPES[item_type](entry) for entry in item):
-                    raise ValueError(f"{name} must be an array of {item_type}s")
-            elif not JSON_TYPES[declared["type"]](item):
-                raise ValueError(f"{name} must be a{'n' if declared['type'] == 'integer' else ''} {declared['type']}")
+        if declared["type"] == "array":
+            item_type = declared["items"]["type"]
+            if not isinstance(item, list) or not all(JSON_TYPES[item_type](entry) for entry in item):
+                problems.append(f"{name} must be an array of {item_type}s")
+        elif not JSON_TYPES[declared["type"]](item):
+            problems.append(f"{name} must be a{'n' if declared['type'] == 'integer' else ''} {declared['type']}")
         out[name] = item
+    if problems:
+        raise Invalid(problems)
     return out
 
 

@@ -19,6 +19,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLSchema,
     OperationDefinitionNode,
+    Undefined,
     parse,
     type_from_ast,
 )
@@ -66,7 +67,7 @@ def request_schema(body: Body, schema: GraphQLSchema, operation: str) -> dict[st
         if not isinstance(named, GraphQLInputObjectType):
             raise TypeError(f"/api: the body variable ${body.input} must be of an input object type")
         for name, field in named.fields.items():
-            fields[name] = (field.type, isinstance(field.type, GraphQLNonNull) and field.default_value is None)
+            fields[name] = (field.type, isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined)
     else:
         for name in body.fields:
             variable_type = type_from_ast(schema, variables[name].type)
