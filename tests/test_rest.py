@@ -240,6 +240,7 @@ async def test_comments_have_integer_ids(api: Api) -> None:
     assert (await api("DELETE", path, token=other)).status_code == 403
     assert (await api("DELETE", path)).status_code == 401
     assert (await api("DELETE", f"/articles/{slug}/comments/zero", token=token)).status_code == 422
+    assert (await api("DELETE", f"/articles/{slug}/comments/{2**40}", token=token)).status_code == 404
     assert (await api("DELETE", path, token=token)).status_code == 204
     assert (await api("DELETE", path, token=token)).status_code == 404
     assert (await api("GET", f"/articles/{slug}/comments")).json() == {"comments": []}

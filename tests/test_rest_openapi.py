@@ -39,6 +39,8 @@ ALLOWED: dict[str, str] = {
     "moderator or admin, for deletion) may change an article or comment: 403 otherwise",
     r"\w+ /articles(/feed)?: parameter limit: maximum 100 not in the spec": "a page holds at most 100 items, as "
     "every list of the GraphQL API (contract: first 0 to 100); beyond is 422, never a silently shorter page",
+    r"\w+ /articles(/feed)?: parameter offset: maximum 2147483647 not in the spec": "offset is a GraphQL Int, a "
+    "signed 32-bit integer: 422 beyond (no list is that long)",
     r"DELETE /articles/\{slug\}/comments/\{id\}: parameter id: minimum 1 not in the spec": "comment ids start at 1",
     r"PUT /articles/\{slug\}: request body\.article\.tagList not in the spec": "updateArticle may replace the tags "
     "too; a client that sends none keeps them (an extra, optional property)",
@@ -131,8 +133,9 @@ def operation_differences(where: str, spec: dict[str, Any], ours: dict[str, Any]
         if status not in spec_responses:
             found.append(f"{name} not in the spec")
             continue
-        spec_schema, our_schema = json_schema(spec_responses[status].get("content")), json_schema(
-            our_responses[status].get("content")
+        spec_schema, our_schema = (
+            json_schema(spec_responses[status].get("content")),
+            json_schema(our_responses[status].get("content")),
         )
         if spec_schema is None and our_schema is not None:
             found.append(f"{name} has a body the spec does not give")

@@ -170,6 +170,8 @@ LIMIT = Param(
     maximum=MAX_FIRST,
     default=DEFAULT_FIRST,
 )
+GRAPHQL_INT_MAX = 2**31 - 1
+"""The largest GraphQL ``Int`` (a signed 32-bit integer, GraphQL spec 3.5.1)."""
 OFFSET = Param(
     "offset",
     "query",
@@ -177,6 +179,7 @@ OFFSET = Param(
     "The number of items to skip before starting to collect the result set.",
     kind="integer",
     minimum=0,
+    maximum=GRAPHQL_INT_MAX,
 )
 
 
