@@ -15,7 +15,6 @@ from typing import TypeVar, cast
 
 from graph.errors import BadUserInput
 
-
 MAX_PK = 2**31 - 1
 """The largest primary key: the id columns are ``INTEGER``, 32 bits on PostgreSQL. An ID or cursor
 naming a larger one names nothing; passed on, PostgreSQL would refuse the parameter (a 500)."""

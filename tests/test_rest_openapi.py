@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no types (it comes with uvicorn[standard])
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +96,8 @@ def schema_differences(where: str, spec: dict[str, Any], ours: dict[str, Any]) -
 
 
 def json_schema(content: dict[str, Any] | None) -> dict[str, Any] | None:
-    return (content or {}).get("application/json", {}).get("schema")
+    schema: dict[str, Any] | None = (content or {}).get("application/json", {}).get("schema")
+    return schema
 
 
 def operation_differences(where: str, spec: dict[str, Any], ours: dict[str, Any]) -> list[str]:
