@@ -144,6 +144,8 @@ def create_app(
     http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget, SecretSelections(schema._schema))
     websocket = SubscriptionEndpoint(schema, state)
     rest = RestAPI(state, pipeline, schema._schema, budget)  # /api: RealWorld's REST API (issue 12)
+    if schema.trusted_documents is not None:  # /api's stored operations are the server's own: trusted
+        schema.trusted_documents.trust(rest.operations.values())
 
     # /metrics off the public port when CONDUIT_METRICS_PORT is set: started with the app, in each worker
     listener = None

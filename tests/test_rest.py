@@ -7,6 +7,7 @@ the same pipeline as ``/graphql``: its metrics, budget, planned SQL and cache po
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from graph.settings import Settings
 from tests.conftest import path_counts
 from tests.graph.test_rate_limit_headers import serving
+from tests.security.test_persisted import trusted_settings
 
 
 class Api:
@@ -281,6 +283,17 @@ async def test_the_budget_refuses_with_429_and_retry_after(settings: Settings) -
         assert (await api("GET", "/tags")).status_code == 200
         refused = await api("GET", "/tags")
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0 and errors(refused)
+
+
+async def test_api_works_when_only_trusted_documents_run(database_url: str, tmp_path: Path) -> None:
+    """``/api``'s stored operations are the server's own: trusted, whatever the list holds."""
+    async with serving(trusted_settings(database_url, tmp_path)) as client:
+        api = Api(client)
+        token = await api.register("jake")
+        assert (await api("GET", "/user", token=token)).status_code == 200
+        assert (await api("GET", "/tags")).json() == {"tags": []}
+        refused = await client.post("/graphql", json={"query": "{ viewer { username } }"})
+        assert refused.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
 
 
 async def test_cors_allows_the_rest_methods(settings: Settings) -> None:
