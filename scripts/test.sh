@@ -28,7 +28,8 @@ export CONDUIT_CLIENTS_DIR="$ROOT/.cache/clients"
 
 step "newman for RealWorld's own API suite (tests/realworld/package.json, npm ci into .cache/realworld)"
 mkdir -p .cache/realworld
-if ! cmp -s tests/realworld/package-lock.json .cache/realworld/package-lock.json || [ ! -x .cache/realworld/node_modules/.bin/newman ]; then
+if ! cmp -s tests/realworld/package-lock.json .cache/realworld/package-lock.json || ! cmp -s tests/realworld/package.json .cache/realworld/package.json \
+   || [ ! -x .cache/realworld/node_modules/.bin/newman ]; then
   cp tests/realworld/package.json tests/realworld/package-lock.json .cache/realworld/
   (cd .cache/realworld && npm ci --no-audit --no-fund --loglevel=error)
 fi
