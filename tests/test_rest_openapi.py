@@ -10,6 +10,7 @@ must match something: a new difference fails, and so does a stale excuse.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,10 @@ ALLOWED: dict[str, str] = {
 }
 
 
+Compare = Callable[[str, Any, Any], list[str]]
+"""Differences between the spec's and our entry of one name: ``(where, spec's, ours)``."""
+
+
 def resolve(node: Any, root: dict[str, Any]) -> Any:
     """``node`` with every ``$ref`` replaced by what it names in ``root``."""
     if isinstance(node, dict):
@@ -68,6 +73,22 @@ def types(schema: dict[str, Any]) -> set[str]:
     return set(kind) if isinstance(kind, list) else {kind} if kind else set()
 
 
+def paired(
+    where: Callable[[Any], str], spec: Mapping[Any, Any], ours: Mapping[Any, Any], compare: Compare
+) -> list[str]:
+    """Entries of ``spec`` missing from ``ours``, entries of ``ours`` not in ``spec``, and what
+    ``compare`` finds in those of both (by key, in order)."""
+    found: list[str] = []
+    for key in sorted(set(spec) | set(ours)):
+        if key not in ours:
+            found.append(f"{where(key)} missing")
+        elif key not in spec:
+            found.append(f"{where(key)} not in the spec")
+        else:
+            found += compare(where(key), spec[key], ours[key])
+    return found
+
+
 def schema_differences(where: str, spec: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     """What a client of ``spec`` would see change in a body described by ``ours``."""
     found: list[str] = []
@@ -82,14 +103,9 @@ def schema_differences(where: str, spec: dict[str, Any], ours: dict[str, Any]) -
             )
     if set(spec.get("required", ())) != set(ours.get("required", ())):
         found.append(f"{where}: required {sorted(ours.get('required', ()))}, spec {sorted(spec.get('required', ()))}")
-    spec_properties, our_properties = spec.get("properties", {}), ours.get("properties", {})
-    for name in sorted(set(spec_properties) | set(our_properties)):
-        if name not in our_properties:
-            found.append(f"{where}.{name} missing")
-        elif name not in spec_properties:
-            found.append(f"{where}.{name} not in the spec")
-        else:
-            found += schema_differences(f"{where}.{name}", spec_properties[name], our_properties[name])
+    found += paired(
+        lambda name: f"{where}.{name}", spec.get("properties", {}), ours.get("properties", {}), schema_differences
+    )
     if "items" in spec or "items" in ours:
         found += schema_differences(f"{where}[]", spec.get("items", {}), ours.get("items", {}))
     return found
@@ -106,18 +122,17 @@ def operation_differences(where: str, spec: dict[str, Any], ours: dict[str, Any]
         found.append(f"{where}: operationId {ours.get('operationId')} where the spec says {spec.get('operationId')}")
     if bool(spec.get("security")) != bool(ours.get("security")):
         found.append(f"{where}: security {ours.get('security')} where the spec says {spec.get('security')}")
-    spec_params = {(p["name"], p["in"]): p for p in spec.get("parameters", [])}
-    our_params = {(p["name"], p["in"]): p for p in ours.get("parameters", [])}
-    for key in sorted(set(spec_params) | set(our_params)):
-        name = f"{where}: parameter {key[0]}"
-        if key not in our_params:
-            found.append(f"{name} missing")
-        elif key not in spec_params:
-            found.append(f"{name} not in the spec")
-        else:
-            if bool(spec_params[key].get("required")) != bool(our_params[key].get("required")):
-                found.append(f"{name}: required differs")
-            found += schema_differences(name, spec_params[key]["schema"], our_params[key]["schema"])
+
+    def parameter(name: str, spec_param: dict[str, Any], our_param: dict[str, Any]) -> list[str]:
+        required = [] if bool(spec_param.get("required")) == bool(our_param.get("required")) else [f"{name}: required"]
+        return required + schema_differences(name, spec_param["schema"], our_param["schema"])
+
+    found += paired(
+        lambda key: f"{where}: parameter {key[0]}",
+        {(p["name"], p["in"]): p for p in spec.get("parameters", [])},
+        {(p["name"], p["in"]): p for p in ours.get("parameters", [])},
+        parameter,
+    )
     spec_body, our_body = spec.get("requestBody"), ours.get("requestBody")
     if (spec_body is None) != (our_body is None):
         found.append(f"{where}: request body {'missing' if our_body is None else 'not in the spec'}")
@@ -125,25 +140,18 @@ def operation_differences(where: str, spec: dict[str, Any], ours: dict[str, Any]
         found += schema_differences(
             f"{where}: request body", json_schema(spec_body["content"]) or {}, json_schema(our_body["content"]) or {}
         )
-    spec_responses, our_responses = spec.get("responses", {}), ours.get("responses", {})
-    for status in sorted(set(spec_responses) | set(our_responses)):
-        name = f"{where}: response {status}"
-        if status not in our_responses:
-            found.append(f"{name} missing")
-            continue
-        if status not in spec_responses:
-            found.append(f"{name} not in the spec")
-            continue
-        spec_schema, our_schema = (
-            json_schema(spec_responses[status].get("content")),
-            json_schema(our_responses[status].get("content")),
-        )
+
+    def response(name: str, spec_response: dict[str, Any], our_response: dict[str, Any]) -> list[str]:
+        spec_schema, our_schema = json_schema(spec_response.get("content")), json_schema(our_response.get("content"))
         if spec_schema is None and our_schema is not None:
-            found.append(f"{name} has a body the spec does not give")
-        elif our_schema is None and spec_schema is not None:
-            found.append(f"{name} has no body where the spec gives one")
-        elif spec_schema is not None and our_schema is not None:
-            found += schema_differences(name, spec_schema, our_schema)
+            return [f"{name} has a body the spec does not give"]
+        if our_schema is None and spec_schema is not None:
+            return [f"{name} has no body where the spec gives one"]
+        return schema_differences(name, spec_schema or {}, our_schema or {})
+
+    found += paired(
+        lambda status: f"{where}: response {status}", spec.get("responses", {}), ours.get("responses", {}), response
+    )
     return found
 
 
@@ -152,15 +160,11 @@ def differences(spec: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     spec, ours = resolve(spec, spec), resolve(ours, ours)
     found: list[str] = []
     for path in sorted(set(spec["paths"]) | set(ours["paths"])):
-        spec_ops, our_ops = spec["paths"].get(path, {}), ours["paths"].get(path, {})
-        for method in sorted(set(spec_ops) | set(our_ops)):
-            where = f"{method.upper()} {path}"
-            if method not in our_ops:
-                found.append(f"{where}: missing")
-            elif method not in spec_ops:
-                found.append(f"{where}: not in the spec")
-            else:
-                found += operation_differences(where, spec_ops[method], our_ops[method])
+
+        def where(method: str, path: str = path) -> str:
+            return f"{method.upper()} {path}"
+
+        found += paired(where, spec["paths"].get(path, {}), ours["paths"].get(path, {}), operation_differences)
     return found
 
 

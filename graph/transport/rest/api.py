@@ -52,7 +52,7 @@ from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
 from graph.execution.pipeline import RequestPipeline
 from graph.ids import to_global_id
 from graph.transport.http import CREDENTIAL_CACHE_CONTROL, RequestError, etag_matches, read_body, strong_etag
-from graph.transport.ratelimit import RETRY_AFTER, rate_limit_headers, retry_after
+from graph.transport.ratelimit import RETRY_AFTER, append_rate_limit_headers, retry_after
 from graph.transport.rest.documents import load_operations, selected_fields
 from graph.transport.rest.endpoints import ENDPOINTS, Body, Endpoint, NoContent, One, Page, Param
 from graph.transport.rest.openapi import openapi_document, request_schema
@@ -160,10 +160,7 @@ class RestAPI:
             observability.record_viewer(context.viewer_id)
             with contextlib.suppress(Exception):  # a dead connection must not turn the answer into a 500
                 await context.close()
-        response.raw_headers += [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in rate_limit_headers(context.rate_limit, self.budget).items()
-        ]
+        append_rate_limit_headers(response, context.rate_limit, self.budget)
         return response
 
     async def _answer(self, endpoint: Endpoint, request: Request, context: Context) -> Response:
