@@ -200,7 +200,8 @@ def create_app(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST", "PUT", "DELETE"],  # PUT and DELETE: /api
-                allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+                # X-Requested-With: RealWorld's suite and older (jQuery-era) frontends of /api send it
+                allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID", "X-Requested-With"],
                 # readable by a page's script: the request id and the rate-limit headers
                 expose_headers=["X-Request-ID", *RATE_LIMIT_HEADERS],
                 max_age=600,

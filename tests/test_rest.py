@@ -304,7 +304,7 @@ async def test_cors_allows_the_rest_methods(settings: Settings) -> None:
             headers={
                 "Origin": origin,
                 "Access-Control-Request-Method": "PUT",
-                "Access-Control-Request-Headers": "authorization,content-type",
+                "Access-Control-Request-Headers": "authorization,content-type,x-requested-with",
             },
         )
     assert preflight.status_code == 200
