@@ -174,7 +174,8 @@ class RestAPI:
             if endpoint.guard is not None and context.viewer is not None:
                 # anonymous: the operation refuses them (401) before the guard could say 404
                 guard = endpoint.guard
-                data, _ = await self._run(endpoint, guard.operation, {"id": variables["id"]}, context, QUERIES)
+                arguments = {name: variables[name] for name in guard.variables}
+                data, _ = await self._run(endpoint, guard.operation, arguments, context, QUERIES)
                 if _at(data, guard.path) != request.path_params[guard.equals]:
                     raise Answer(guard.status, [guard.message])
             allowed = QUERIES if endpoint.method == "GET" else WRITES

@@ -117,11 +117,12 @@ Response = One | Page | Items | NoContent
 
 @dataclass(frozen=True)
 class Guard:
-    """A query run before the operation: unless the value at ``path`` equals the path parameter
-    ``equals``, the request ends with ``status`` and ``message`` (``DELETE`` of a comment that is
-    not on the article its path names)."""
+    """A query run before the operation, with the operation's ``variables`` it names: unless the value
+    at ``path`` in its data equals the path parameter ``equals``, the request ends with ``status`` and
+    ``message`` (``DELETE`` of a comment that is not on the article its path names)."""
 
     operation: str
+    variables: tuple[str, ...]
     path: tuple[str, ...]
     equals: str
     status: int
@@ -396,7 +397,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         ),
         auth="required",
         errors=(401, 403, 404, 422),
-        guard=Guard("ArticleOfComment", ("node", "article", "slug"), "slug", 404, "comment not found"),
+        guard=Guard("ArticleOfComment", ("id",), ("node", "article", "slug"), "slug", 404, "comment not found"),
     ),
     Endpoint(
         "CreateArticleFavorite",
