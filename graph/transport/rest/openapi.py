@@ -108,7 +108,7 @@ def success_schema(endpoint: Endpoint) -> dict[str, Any] | None:
     return envelope({response.key: {"type": "array", "items": items}})
 
 
-def operation_object(endpoint: Endpoint, operations: dict[str, str], schema: GraphQLSchema) -> dict[str, Any]:
+def operation_object(endpoint: Endpoint) -> dict[str, Any]:
     """The OpenAPI operation of one endpoint."""
     out: dict[str, Any] = {
         "tags": [endpoint.tag],
@@ -164,7 +164,7 @@ def openapi_document(
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
     for endpoint in endpoints:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation_object(endpoint, operations, schema)
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation_object(endpoint)
         shape: Shape | None = getattr(endpoint.response, "shape", None)
         for nested in shape.shapes() if shape is not None else ():
             schemas[nested.name] = nested.json_schema(schema)
