@@ -248,11 +248,20 @@ async def test_comments_have_integer_ids(api: Api) -> None:
     assert (await api("GET", f"/articles/{slug}/comments")).json() == {"comments": []}
 
 
-async def test_tags_most_used_first(api: Api) -> None:
+async def test_tags_most_used_first(api: Api, client: httpx.AsyncClient) -> None:
     token = await api.register("jake")
     await api.article(token, "One", tagList=["dragons", "training"])
     await api.article(token, "Two", tagList=["dragons"])
     assert (await api("GET", "/tags")).json() == {"tags": ["dragons", "training"]}
+    head = await client.head("/api/tags")
+    assert head.status_code == 200 and head.content == b""
+
+
+async def test_only_the_spec_paths_are_routes(client: httpx.AsyncClient) -> None:
+    """No catch-all under /api: a route beside them (``/api/docs``) is never shadowed."""
+    assert (await client.get("/api/docs")).status_code == 404
+    assert (await client.get("/api/nothing/here")).status_code == 404
+    assert (await client.patch("/api/articles/x")).status_code == 405
 
 
 # --- the same pipeline as /graphql -------------------------------------------------------------
