@@ -51,6 +51,7 @@ from graph.transport.health import healthz, readyz_endpoint
 from graph.transport.http import GraphQLHTTPHandler
 from graph.transport.persisted import PersistedQueries
 from graph.transport.ratelimit import EXPOSED_HEADERS as RATE_LIMIT_HEADERS
+from graph.transport.rest import RestAPI
 from graph.transport.secrets import SecretSelections
 from graph.transport.websocket import SubscriptionEndpoint
 
@@ -147,6 +148,9 @@ def create_app(
     )
     http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget, SecretSelections(schema._schema))
     websocket = SubscriptionEndpoint(schema, state)
+    rest = RestAPI(state, pipeline, schema._schema, budget)  # /api: RealWorld's REST API (issue 12)
+    if schema.trusted_documents is not None:  # /api's stored operations are the server's own: trusted
+        schema.trusted_documents.trust(rest.operations.values())
 
     # /metrics off the public port when CONDUIT_METRICS_PORT is set: started with the app, in each worker
     listener = None
@@ -187,6 +191,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(db)),
     ]
+    routes += rest.routes()  # explicit paths under /api, no catch-all: /api/docs may be added beside them
     if listener is None:  # else served by the listener only: 404 here
         routes.append(Route("/metrics", metrics_endpoint(metrics)))
     if playground is not None:
@@ -205,8 +210,9 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+                allow_methods=["GET", "POST", "PUT", "DELETE"],  # PUT and DELETE: /api
+                # X-Requested-With: RealWorld's suite and older (jQuery-era) frontends of /api send it
+                allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID", "X-Requested-With"],
                 # readable by a page's script: the request id and the rate-limit headers
                 expose_headers=["X-Request-ID", *RATE_LIMIT_HEADERS],
                 max_age=600,

@@ -15,6 +15,10 @@ from typing import TypeVar, cast
 
 from graph.errors import BadUserInput
 
+MAX_PK = 2**31 - 1
+"""The largest primary key: the id columns are ``INTEGER``, 32 bits on PostgreSQL. An ID or cursor
+naming a larger one names nothing; passed on, PostgreSQL would refuse the parameter (a 500)."""
+
 
 def to_global_id(type_name: str, pk: int) -> str:
     """The global ID of row ``pk`` of GraphQL type ``type_name``."""
@@ -28,7 +32,7 @@ def from_global_id(global_id: str) -> tuple[str, int] | None:
         value = int(pk)
     except (binascii.Error, UnicodeError, ValueError):
         return None
-    if not type_name or value <= 0 or pk != str(value):
+    if not type_name or value <= 0 or value > MAX_PK or pk != str(value):
         return None
     return type_name, value
 
@@ -95,6 +99,8 @@ def decode_cursor(cursor: str, kind: CursorKind, key_type: type[Key], argument: 
         if got_kind != kind and got_kind not in LEGACY_KINDS.get(kind, ()):
             raise ValueError(cursor)
         pk = int(pk_text)
+        if not 0 < pk <= MAX_PK:
+            raise ValueError(pk_text)
         key: object
         if key_type is dt.datetime:
             key = dt.datetime.strptime(key_text, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=dt.UTC)

@@ -28,9 +28,11 @@ from graph.types.node import (
     DEFAULT_FIRST,
     FIRST_DESCRIPTION,
     MAX_FIRST,
+    OFFSET_DESCRIPTION,
     Node,
     OrderDirection,
     check_first,
+    check_offset,
 )
 from graph.types.rate_limit import RateLimitType, rate_limit_of
 from graph.types.user import UserConnection, UserType, user_connection
@@ -46,6 +48,8 @@ First = Annotated[int | None, strawberry.argument(description=FIRST_DESCRIPTION)
 """The ``first`` argument of every paginated field and list."""
 After = Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)]
 """The ``after`` argument of every connection."""
+Offset = Annotated[int | None, strawberry.argument(description=OFFSET_DESCRIPTION)]
+"""The ``offset`` argument of the article listings (RealWorld's limit/offset paging)."""
 
 
 @strawberry.enum(description="What `articles` may be ordered by.")
@@ -253,14 +257,16 @@ async def list_articles(
     order: ArticleOrder | None,
     count_statement: sa.Select[Any] | None = None,
     total: int | None = None,
+    offset: int | None = None,
 ) -> ArticleConnection:
-    """One page of articles matching ``conditions`` in ``order`` (ties broken by id).
+    """One page of articles matching ``conditions`` in ``order`` (ties broken by id), ``offset`` rows in.
 
     ``count_statement`` counts the matches more cheaply than counting ``conditions`` over
     ``article`` (it must count the same rows), e.g. a tag's article count from ``article_tag``;
     ``total`` is that count when it is already known.
     """
     first = check_first(first)
+    offset = check_offset(offset, after)
     by_favorites, descending = article_order(order)
     key_column: sa.ColumnElement[Any] = a.c.favorites_count if by_favorites else a.c.created_at
     kind = ARTICLE_CURSOR_KINDS[by_favorites, descending]
@@ -274,7 +280,10 @@ async def list_articles(
     ordering = (key_column.desc(), a.c.id.desc()) if descending else (key_column.asc(), a.c.id.asc())
     context = info.context
     statement = article_rows(context.app.db.is_sqlite)
-    rows = list(await context.fetch(statement.where(*where).order_by(*ordering).limit(first + 1)))
+    statement = statement.where(*where).order_by(*ordering).limit(first + 1)
+    if offset:
+        statement = statement.offset(offset)
+    rows = list(await context.fetch(statement))
     context.loaders.prime_articles(rows[:first])
 
     async def count() -> int:
@@ -289,7 +298,7 @@ async def list_articles(
     return article_connection(
         rows[:first],
         len(rows) > first,
-        has_previous=after is not None,
+        has_previous=after is not None or offset > 0,
         cursor_of=lambda row: encode_cursor(kind, row.favorites_count if by_favorites else row.created_at, row.id),
         count=count,
     )
@@ -433,6 +442,7 @@ class Query:
         info: Info[Context, None],
         first: First = DEFAULT_FIRST,
         after: After = None,
+        offset: Offset = None,
         tag: Annotated[
             str | None,
             strawberry.argument(description="Only articles with this tag (exact name); an unknown tag: no articles."),
@@ -474,11 +484,13 @@ class Query:
             # the arguments are refused before any I/O, as without a search (list_articles checks
             # them again): an operation's first error must not depend on which field awaited first
             check_first(first)
+            check_offset(offset, after)
             if after is not None:
                 decode_article_cursor(after, *article_order(order_by))
             # SQLite cannot tell how many articles a search matches: count them from the index first
             matches, span = (await info.context.fetch(fts_counts_statement(terms)))[0]
-            walk = search_walks(matches, span, check_first(first))
+            # the walk stops after the skipped rows and the page
+            walk = search_walks(matches, span, check_first(first) + (offset or 0))
             if tag is None and author is None and favorited_by is None:
                 total = matches
         conditions = conditions_of(search_walk=walk)
@@ -489,7 +501,7 @@ class Query:
         elif tag is not None and author is None and favorited_by is None and search is None:
             # one article_tag row per tagged article: no need to visit the articles to count them
             count_statement = tag_count_statement(tag)
-        return await list_articles(info, conditions, first, after, order_by, count_statement, total)
+        return await list_articles(info, conditions, first, after, order_by, count_statement, total, offset)
 
     @strawberry.field(
         description="Articles by users the viewer follows, newest first. Requires authentication.",
@@ -497,9 +509,10 @@ class Query:
         directives=[CacheControl(max_age=0, scope=CacheControlScope.PRIVATE)],
     )
     async def feed(
-        self, info: Info[Context, None], first: First = DEFAULT_FIRST, after: After = None
+        self, info: Info[Context, None], first: First = DEFAULT_FIRST, after: After = None, offset: Offset = None
     ) -> ArticleConnection:
-        return await list_articles(info, [feed_condition(info.context.viewer_id)], first, after, None)
+        conditions = [feed_condition(info.context.viewer_id)]
+        return await list_articles(info, conditions, first, after, None, offset=offset)
 
     @strawberry.field(
         description="Users, for moderators and admins (FORBIDDEN for others): newest first; `search` matches "

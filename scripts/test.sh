@@ -26,6 +26,15 @@ mkdir -p .cache/clients
 bash .cache/clients/setup.sh
 export CONDUIT_CLIENTS_DIR="$ROOT/.cache/clients"
 
+step "newman for RealWorld's own API suite (tests/realworld/package.json, npm ci into .cache/realworld)"
+mkdir -p .cache/realworld
+if ! cmp -s tests/realworld/package-lock.json .cache/realworld/package-lock.json || ! cmp -s tests/realworld/package.json .cache/realworld/package.json \
+   || [ ! -x .cache/realworld/node_modules/.bin/newman ]; then
+  cp tests/realworld/package.json tests/realworld/package-lock.json .cache/realworld/
+  (cd .cache/realworld && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export CONDUIT_REALWORLD_DIR="$ROOT/.cache/realworld"
+
 step "PostgreSQL server and nginx (every database test runs on SQLite and on PostgreSQL; nginx balances the deployment test)"
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "${CONDUIT_PG_BIN:-}" ] || missing+=(postgresql)

@@ -38,7 +38,7 @@ from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
 from graph.execution.pipeline import RequestPipeline
 from graph.transport.headers import PLAYGROUND_CSP
 from graph.transport.persisted import PersistedQueries, PersistedQueryError
-from graph.transport.ratelimit import RETRY_AFTER, rate_limit_headers, retry_after
+from graph.transport.ratelimit import RETRY_AFTER, append_rate_limit_headers, retry_after
 from graph.transport.secrets import SecretSelections
 
 if TYPE_CHECKING:
@@ -260,12 +260,8 @@ class GraphQLHTTPHandler:
             )
         context = Context(app=self.state, request=request, request_id=observability.begin_graphql_request())
         response = await self._answer(request, context, media_type)
-        # after the budget step, if it ran: what it charged; else what is known without SQL. Appended
-        # to the raw list: no response sets them otherwise, and MutableHeaders costs per header.
-        response.raw_headers += [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in rate_limit_headers(context.rate_limit, self.budget).items()
-        ]
+        # after the budget step, if it ran: what it charged; else what is known without SQL
+        append_rate_limit_headers(response, context.rate_limit, self.budget)
         return response
 
     async def _answer(self, request: Request, context: Context, media_type: str) -> Response:

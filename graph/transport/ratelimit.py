@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from db import budget as clock
 
 if TYPE_CHECKING:
+    from starlette.responses import Response
+
     from db.budget import Budget
     from graph.admission.budget import RateLimitStatus
 
@@ -64,6 +66,15 @@ def rate_limit_headers(status: RateLimitStatus | None, budget: Budget | None) ->
         headers[USED] = str(status.used)
     headers[RESOURCE_HEADER] = RESOURCE
     return headers
+
+
+def append_rate_limit_headers(response: Response, status: RateLimitStatus | None, budget: Budget | None) -> None:
+    """Add ``rate_limit_headers`` to ``response``: appended to its raw list, as no response sets them
+    otherwise and ``MutableHeaders`` costs per header."""
+    response.raw_headers += [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in rate_limit_headers(status, budget).items()
+    ]
 
 
 def retry_after(body: Mapping[str, Any]) -> int | None:

@@ -21,6 +21,11 @@ AFTER_DESCRIPTION = (
     "An endCursor or edge cursor from a previous page of this same listing; the page starts after it; null or "
     "omitted: the first page (BAD_USER_INPUT for a cursor that does not decode or is of another listing or ordering)."
 )
+OFFSET_DESCRIPTION = (
+    "How many items to skip before the page starts (page-number paging, as RealWorld's limit and offset): 0 or "
+    "more, 0 when omitted or null (BAD_USER_INPUT when negative). A positive offset cannot be combined with "
+    "`after`, which names the page by its cursor instead (BAD_USER_INPUT)."
+)
 NODE_ID_DESCRIPTION = "Globally unique, opaque ID (Relay); `node(id:)` fetches the object again by it."
 EDGES_DESCRIPTION = "This page's items, each with its cursor, in the listing's order."
 NODES_DESCRIPTION = "This page's items without their cursors: the nodes of `edges`, in the same order."
@@ -68,7 +73,8 @@ class OrderDirection(enum.Enum):
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
     has_previous_page: bool = strawberry.field(
-        description="Whether items precede this page: true whenever `after` was given, false on the first page."
+        description="Whether items precede this page: true whenever `after` or a positive `offset` was given, false "
+        "on the first page."
     )
     start_cursor: str | None = strawberry.field(
         description="The cursor of the page's first edge; null when the page is empty."
@@ -86,6 +92,21 @@ def check_first(first: int | None, argument: str = "first") -> int:
     if first < 0 or first > MAX_FIRST:
         raise BadUserInput({argument: [f"must be between 0 and {MAX_FIRST}"]})
     return first
+
+
+def check_offset(offset: int | None, after: str | None) -> int:
+    """``offset`` when it is 0 or more and ``after`` is not given too, 0 for null; ``BadUserInput`` otherwise.
+
+    The contract's additions (``../shared/api/README.md``): ``offset`` is exclusive with ``after``, so
+    a page is named either by position or by cursor, never by both.
+    """
+    if offset is None:
+        return 0
+    if offset < 0:
+        raise BadUserInput({"offset": ["must be 0 or more"]})
+    if offset and after is not None:
+        raise BadUserInput({"offset": ["cannot be combined with after"]})
+    return offset
 
 
 def page_info(cursors: list[str], has_next: bool, has_previous: bool) -> PageInfo:

@@ -771,6 +771,56 @@ async def test_after_last_cursor_gives_empty_page(gql: GQL, seven: list[str]) ->
     assert tail["totalCount"] == 7
 
 
+OFFSET_PAGE = (
+    "query O($first: Int, $offset: Int, $after: String, $orderBy: ArticleOrder) { "
+    "articles(first: $first, offset: $offset, after: $after, orderBy: $orderBy) { " + CONNECTION + " } }"
+)
+
+
+async def test_offset_pages_are_slices_of_the_listing(gql: GQL, seven: list[str]) -> None:
+    newest_first = list(reversed(seven))
+    for offset in range(8):
+        page = (await gql.ok(OFFSET_PAGE, {"first": 3, "offset": offset}))["articles"]
+        assert titles(page) == newest_first[offset : offset + 3], offset
+        assert page["totalCount"] == 7
+        assert page["pageInfo"]["hasPreviousPage"] is (offset > 0)
+        assert page["pageInfo"]["hasNextPage"] is (offset + 3 < 7)
+    ascending = {"field": "CREATED_AT", "direction": "ASC"}
+    page = (await gql.ok(OFFSET_PAGE, {"first": 2, "offset": 5, "orderBy": ascending}))["articles"]
+    assert titles(page) == seven[5:7]
+
+
+async def test_an_offset_page_continues_by_its_cursor(gql: GQL, seven: list[str]) -> None:
+    first = (await gql.ok(OFFSET_PAGE, {"first": 2, "offset": 2}))["articles"]
+    rest = (await gql.ok(OFFSET_PAGE, {"first": 10, "after": first["pageInfo"]["endCursor"]}))["articles"]
+    assert titles(first) + titles(rest) == list(reversed(seven))[2:]
+    zero = (await gql.ok(OFFSET_PAGE, {"first": 2, "offset": 0, "after": first["pageInfo"]["endCursor"]}))["articles"]
+    assert titles(zero) == titles(rest)[:2]  # offset 0 skips nothing, so it may go with a cursor
+
+
+async def test_feed_pages_by_offset(gql: GQL, seven: list[str], bob: User) -> None:
+    await gql.ok(FOLLOW, {"username": "alice"}, bob.token)
+    query = "query F($offset: Int) { feed(first: 2, offset: $offset) { " + CONNECTION + " } }"
+    page = (await gql.ok(query, {"offset": 6}, bob.token))["feed"]
+    assert titles(page) == [seven[0]]
+    assert page["totalCount"] == 7 and page["pageInfo"]["hasPreviousPage"] is True
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"offset": -1}, "must be 0 or more"),
+        ({"offset": 2, "after": "garbage"}, "cannot be combined with after"),
+    ],
+)
+async def test_bad_offset_is_bad_user_input(
+    gql: GQL, seven: list[str], variables: dict[str, Any], message: str
+) -> None:
+    response = await gql(OFFSET_PAGE, variables)
+    expect_error(response, "BAD_USER_INPUT")
+    assert response.error_fields() == {"offset": [message]}
+
+
 @pytest.mark.parametrize("first", [-1, 101, 1000])
 async def test_first_out_of_range_is_refused(gql: GQL, alice: User, first: int) -> None:
     await create_article(gql, alice, "Something")

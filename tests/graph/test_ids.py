@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from graph.errors import BadUserInput
-from graph.ids import CursorKind, decode_cursor, encode_cursor
+from graph.ids import MAX_PK, CursorKind, decode_cursor, encode_cursor, from_global_id, to_global_id
 
 WHEN = dt.datetime(2026, 11, 30, 12, 0, 1, 250, tzinfo=dt.UTC)
 
@@ -54,3 +54,11 @@ def test_every_kind_is_written_with_its_own_value() -> None:
 def test_a_cursor_of_another_kind_is_refused(held: str, kind: CursorKind, key_type: type) -> None:
     with pytest.raises(BadUserInput):
         decode_cursor(_raw(held), kind, key_type)
+
+
+def test_ids_and_cursors_past_the_largest_key_name_nothing() -> None:
+    """The id columns are 32-bit on PostgreSQL: a larger key must not reach it as a parameter."""
+    assert from_global_id(to_global_id("Comment", MAX_PK)) == ("Comment", MAX_PK)
+    assert from_global_id(to_global_id("Comment", MAX_PK + 1)) is None
+    with pytest.raises(BadUserInput):
+        decode_cursor(_raw(f"i||{MAX_PK + 1}"), CursorKind.COMMENTS, type(None))

@@ -195,6 +195,9 @@ def test_errors_match(pair: tuple[LoopThread, Pair]) -> None:
         ('{ user(username: "demo") { articles(first: -1) { totalCount } } }', {}),
         ('{ a: articles(first: 500) { totalCount } b: articles(after: "x") { totalCount } }', {}),  # the first only
         ("{ feed { totalCount } tags(first: -2) }", {}),  # anonymous: feed's refusal alone
+        ("{ articles(offset: -1) { totalCount } }", {}),
+        ('{ articles(first: 2, offset: 3, after: "x") { totalCount } }', {}),  # offset's refusal before the cursor's
+        ("{ feed(offset: -5) { totalCount } }", {}),
         ('{ viewer { id } user(username: "demo") { articles(first: -1) { totalCount } } tags(first: -3) }', {}),
         (  # two errors below the roots: graphql-core's scheduling orders them, so it answers
             '{ x: user(username: "demo") { articles(first: -1) { totalCount } } '
@@ -310,6 +313,13 @@ def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
             {"u": edges[2]["node"]["author"]["username"]},
         ),
         ('{ articles(tag: "no-such-tag") { totalCount edges { cursor } pageInfo { startCursor endCursor } } }', {}),
+        (  # page-number paging (RealWorld's limit and offset), the feed's too
+            f"query($o: Int) {{ articles(first: 3, offset: $o) {{ edges {{ cursor node {{ slug }} }} {page} totalCount }} "
+            "feed(first: 2, offset: 1) { totalCount nodes { slug } } }",
+            {"o": 4},
+        ),
+        ('{ articles(tag: "programming", first: 2, offset: 1) { totalCount nodes { slug } } }', {}),
+        ("{ articles(first: 2, offset: 0) { pageInfo { hasPreviousPage } } }", {}),
         (
             "fragment A on Article { slug author { username } } "
             "query { articles(first: 4) { edges { node { ...A ... on Article { title author { bio } } } } } }",
@@ -344,6 +354,7 @@ def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
         ),
         ("{ articles(orderBy: {field: FAVORITES_COUNT}) { edges { node { slug favoritesCount } } } }", {}),
         ('{ articles(search: "the", first: 3) { totalCount edges { node { slug } } } }', {}),
+        ('{ articles(search: "the", first: 3, offset: 2) { totalCount edges { node { slug } } } }', {}),
         ("{ articles(first: 101) { totalCount } }", {}),
         ('{ articles(after: "bm9wZQ==") { totalCount } }', {}),
         ("{ articles(first: 2) { nodes { slug } } }", {}),

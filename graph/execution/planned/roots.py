@@ -37,6 +37,7 @@ from graph.execution.planned.runs import (
     first_of,
     keys_in,
     keys_value,
+    offset_of,
     parameter,
 )
 from graph.execution.planned.statements import Variants, bind
@@ -92,21 +93,21 @@ def keyed_page(
     descending: bool,
     is_sqlite: bool,
     signed_in: bool,
+    offset: bool = False,
 ) -> sa.Select[Any]:
     """A root connection's page: ``level``'s columns, then the row's ``pk`` and ordering ``key``.
 
     The page's keys over ``table`` (the filters' table) first, then its objects by id with
     their columns: correlated columns (tags, flags, counts) cost a page, not every match a sort
-    must see (``runs.child_statements`` does the same below). ``:limit`` is ``first + 1``.
+    must see (``runs.child_statements`` does the same below). ``:limit`` is ``first + 1``;
+    with ``offset``, ``:offset`` rows are skipped first.
     """
     ordering = (key.desc(), table.c.id.desc()) if descending else (key.asc(), table.c.id.asc())
-    page = (
-        sa.select(table.c.id.label("pk"), key.label("key"))
-        .where(*where)
-        .order_by(*ordering)
-        .limit(parameter("limit"))
-        .subquery("pg")
-    )
+    keys = sa.select(table.c.id.label("pk"), key.label("key")).where(*where).order_by(*ordering)
+    keys = keys.limit(parameter("limit"))
+    if offset:
+        keys = keys.offset(parameter("offset"))
+    page = keys.subquery("pg")
     outer = (page.c.key.desc(), page.c.pk.desc()) if descending else (page.c.key.asc(), page.c.pk.asc())
     return (
         sa.select(*level.select_list(is_sqlite, signed_in), page.c.pk, page.c.key)
@@ -169,12 +170,12 @@ class ArticleList(Root):
         # The page's keys over ``article`` (the filters' table) first, then its articles by id
         # with their columns: correlated columns (tags, flags) cost a page, not every match a
         # sort must see (runs.child_statements does the same below).
-        filters, walk, by_favorites, descending, after, signed_in = variant
+        filters, walk, by_favorites, descending, after, signed_in, offset = variant
         key = article_table.c.favorites_count if by_favorites else article_table.c.created_at
         where = self._conditions(filters, walk)
         if after:
             where.append(cursor_condition(key, article_table.c.id, descending))
-        return keyed_page(self.level, article_table, key, where, descending, self.is_sqlite, signed_in)
+        return keyed_page(self.level, article_table, key, where, descending, self.is_sqlite, signed_in, offset)
 
     def _count(self, filters: tuple[Any, ...]) -> sa.ClauseElement:
         tag, author, favorited_by, search = filters
@@ -187,12 +188,13 @@ class ArticleList(Root):
             raise unauthenticated(execution, self.node)
         args = arguments(self.definition, self.node, execution.variables, self)
         first = first_of(args.get("first"))
+        offset = offset_of(args.get("offset"), args.get("after"))
         order = args.get("orderBy")
         by_favorites = order is not None and order["field"].value == "FAVORITES_COUNT"
         descending = order is None or order["direction"].value == "DESC"
         kind = ARTICLE_CURSOR_KINDS[by_favorites, descending]
         after = after_of(args.get("after"), kind, int if by_favorites else dt.datetime)
-        values = execution.values(limit=first + 1)
+        values = execution.values(limit=first + 1, offset=offset)
         search: Any = None
         if args.get("search") is not None:
             terms = search_terms(args["search"], self.is_sqlite)
@@ -212,7 +214,7 @@ class ArticleList(Root):
             total[0] = rows[0][0]
 
         def schedule(walk: bool) -> None:
-            variant = (filters, walk, by_favorites, descending, after is not None, signed_in)
+            variant = (filters, walk, by_favorites, descending, after is not None, signed_in, offset > 0)
             execution.add(bind(self.page.get(variant), values), run.receive)
             if self.counts and total[0] is None:
                 execution.add(bind(self.count.get(filters), values), counted)
@@ -224,14 +226,14 @@ class ArticleList(Root):
                 matches, span = rows[0]
                 if not any(filters[:3]):
                     total[0] = matches
-                schedule(search_walks(matches, span, first))
+                schedule(search_walks(matches, span, first + offset))  # the walk passes the skipped rows too
 
             execution.add(bind(self.matches.get(()), values), matched)
         else:
             schedule(False)
         width = len(self.level.columns)  # then the page's pk and key
         cursor = cursor_of(kind, width + 1, width, not by_favorites, self.is_sqlite)
-        has_previous = after is not None
+        has_previous = after is not None or offset > 0
         return lambda: self.level.shape(run.rows, first, has_previous, total[0], run.accessors(), cursor)
 
 

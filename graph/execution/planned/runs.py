@@ -29,7 +29,7 @@ from graph.execution.planned.planner import Child, Level
 from graph.execution.planned.shaping import cursor_key
 from graph.execution.planned.statements import Variants, bind
 from graph.ids import CursorKind, decode_cursor, encode_cursor
-from graph.types.node import check_first
+from graph.types.node import check_first, check_offset
 
 __all__ = [
     "ChildRun",
@@ -139,6 +139,14 @@ def first_of(value: Any) -> int:
     """``first`` as the resolvers check it; ``FieldError`` (their ``BadUserInput``) when out of range."""
     try:
         return check_first(value)
+    except BadUserInput as error:
+        raise FieldError(error) from None
+
+
+def offset_of(value: Any, after: str | None) -> int:
+    """``offset`` as the resolvers check it (``check_offset``); ``FieldError`` when negative or given with ``after``."""
+    try:
+        return check_offset(value, after)
     except BadUserInput as error:
         raise FieldError(error) from None
 
