@@ -125,7 +125,9 @@ start_ours() {  # DB_URL LOGFILE CPU [extra serve args...]
               CONDUIT_ENV="$BENCH_ENV" CONDUIT_ACCESS_TOKEN_TTL_SECONDS=86400
               # the cost budget stays on (its one write per operation is part of what is measured),
               # but large enough that one load generator on one address is never refused
-              CONDUIT_RATE_LIMIT_POINTS="${RATE_LIMIT_POINTS:-1000000000}")
+              CONDUIT_RATE_LIMIT_POINTS="${RATE_LIMIT_POINTS:-1000000000}"
+              # the response cache (graph/responses/): on, as deployed; the *-nocache servers turn it off
+              CONDUIT_RESPONSE_CACHE="${RESPONSE_CACHE:-true}")
   [ -n "${DB_POOL_SIZE:-}" ] && envs+=(CONDUIT_DB_POOL_SIZE="$DB_POOL_SIZE")
   # the budget and auth limits in Redis instead of the database (issue 13)
   [ -n "${CACHE_URL:-}" ] && envs+=(CONDUIT_CACHE_URL="$CACHE_URL")

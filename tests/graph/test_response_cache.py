@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,9 +22,10 @@ from graph.app import create_app
 from graph.responses.tags import MUTATION_PURGES, TYPE_KINDS
 from graph.schema import create_schema
 from graph.settings import Settings
-from tests.conftest import GQL, User, create_article, with_redis
+from tests.conftest import GQL, SECRET, User, create_article, with_redis
 from tests.live import live_app
 from tests.redis import RedisServer
+from tests.test_deployment import pg_database  # noqa: F401 (a fixture)
 from tests.waiting import until
 
 HOME = """
@@ -299,10 +301,20 @@ async def test_two_processes_sharing_redis_show_a_new_article_right_after_it_com
 
 
 @pytest.mark.slow
-async def test_memory_stores_of_two_processes_purge_through_the_broker(pg_database: str, settings: Settings) -> None:
+async def test_memory_stores_of_two_processes_purge_through_the_broker(
+    pg_database: str,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
     """Without Redis, each process keeps its own entries; a write on A reaches B's store through
     PostgreSQL's LISTEN/NOTIFY (asynchronously: B shows the article once the event arrived)."""
-    shared = settings.model_copy(update={"database_url": pg_database})
+    shared = Settings(
+        env="test",
+        database_url=pg_database,
+        jwt_secret=SECRET,
+        jwt_secret_file=tmp_path / "secret",
+        password_hash_profile="cheapest",
+        response_cache=True,
+    )
     with live_app(shared) as (a, _), live_app(shared) as (b, app_b):
         user = _live_get(a, REGISTER, {"input": {"username": "ann", "email": "ann@x.io", "password": "password123"}})
         token = user.json()["data"]["register"]["token"]
