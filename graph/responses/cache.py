@@ -284,7 +284,7 @@ class ResponseCache:
                 raise
             except Exception as error:
                 logger.warning("response cache purges not received (%s); retrying", error)
-                self.store.entries.clear()  # purges may have been missed meanwhile
+                self.store.purge(frozenset(KINDS))  # purges may have been missed meanwhile
                 await asyncio.sleep(1.0)
 
     def _purged_elsewhere(self, event: Event) -> None:
