@@ -10,7 +10,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,14 +17,13 @@ import pytest
 from graphql import GraphQLObjectType, get_named_type, is_abstract_type
 
 from graph.admission.pipeline import Operation
-from graph.app import create_app
 from graph.responses.tags import MUTATION_PURGES, TYPE_KINDS
 from graph.schema import create_schema
 from graph.settings import Settings
-from tests.conftest import GQL, SECRET, User, create_article, with_redis
+from tests.conftest import GQL, User, create_article, with_redis
 from tests.live import live_app
 from tests.redis import RedisServer
-from tests.test_deployment import pg_database  # noqa: F401 (a fixture)
+from tests.security.test_cost_budget import serving
 from tests.waiting import until
 
 HOME = """
@@ -45,20 +43,6 @@ KINDLESS = {"PageInfo", "RateLimit", "Query"}
 def settings(settings: Settings) -> Settings:
     """The suite's settings with the response cache on (``tests/conftest.py`` turns it off)."""
     return settings.model_copy(update={"response_cache": True})
-
-
-@asynccontextmanager
-async def serving(settings: Settings, **changes: Any) -> AsyncIterator[Any]:
-    """An app built from ``settings`` with ``changes`` (one server process, in effect)."""
-    app = create_app(settings.model_copy(update=changes))
-    try:
-        yield app
-    finally:
-        state = app.state.conduit
-        await state.broker.close()
-        if state.redis is not None:
-            await state.redis.close()
-        await state.db.dispose()
 
 
 @asynccontextmanager
@@ -303,20 +287,11 @@ async def test_two_processes_sharing_redis_show_a_new_article_right_after_it_com
 
 
 @pytest.mark.slow
-async def test_memory_stores_of_two_processes_purge_through_the_broker(
-    pg_database: str,  # noqa: F811 (the fixture)
-    tmp_path: Path,
-) -> None:
+@pytest.mark.parametrize("engine_name", ["postgres"])  # several processes: PostgreSQL's LISTEN/NOTIFY
+async def test_memory_stores_of_two_processes_purge_through_the_broker(settings: Settings) -> None:
     """Without Redis, each process keeps its own entries; a write on A reaches B's store through
     PostgreSQL's LISTEN/NOTIFY (asynchronously: B shows the article once the event arrived)."""
-    shared = Settings(
-        env="test",
-        database_url=pg_database,
-        jwt_secret=SECRET,
-        jwt_secret_file=tmp_path / "secret",
-        password_hash_profile="cheapest",
-        response_cache=True,
-    )
+    shared = settings
     with live_app(shared) as (a, _), live_app(shared) as (b, app_b):
         user = _live_get(a, REGISTER, {"input": {"username": "ann", "email": "ann@x.io", "password": "password123"}})
         token = user.json()["data"]["register"]["token"]
