@@ -144,6 +144,21 @@ async def test_home_page_is_served_from_the_cache_until_a_write_purges_it(
         assert metric(text, "conduit_response_cache_bytes") > len(fresh.content)
 
 
+async def test_add_comment_on_the_planned_write_path_purges_the_article_page(
+    settings: Settings, alice: User, gql: GQL
+) -> None:
+    article = await create_article(gql, alice)
+    page = "query P($s: String!) { article(slug: $s) { title comments(first: 5) { nodes { body } } } }"
+    async with serving(settings) as app, client_of(app) as http:
+        await post(http, page, {"s": article["slug"]})
+        assert (await post(http, page, {"s": article["slug"]})).headers["x-cache"] == "HIT"
+        add = "mutation A($s: String!, $b: String!) { addComment(slug: $s, body: $b) { body } }"
+        await post(http, add, {"s": article["slug"], "b": "first!"}, alice.token)
+        after = await post(http, page, {"s": article["slug"]})
+        assert "x-cache" not in after.headers
+        assert after.json()["data"]["article"]["comments"]["nodes"] == [{"body": "first!"}]
+
+
 async def test_a_hit_honours_if_none_match_and_sends_the_miss_headers(
     settings: Settings, alice: User, gql: GQL
 ) -> None:
