@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from graphql import GraphQLObjectType, get_named_type, is_abstract_type
 
 from graph.admission.pipeline import Operation
@@ -21,6 +22,8 @@ from graph.responses.tags import MUTATION_PURGES, TYPE_KINDS
 from graph.schema import create_schema
 from graph.settings import Settings
 from tests.conftest import GQL, User, create_article, with_redis
+from tests.graph.test_subscriptions import Client, register, ws_url
+from tests.graph.test_subscriptions import post as live_post
 from tests.live import live_app
 from tests.redis import RedisServer
 from tests.security.test_cost_budget import serving
@@ -374,3 +377,22 @@ async def test_a_purge_that_missed_redis_is_applied_before_the_next_lookup(
         redis.answered()  # the partition heals
         after = await post(http, HOME, {"first": 20})
         assert "x-cache" not in after.headers and slugs(after)[0].startswith("second")
+
+
+async def test_a_mutation_over_websocket_purges_too(settings: Settings) -> None:
+    """``graphql-transport-ws`` carries mutations as well: the same purge runs after them."""
+    with live_app(settings) as (url, _app):
+        token = await register(url, "ann")
+        create = "mutation C($i: CreateArticleInput!) { createArticle(input: $i) { slug } }"
+        await live_post(url, create, {"i": {"title": "First", "description": "d", "body": "b"}}, token)
+        async with httpx.AsyncClient(base_url=url) as http:
+            await post(http, HOME, {"first": 20})
+            assert (await post(http, HOME, {"first": 20})).headers["x-cache"] == "HIT"
+            subprotocol = websockets.Subprotocol("graphql-transport-ws")
+            async with websockets.connect(ws_url(url), subprotocols=[subprotocol]) as ws:
+                client = Client(ws, "graphql-transport-ws")
+                assert (await client.init({"Authorization": f"Bearer {token}"}))["type"] == "connection_ack"
+                await client.subscribe(create, {"i": {"title": "Second", "description": "d", "body": "b"}})
+                assert (await client.next_payload())["data"]["createArticle"]["slug"].startswith("second")
+            after = await post(http, HOME, {"first": 20})
+            assert "x-cache" not in after.headers and slugs(after)[0].startswith("second")
