@@ -1,6 +1,7 @@
 """Server-side cost of one benchmark operation, in process: the ASGI app driven directly, no HTTP server.
 
-    PYTHONPATH=. .venv/bin/python bench/inprocess.py DB META OP [N] [--auth] [--no-budget] [--cache-url=URL] [--profile]
+    PYTHONPATH=. .venv/bin/python bench/inprocess.py DB META OP [N] [--auth] [--no-budget] [--cache-url=URL]
+        [--no-response-cache] [--profile]
 
 DB: a SQLite file of the benchmark's data (a copy of bench/.data/bench.db, upgraded with
 ``conduit db upgrade``), or a database URL (``postgresql://...``, e.g. bench/run_pg.sh's cluster);
@@ -9,7 +10,9 @@ Prints milliseconds per request (mean of N, default 1000, after 200 to warm up),
 process's CPU (the latter leaves out the database's and Redis's own work, and other processes on
 a shared machine); ``--profile`` adds cProfile's 40 costliest functions; ``--no-budget`` turns
 the cost budget off (no charge, no write per request), to see what it costs; ``--cache-url``
-keeps it in that Redis instead (``CONDUIT_CACHE_URL``). Uvicorn's HTTP parsing is not in the figure.
+keeps it, and the response cache, in that Redis instead (``CONDUIT_CACHE_URL``);
+``--no-response-cache`` turns the response cache off (every request executes; with it on, every
+request but the first is a hit). Uvicorn's HTTP parsing is not in the figure.
 """
 
 from __future__ import annotations
@@ -43,7 +46,13 @@ async def main() -> None:
     points = 0 if "--no-budget" in sys.argv else 10**9
     cache_url = next((a.partition("=")[2] for a in sys.argv if a.startswith("--cache-url=")), None)
     url = DB if "://" in DB else f"sqlite:///{DB}"
-    settings = Settings(env="production", database_url=url, jwt_secret="x" * 64, rate_limit_points=points)
+    settings = Settings(
+        env="production",
+        database_url=url,
+        jwt_secret="x" * 64,
+        rate_limit_points=points,
+        response_cache="--no-response-cache" not in sys.argv,
+    )
     if cache_url:
         settings = settings.model_copy(update={"cache_url": SecretStr(cache_url)})
     app = create_app(settings)

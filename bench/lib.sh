@@ -129,7 +129,9 @@ start_ours() {  # DB_URL LOGFILE CPU [extra serve args...]
               CONDUIT_RATE_LIMIT_POINTS="${RATE_LIMIT_POINTS:-1000000000}"
               # production refuses to start without a mail server; no operation measured sends mail
               CONDUIT_SMTP_URL=smtp://127.0.0.1:25 CONDUIT_MAIL_FROM=bench@conduit.example
-              CONDUIT_PUBLIC_URL=http://127.0.0.1)
+              CONDUIT_PUBLIC_URL=http://127.0.0.1
+              # the response cache (graph/responses/): on, as deployed; the *-nocache servers turn it off
+              CONDUIT_RESPONSE_CACHE="${RESPONSE_CACHE:-true}")
   [ -n "${DB_POOL_SIZE:-}" ] && envs+=(CONDUIT_DB_POOL_SIZE="$DB_POOL_SIZE")
   # the budget and auth limits in Redis instead of the database (issue 13)
   [ -n "${CACHE_URL:-}" ] && envs+=(CONDUIT_CACHE_URL="$CACHE_URL")

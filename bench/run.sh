@@ -11,7 +11,9 @@
 # Ours signs in through the login mutation, the floor gets the same user ids as x-user-id.
 #
 # Env: OPS (subset of "Q1 Q2 Q3 M1 F1 P1 O1", the default), AUTH (1: also run the queries signed in; default 1),
-#      DURATION, REPEAT, WARMUP, SEQ, CONNS (16), M1_HIGH_CONNS (64), SERVERS ("ours floor"),
+#      DURATION, REPEAT, WARMUP, SEQ, CONNS (16), M1_HIGH_CONNS (64), SERVERS ("ours floor"; also
+#      ours-nocache: ours with the response cache off, CONDUIT_RESPONSE_CACHE=false; ours-redis: the
+#      response cache and the budget in the Redis at CACHE_URL, which the caller starts),
 #      DB_POOL_SIZE (our CONDUIT_DB_POOL_SIZE), BENCH_ENV (our CONDUIT_ENV, default production),
 #      SERVER_CPU (0) / LOAD_CPU (1), RESULT (output .md path), USERS/ARTICLES/... (seed scale).
 # Writes bench/results/sqlite-<date>.md (+ .jsonl raw lines); scratch in bench/.data/.
@@ -38,7 +40,14 @@ bench_server() {  # KEY
   fresh_copy
   case $key in
     ours)
-      start_ours "sqlite:///$WORK" "$RUN_DIR/ours.log" "$SERVER_CPU"
+      CACHE_URL="" start_ours "sqlite:///$WORK" "$RUN_DIR/ours.log" "$SERVER_CPU"
+      ;;
+    ours-nocache)  # the response cache off: every request executes
+      CACHE_URL="" RESPONSE_CACHE=false start_ours "sqlite:///$WORK" "$RUN_DIR/ours-nocache.log" "$SERVER_CPU"
+      ;;
+    ours-redis)  # the response cache, the budget and auth limits in the Redis at CACHE_URL (the caller's)
+      CACHE_URL=${CACHE_URL:?ours-redis needs CACHE_URL=redis://...} \
+        start_ours "sqlite:///$WORK" "$RUN_DIR/ours-redis.log" "$SERVER_CPU"
       ;;
     floor)
       FLOOR_COMPAT=$("$PY" "$TOOLS" floor-compat "$WORK")

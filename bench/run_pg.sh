@@ -14,7 +14,8 @@
 #
 # Env: OPS (subset of "Q1 Q2 Q3 M1 F1 P1 O1", the default), AUTH (1: also run the queries signed in,
 #      ours and the floor; default 1), SERVERS ("ours floor postgraphile"; also ours-redis: ours with
-#      the budget in Redis at CACHE_URL, and ours-nobudget: ours with CONDUIT_RATE_LIMIT_POINTS=0),
+#      the budget in Redis at CACHE_URL, ours-nocache: ours with the response cache off, and
+#      ours-nobudget: ours with CONDUIT_RATE_LIMIT_POINTS=0),
 #      WORKERS_TEST (1: run the --workers 2 comparison; default 1), KEEP_PG (1: leave the cluster running),
 #      PG_PORT (default 55432, or the next free port when another cluster holds it),
 #      DURATION, REPEAT, WARMUP, SEQ, CONNS, DB_POOL_SIZE, BENCH_ENV, SERVER_CPU, LOAD_CPU, RESULT.
@@ -139,6 +140,9 @@ bench_server() {  # KEY
     ours-redis)  # the budget and auth limits in Redis (issue 13); the Redis server is the caller's
       CACHE_URL=${CACHE_URL:?ours-redis needs CACHE_URL=redis://...} \
         start_ours "$DB_URL" "$RUN_DIR/ours-redis.log" "$SERVER_CPU"
+      ;;
+    ours-nocache)  # the response cache off: every request executes
+      CACHE_URL="" RESPONSE_CACHE=false start_ours "$DB_URL" "$RUN_DIR/ours-nocache.log" "$SERVER_CPU"
       ;;
     ours-nobudget)  # the budget off: what charging it costs
       CACHE_URL="" RATE_LIMIT_POINTS=0 start_ours "$DB_URL" "$RUN_DIR/ours-nobudget.log" "$SERVER_CPU"

@@ -42,7 +42,8 @@ class RedisClient:
     ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS, or
     ``unix://path``. ``timeout``: seconds a connect or a command may take. ``pause``: seconds
     without trying Redis after a failure. ``on_unavailable(use)`` is called once per operation
-    that went on without Redis (the metric); ``use`` names the store (``budget``, ``auth_limits``).
+    that went on without Redis (the metric); ``use`` names the store (``budget``, ``auth_limits``,
+    ``response_cache``).
     """
 
     def __init__(
@@ -88,8 +89,8 @@ class RedisClient:
         if not self._down:
             self._down = True
             logger.warning(
-                "Redis unavailable (%s: %s); the cost budget is not charged and auth rate limits are counted "
-                "in the database until it answers",
+                "Redis unavailable (%s: %s); the cost budget is not charged, auth rate limits are counted "
+                "in the database and responses are not cached until it answers",
                 type(error).__name__,
                 error,
                 extra={"event": "redis_unavailable", "use": use},

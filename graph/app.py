@@ -43,6 +43,7 @@ from graph.observability import (
 from graph.observability.bench import BenchStats
 from graph.observability.listener import MetricsListener
 from graph.observability.tracing import Tracing, tracing_from_environment
+from graph.responses.setup import response_cache
 from graph.schema import create_schema
 from graph.settings import Settings
 from graph.transport.compression import CompressionMiddleware
@@ -140,13 +141,18 @@ def create_app(
     )
     pipeline = RequestPipeline(state.admission, executor, SubscriptionGauge(metrics), tracer)
     schema.pipeline = pipeline
+    responses = response_cache(settings, schema._schema, state, metrics)
+    if responses is not None:
+        pipeline.after_mutation = responses.after_mutation
     playground = str(PLAYGROUND) if settings.playground_enabled and PLAYGROUND.exists() else None
     persisted = PersistedQueries(
         trusted=schema.trusted_documents,
         only_trusted=settings.persisted_documents_only,
         store=caches[APQ],
     )
-    http = GraphQLHTTPHandler(state, pipeline, playground, persisted, budget, SecretSelections(schema._schema))
+    http = GraphQLHTTPHandler(
+        state, pipeline, playground, persisted, budget, SecretSelections(schema._schema), responses
+    )
     websocket = SubscriptionEndpoint(schema, state)
     rest = RestAPI(state, pipeline, schema._schema, budget)  # /api: RealWorld's REST API (issue 12)
     if schema.trusted_documents is not None:  # /api's stored operations are the server's own: trusted
@@ -167,7 +173,8 @@ def create_app(
             logger.warning("CONDUIT_SMTP_URL is not set: account mails stay unsent in mail_outbox")
         else:
             mail.start()
-        yield
+        async with responses.running() if responses is not None else contextlib.nullcontext():
+            yield
         await mail.stop()
         await websocket.sockets.close()
         if listener is not None:

@@ -66,6 +66,10 @@ class BoundedCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is held; neither a hit nor a use."""
+        return key in self._entries
+
     def __repr__(self) -> str:
         return (
             f"BoundedCache({self.name!r}, {len(self)}/{self.max_entries} entries, {self.bytes}/{self.max_bytes} bytes)"

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # how long connecting to Redis or one command may take before the request goes on without it;
     # the time counts the event loop's own delays, so too tight a bound fails open under load
     cache_timeout_seconds: float = Field(default=1.0, gt=0, le=10)
+    # The shared response cache (graph/responses/): answers of cacheable queries kept for their
+    # maxAge, purged by the mutations that change them; in Redis when cache_url is set, else in
+    # process, bounded by entries and bytes (keys and bodies).
+    response_cache: bool = True
+    response_cache_max_entries: int = Field(default=10_000, ge=0)
+    response_cache_max_bytes: int = Field(default=64 * MIB, ge=0)
     # gzip for responses of 1 KiB or more when the client accepts it (graph/transport/compression.py);
     # off when a proxy in front compresses (it must then honour Cache-Control: no-transform, BREACH)
     compression: bool = True

@@ -143,6 +143,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         jwt_secret_file=tmp_path / "secret",
         # argon2-cffi's profile for test suites: sign-ups cost microseconds, not 50 ms
         password_hash_profile="cheapest",
+        # off but in tests/graph/test_response_cache.py: the other tests look at what runs behind it
+        # (charges, statements, execution paths), which a hit skips
+        response_cache=False,
     )
 
 

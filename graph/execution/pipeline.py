@@ -10,7 +10,7 @@ transport sees it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, OperationType
@@ -39,6 +39,9 @@ class RequestPipeline:
         self.executor = executor
         self.gauge = gauge
         self.tracer = tracer  # None: tracing is off; else a span per operation (graph/observability/tracing.py)
+        # run after every mutation, once its transactions committed and before its answer is sent:
+        # the response cache's purge (graph/responses/cache.py); None: nothing to do
+        self.after_mutation: Callable[[Operation], Awaitable[None]] | None = None
 
     async def run(self, operation: Operation) -> GraphQLExecutionResult:
         """Admit and execute a query or mutation; raises ``Refused`` (errors classified) when not admitted."""
@@ -58,9 +61,14 @@ class RequestPipeline:
                 classify_error(error, request_id)
             raise
         result = await self.executor.execute(operation)
+        await self._after(operation)
         for error in result.errors or ():
             classify_error(error, request_id)
         return result
+
+    async def _after(self, operation: Operation) -> None:
+        if self.after_mutation is not None and operation.kind is OperationType.MUTATION:
+            await self.after_mutation(operation)
 
     async def stream(self, operation: Operation) -> AsyncGenerator[ExecutionResult, None]:
         """Admit and execute any operation: one result for a query or mutation, one per event for a
@@ -95,6 +103,7 @@ class RequestPipeline:
             return self._pre_execution(refusal.errors, operation)
         if operation.kind is not OperationType.SUBSCRIPTION:
             result = await self.executor.execute(operation)
+            await self._after(operation)
             return self._streamed(list(result.errors or ()) or None, result.data, operation)
         source = await self.executor.subscribe(operation)
         if isinstance(source, GraphQLExecutionResult):

@@ -72,7 +72,12 @@ from graph.observability.metrics import (
     metrics_endpoint,
 )
 from graph.observability.middleware import ObservabilityMiddleware
-from graph.observability.operation import SubscriptionGauge, observe_operation, register_subscription_fields
+from graph.observability.operation import (
+    SubscriptionGauge,
+    note_operation,
+    observe_operation,
+    register_subscription_fields,
+)
 from graph.observability.requests import (
     ACCESS_FIELDS,
     REQUEST_ID_HEADER,
@@ -114,6 +119,7 @@ __all__ = [
     "logging_config",
     "metrics_endpoint",
     "new_request_id",
+    "note_operation",
     "observe_operation",
     "record_graphql_response",
     "record_viewer",

@@ -41,10 +41,16 @@ def _root_field(document: DocumentNode | None, name: str | None) -> str:
 
 def observe_operation(operation: Operation) -> None:
     """Admission step: note the operation's type and name on the HTTP request's record (access log, metrics)."""
+    note_operation(operation.kind.value, operation.name)
+
+
+def note_operation(operation_type: str, name: str | None) -> None:
+    """Note an operation's type (``query``...) and name on the HTTP request's record, as ``observe_operation``
+    does; for an answer that did not pass admission (from the response cache)."""
     record = _current.get()
     if record is not None and record.graphql:
-        record.operation_type = operation.kind.value
-        record.operation_name = operation.name
+        record.operation_type = operation_type
+        record.operation_name = name
 
 
 class SubscriptionGauge:

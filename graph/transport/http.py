@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ from graph.transport.secrets import SecretSelections
 
 if TYPE_CHECKING:
     from db.budget import Budget
+    from graph.responses import Entry, Lookup, ResponseCache
 
 logger = logging.getLogger("conduit.http")
 
@@ -53,6 +55,8 @@ JSON = "application/json"
 CREDENTIAL_CACHE_CONTROL = "no-store, no-transform"
 GET_OPERATIONS = frozenset({OperationType.QUERY})
 POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+CACHED_BODY: dict[str, Any] = {"data": {}}
+"""What the access log and metrics learn of a cached answer's body: data, no error (only those are kept)."""
 
 
 class RequestError(Exception):
@@ -204,7 +208,8 @@ class GraphQLHTTPHandler:
     (the cost budget's store, ``None`` when it is off) gives every GraphQL response its
     ``X-RateLimit-*`` headers (``graph/transport/ratelimit.py``). ``secrets`` tells which answers
     hold a credential: they get ``Cache-Control: no-store, no-transform``, which keeps them
-    uncompressed (BREACH; ``None``: every answer is treated so).
+    uncompressed (BREACH; ``None``: every answer is treated so). ``responses``, the response
+    cache (``graph/responses/cache.py``; ``None``: off), answers before admission when it can.
     """
 
     def __init__(
@@ -215,6 +220,7 @@ class GraphQLHTTPHandler:
         persisted: PersistedQueries | None = None,
         budget: Budget | None = None,
         secrets: SecretSelections | None = None,
+        responses: ResponseCache | None = None,
     ) -> None:
         self.state = state
         self.pipeline = pipeline
@@ -222,6 +228,7 @@ class GraphQLHTTPHandler:
         self.persisted = persisted or PersistedQueries()
         self.budget = budget
         self.secrets = secrets
+        self.responses = responses
 
     def respond(
         self,
@@ -299,6 +306,16 @@ class GraphQLHTTPHandler:
         except AuthenticationFailed as error:
             body = error_body(str(error), "UNAUTHENTICATED")
             return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        lookup: Lookup | None = None
+        if self.responses is not None:
+            lookup = await self.responses.lookup(
+                document.query, params.operation_name, params.variables, document.extensions
+            )
+            if lookup is not None and lookup.entry is not None:
+                if context.viewer is None or not lookup.entry.policy.private:
+                    self.persisted.remember(document)
+                    return self._cached_response(lookup.entry, media_type, request)
+                lookup = None  # an anonymous answer: not for a viewer, whose answer is not kept either
         operation = Operation(
             query=document.query,
             operation_name=params.operation_name,
@@ -317,8 +334,33 @@ class GraphQLHTTPHandler:
         self.persisted.remember(document)  # an APQ registration is kept only once its document was admitted
         secret = self.secrets is None or self.secrets.carries_secret(operation.parsed, operation.selected)
         if secret:  # never cached, never compressed (BREACH)
-            return self._result_response(result, media_type, request, None, {"Cache-Control": CREDENTIAL_CACHE_CONTROL})
-        return self._result_response(result, media_type, request, operation.cache_policy)
+            headers = {"Cache-Control": CREDENTIAL_CACHE_CONTROL}
+            return self._result_response(result, media_type, request, None, headers)[0]
+        policy = operation.cache_policy
+        if lookup is not None and policy is not None and policy.private and context.viewer is not None:
+            lookup = None  # a viewer's own answer
+        response, cacheable = self._result_response(result, media_type, request, policy)
+        if lookup is not None and cacheable is not None and policy is not None and self.responses is not None:
+            encoded, etag = cacheable
+            await self.responses.keep(lookup, operation, encoded, etag or strong_etag(encoded), policy)
+        return response
+
+    def _cached_response(self, entry: Entry, media_type: str, request: Request) -> Response:
+        """A kept answer, with the headers its miss was sent with (``_result_response``), ``Age`` and ``X-Cache``."""
+        observability.note_operation(entry.operation_type, entry.operation_name)
+        headers = {
+            "Cache-Control": cache_control_header(entry.policy),
+            "Vary": "Accept, Authorization" if entry.policy.private else "Accept",
+            "Age": str(max(0, int(time.time() - entry.created))),
+            "X-Cache": "HIT",
+        }
+        if request.method == "GET":
+            headers["ETag"] = entry.etag
+            if etag_matches(request.headers.get("if-none-match"), entry.etag):
+                observability.record_graphql_response(CACHED_BODY, 304)
+                return Response(status_code=304, headers=headers)
+        observability.record_graphql_response(CACHED_BODY, 200)
+        return Response(entry.body, status_code=200, media_type=media_type, headers=headers)
 
     def _result_response(
         self,
@@ -327,7 +369,8 @@ class GraphQLHTTPHandler:
         request: Request,
         policy: CachePolicy | None,
         headers: dict[str, str] | None = None,
-    ) -> Response:
+    ) -> tuple[Response, tuple[bytes, str | None] | None]:
+        """The response to ``result``, and its body and ETag (GET only) when ``policy`` lets caches keep it."""
         body: dict[str, Any] = {}
         request_error = is_request_error(result)
         if result.errors:
@@ -338,19 +381,20 @@ class GraphQLHTTPHandler:
             body["extensions"] = result.extensions
         status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
         if policy is None or result.errors or policy.max_age <= 0:
-            return self.respond(body, status, media_type, headers)  # the middleware's no-store, unless set
+            return self.respond(body, status, media_type, headers), None  # the middleware's no-store, unless set
         encoded = orjson.dumps(body)
         # the answer depends on the media type negotiated, and a private one on the viewer
         headers = {
             "Cache-Control": cache_control_header(policy),
             "Vary": "Accept, Authorization" if policy.private else "Accept",
         }
+        etag = None
         if request.method == "GET":
-            headers["ETag"] = strong_etag(encoded)
-            if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+            etag = headers["ETag"] = strong_etag(encoded)
+            if etag_matches(request.headers.get("if-none-match"), etag):
                 observability.record_graphql_response(body, 304)
-                return Response(status_code=304, headers=headers)
-        return self.respond(body, status, media_type, headers, encoded)
+                return Response(status_code=304, headers=headers), (encoded, etag)
+        return self.respond(body, status, media_type, headers, encoded), (encoded, etag)
 
 
 def strong_etag(content: bytes) -> str:

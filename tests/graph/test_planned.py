@@ -122,6 +122,7 @@ async def build_pair(database_url: str, secret_dir: Path, plan: SeedPlan) -> Pai
                 jwt_secret_file=secret_dir / "secret",
                 planned_execution=planned,
                 rate_limit_points=10**9,  # generated queries must not run out of budget halfway
+                response_cache=False,  # both paths must run every query (a hit runs neither)
             )
         )
 
