@@ -258,8 +258,9 @@ async def test_tags_most_used_first(api: Api, client: httpx.AsyncClient) -> None
 
 
 async def test_only_the_spec_paths_are_routes(client: httpx.AsyncClient) -> None:
-    """No catch-all under /api: a route beside them (``/api/docs``) is never shadowed."""
-    assert (await client.get("/api/docs")).status_code == 404
+    """No catch-all under /api: a route beside them (``/api/docs``, the rendered reference) is never shadowed."""
+    page = await client.get("/api/docs/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert (await client.get("/api/nothing/here")).status_code == 404
     assert (await client.patch("/api/articles/x")).status_code == 405
 

@@ -141,5 +141,6 @@ async def test_statements_do_not_grow_with_the_page(gql: GQL, users: Users, app:
     for first in (1, 6):
         statements.clear()
         await gql.ok(USERS, {"first": first}, admin.token)
-        counts.append(len(statements))
+        # the budget's charge is the pipeline's, and leased (db/budget.py): only the first reaches the table
+        counts.append(len([s for s in statements if "cost_budget" not in s]))
     assert counts[0] == counts[1], counts
