@@ -187,14 +187,15 @@ def create_app(
             await asyncio.to_thread(tracing.shutdown)
 
     routes: list[Any] = [
+        # first: the router tries the routes in order on every request, and nearly all are these
+        Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        WebSocketRoute("/graphql", websocket),
         # the references (graph/docs.py), in every mode, introspection or not; /api/docs before
         # anything else under /api, so it wins over the REST API's routes
         Route("/api/docs", to_folder),
         Mount("/api/docs", app=PolicyStaticFiles(API_DOCS, API_DOCS_CSP), name="api-docs"),
         Route("/docs", to_folder),
         Mount("/docs", app=PolicyStaticFiles(DOCS_SITE, DOCS_CSP), name="docs"),
-        Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        WebSocketRoute("/graphql", websocket),
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(db)),
     ]
