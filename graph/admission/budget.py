@@ -18,7 +18,7 @@ the GraphQL API"), with these choices:
   bucket, ``user:<id>`` for a signed-in viewer and ``address:<client address>`` for anonymous
   requests. Windows are fixed, aligned on multiples of the window length since the Unix epoch,
   so every process agrees on them without coordination (a client may spend two budgets around a
-  window boundary; the price of one statement per operation).
+  window boundary; the price of storing a single count per window).
 - Refusal: an operation that does not fit in what remains is refused before execution with
   ``RATE_LIMITED``, ``extensions.retryAfter`` (whole seconds until the window resets, at least 1),
   ``resetAt``, ``cost`` and ``limit``; nothing runs and nothing is charged.
@@ -168,7 +168,8 @@ class ChargeBudget:
     Leaves the status on ``context.rate_limit`` for the ``rateLimit`` field. Refuses with
     ``RATE_LIMITED`` when the price does not fit; a dry run is priced, not charged, and only its
     ``rateLimit`` and ``__typename`` root fields run (``operation.dry_run``, with the document
-    reduced to them). One statement, two when this charge prunes; in Redis one round trip. When
+    reduced to them). In the database, none while this process's lease covers the charge, else
+    one statement (two when the lease does not fit, or this charge prunes); in Redis one round trip. When
     the store is unreachable (``BudgetUnavailable``) the operation goes on uncharged with
     ``context.rate_limit`` ``None`` (module docstring); a dry run still runs nothing but its ``rateLimit``.
     """
