@@ -66,6 +66,7 @@ from db.response_store import RedisResponseStore, ResponseStoreUnavailable
 from graph.cache_control import CachePolicy
 from graph.caches import BoundedCache
 from graph.responses.tags import KINDS, document_tags, mutation_purges
+from graph.transport.compression import MINIMUM_SIZE, gzip_body
 
 if TYPE_CHECKING:
     from graph.admission.pipeline import Operation
@@ -81,7 +82,12 @@ TAGS_KEY = "response-tags"
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A kept answer: its body (UTF-8 JSON), policy, strong ETag, operation type and name, and when it was kept."""
+    """A kept answer: its body (UTF-8 JSON), policy, strong ETag, operation type and name, and when it was kept.
+
+    ``gzipped``: the body gzip-compressed once when it was kept (``None``: compression is off, or
+    the body is under ``MINIMUM_SIZE``), so that a hit for a client accepting gzip, as every
+    browser does, does not compress it again.
+    """
 
     body: bytes
     policy: CachePolicy
@@ -89,18 +95,20 @@ class Entry:
     operation_type: str
     operation_name: str | None
     created: float  # time.time()
+    gzipped: bytes | None = None
 
     def encode(self) -> bytes:
-        """The entry as bytes for Redis: a JSON header line, then the body."""
+        """The entry as bytes for Redis: a JSON header line, then the body, then the gzipped body if any."""
         header = [self.policy.max_age, self.policy.private, self.etag, self.operation_type, self.operation_name]
-        return orjson.dumps([*header, self.created]) + b"\n" + self.body
+        return orjson.dumps([*header, self.created, len(self.body)]) + b"\n" + self.body + (self.gzipped or b"")
 
     @classmethod
     def decode(cls, data: bytes) -> Entry:
         """The inverse of ``encode``."""
-        header, body = data.split(b"\n", 1)
-        max_age, private, etag, operation_type, operation_name, created = orjson.loads(header)
-        return cls(body, CachePolicy(max_age, private), etag, operation_type, operation_name, created)
+        header, rest = data.split(b"\n", 1)
+        max_age, private, etag, operation_type, operation_name, created, length = orjson.loads(header)
+        body, gzipped = rest[:length], rest[length:] or None
+        return cls(body, CachePolicy(max_age, private), etag, operation_type, operation_name, created, gzipped)
 
 
 @dataclass(slots=True)
@@ -135,7 +143,7 @@ class MemoryStore:
         """Keep ``entry`` unless one of ``tags`` was purged since ``epochs`` were read; whether kept."""
         if any(self.epochs[kind] != epoch for kind, epoch in zip(KINDS, epochs, strict=True) if kind in tags):
             return False
-        size = ENTRY_OVERHEAD_BYTES + len(key) + len(entry.body)
+        size = ENTRY_OVERHEAD_BYTES + len(key) + len(entry.body) + len(entry.gzipped or b"")
         if not self.entries.put(key, (entry, time.monotonic() + entry.policy.max_age), size):
             return False
         for tag in tags:
@@ -159,7 +167,8 @@ class ResponseCache:
 
     ``schema`` gives the tags of documents (kept in ``tags_cache``, the app's ``costs`` cache);
     ``version`` goes into every key; ``broker`` and ``publish`` carry purges to the other
-    processes' memory stores (``publish`` sends one event; ``None``: nothing to reach).
+    processes' memory stores (``publish`` sends one event; ``None``: nothing to reach);
+    ``compress`` (``CONDUIT_COMPRESSION``) keeps large bodies gzipped too.
     """
 
     def __init__(
@@ -170,8 +179,10 @@ class ResponseCache:
         tags_cache: BoundedCache[Any, Any],
         broker: Broker | None = None,
         publish: Callable[[Event], Awaitable[None]] | None = None,
+        compress: bool = False,
     ) -> None:
         self.store = store
+        self.compress = compress  # keep a gzipped copy of large bodies (``Entry.gzipped``)
         self.schema = schema
         self.version = version
         self.tags_cache = tags_cache
@@ -234,7 +245,8 @@ class ResponseCache:
         """Store an answer the transport found cacheable (module docstring), unless a purge ran since ``lookup``."""
         if lookup.epochs is None or policy.max_age <= 0 or operation.kind is not OperationType.QUERY:
             return
-        entry = Entry(body, policy, etag, operation.kind.value, operation.name, time.time())
+        gzipped = gzip_body(body) if self.compress and len(body) >= MINIMUM_SIZE else None
+        entry = Entry(body, policy, etag, operation.kind.value, operation.name, time.time(), gzipped)
         tags = self.tags(operation)
         store = self.store
         if isinstance(store, MemoryStore):

@@ -49,6 +49,8 @@ def response_cache(
         async with db.engine.begin() as connection:  # a pooled connection: NOTIFY, committed at once
             await broker.publish(event, connection)
 
-    cache = ResponseCache(store, schema, app_version(schema), state.caches[COSTS], broker, publish)
+    cache = ResponseCache(
+        store, schema, app_version(schema), state.caches[COSTS], broker, publish, compress=settings.compression
+    )
     metrics.register(ResponseCacheCollector(cache))
     return cache

@@ -73,6 +73,12 @@ ENCODINGS: dict[str, Callable[[], zlib._Compress]] = {"gzip": _gzip}
 """Content codings this server produces, by name, each with its compressor's factory."""
 
 
+def gzip_body(body: bytes) -> bytes:
+    """``body`` gzip-compressed whole, as this middleware compresses a response (``LEVEL``)."""
+    compressor = _gzip()
+    return compressor.compress(body) + compressor.flush(zlib.Z_FINISH)
+
+
 def accepted_encoding(accept_encoding: str | None) -> str | None:
     """The content coding to use for a client's ``Accept-Encoding`` value, or ``None`` for identity.
 

@@ -37,6 +37,7 @@ from graph.cache_control import CachePolicy, cache_control_header
 from graph.context import AppState, Context
 from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
 from graph.execution.pipeline import RequestPipeline
+from graph.transport.compression import accepted_encoding
 from graph.transport.headers import PLAYGROUND_CSP
 from graph.transport.persisted import PersistedQueries, PersistedQueryError
 from graph.transport.ratelimit import RETRY_AFTER, append_rate_limit_headers, retry_after
@@ -354,12 +355,23 @@ class GraphQLHTTPHandler:
             "Age": str(max(0, int(time.time() - entry.created))),
             "X-Cache": "HIT",
         }
+        gzipped = None
+        accepts_gzip = accepted_encoding(request.headers.get("accept-encoding")) == "gzip"
+        if entry.gzipped is not None and request.method != "HEAD" and accepts_gzip:
+            # kept compressed (``Entry.gzipped``): what the compression middleware would send
+            # (it leaves an encoded response alone, and adds this Vary to identity ones)
+            gzipped = entry.gzipped
+            headers["Vary"] += ", Accept-Encoding"
         if request.method == "GET":
-            headers["ETag"] = entry.etag
+            # a strong validator names one representation: the gzipped one's is weak (RFC 9110, 8.8.1)
+            headers["ETag"] = entry.etag if gzipped is None else f"W/{entry.etag}"
             if etag_matches(request.headers.get("if-none-match"), entry.etag):
                 observability.record_graphql_response(CACHED_BODY, 304)
                 return Response(status_code=304, headers=headers)
         observability.record_graphql_response(CACHED_BODY, 200)
+        if gzipped is not None:
+            headers["Content-Encoding"] = "gzip"
+            return Response(gzipped, status_code=200, media_type=media_type, headers=headers)
         return Response(entry.body, status_code=200, media_type=media_type, headers=headers)
 
     def _result_response(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,9 +19,12 @@ import websockets
 from graphql import GraphQLObjectType, get_named_type, is_abstract_type
 
 from graph.admission.pipeline import Operation
+from graph.cache_control import CachePolicy
+from graph.responses.cache import Entry
 from graph.responses.tags import MUTATION_PURGES, TYPE_KINDS
 from graph.schema import create_schema
 from graph.settings import Settings
+from graph.transport.compression import gzip_body
 from tests.conftest import GQL, User, create_article, with_redis
 from tests.graph.test_subscriptions import Client, register, ws_url
 from tests.graph.test_subscriptions import post as live_post
@@ -181,6 +185,45 @@ async def test_a_hit_honours_if_none_match_and_sends_the_miss_headers(
         other = await http.post("/graphql", json=params, headers={"Accept": "application/graphql-response+json"})
         assert other.headers["x-cache"] == "HIT"
         assert other.headers["content-type"].startswith("application/graphql-response+json")
+
+
+async def test_a_large_hit_is_sent_gzipped_as_kept_with_the_misss_headers(
+    settings: Settings, alice: User, gql: GQL
+) -> None:
+    """A body of 1 KiB or more is kept gzipped too: a hit for a client accepting gzip sends that
+    copy with the headers the compression middleware gave the miss; identity clients get the body."""
+    for index in range(5):
+        await create_article(gql, alice, title=f"Article {index}: " + "a considerably longer title " * 4)
+    async with serving(settings) as app, client_of(app) as http:
+        params = {"query": PUBLIC}
+        gzip_headers = {"Accept-Encoding": "gzip"}
+        miss = await http.get("/graphql", params=params, headers=gzip_headers)
+        hit = await http.get("/graphql", params=params, headers=gzip_headers)
+        assert len(miss.content) >= 1024 and "x-cache" not in miss.headers and hit.headers["x-cache"] == "HIT"
+        assert hit.content == miss.content  # httpx decodes both
+        for name in ("content-encoding", "vary", "etag", "cache-control"):
+            assert hit.headers[name] == miss.headers[name], name
+        assert hit.headers["content-encoding"] == "gzip" and hit.headers["etag"].startswith('W/"')
+        assert hit.headers["vary"] == "Accept, Accept-Encoding"
+        identity = {"Accept-Encoding": "identity"}
+        plain = await http.get("/graphql", params=params, headers=identity)
+        assert plain.headers["x-cache"] == "HIT" and "content-encoding" not in plain.headers
+        assert plain.content == miss.content and plain.headers["vary"] == "Accept, Accept-Encoding"
+        assert not plain.headers["etag"].startswith("W/")
+        not_modified = await http.get(
+            "/graphql", params=params, headers={**gzip_headers, "If-None-Match": hit.headers["etag"]}
+        )
+        assert not_modified.status_code == 304 and "content-encoding" not in not_modified.headers
+
+
+def test_an_entry_survives_its_redis_encoding_with_and_without_its_gzipped_copy() -> None:
+    policy = CachePolicy(30, False)
+    body = b'{"data":{"articles":[]}}' * 50
+    for gzipped in (None, gzip_body(body)):
+        entry = Entry(body, policy, '"tag"', "query", "Home", 1_800_000_000.5, gzipped)
+        assert Entry.decode(entry.encode()) == entry
+        if gzipped is not None:
+            assert zlib.decompress(gzipped, 16 + zlib.MAX_WBITS) == body
 
 
 async def test_a_signed_in_viewers_favorited_never_comes_from_or_goes_into_the_cache(
