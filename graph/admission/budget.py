@@ -63,7 +63,6 @@ from graphql.execution.values import VariableValues, get_argument_values
 from db import budget as store
 from db.budget import Budget, BudgetUnavailable
 from graph.admission.cost import operation_cost
-from graph.admission.keys import CACHE_ENTRY_OVERHEAD_BYTES
 from graph.admission.limits import fragment_definitions
 from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
@@ -217,22 +216,17 @@ class ChargeBudget:
             operation.document = dry_run_document(document, operation.name)
 
     def _roots(self, operation: Operation) -> tuple[bool, tuple[FieldNode, ...]]:
-        """Whether the operation is free, and its ``rateLimit`` root fields (a query's only): they
-        depend on the document and the operation chosen, so they are remembered in the ``costs``
-        cache beside its costs, as the cache policy is (``cache_policy.py``)."""
-        document = operation.parsed
-        body = document.loc.source.body if document.loc is not None else None
-        key = (ROOTS_KEY, body, operation.operation_name) if body is not None else None
-        found: tuple[bool, tuple[FieldNode, ...]] | None = self.costs.get(key) if key is not None else None
-        if found is None:
+        """Whether the operation is free, and its ``rateLimit`` root fields (a query's only); once per
+        document, in the ``costs`` cache beside its costs (``Operation.remembered``)."""
+
+        def work_out() -> tuple[bool, tuple[FieldNode, ...]]:
             definition = operation.selected
-            roots = list(_root_fields(definition.selection_set, fragment_definitions(document), set()))
+            roots = list(_root_fields(definition.selection_set, fragment_definitions(operation.parsed), set()))
             is_query = definition.operation is OperationType.QUERY
             free = is_query and all(f.name.value in FREE_ROOT_FIELDS for f in roots)
-            found = (free, tuple(f for f in roots if is_query and f.name.value == "rateLimit"))
-            if key is not None:
-                self.costs.put(key, found, CACHE_ENTRY_OVERHEAD_BYTES + len(body or ""))
-        return found
+            return free, tuple(f for f in roots if is_query and f.name.value == "rateLimit")
+
+        return operation.remembered(self.costs, ROOTS_KEY, work_out)
 
 
 def dry_run_document(document: DocumentNode, operation_name: str | None) -> DocumentNode:

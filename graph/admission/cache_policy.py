@@ -11,9 +11,8 @@ from typing import Any
 
 from graphql import GraphQLSchema
 
-from graph.admission.keys import CACHE_ENTRY_OVERHEAD_BYTES
 from graph.admission.pipeline import Operation
-from graph.cache_control import CachePolicy, operation_policy
+from graph.cache_control import operation_policy
 from graph.caches import BoundedCache
 
 POLICY_KEY = "cache-policy"
@@ -30,12 +29,6 @@ class CachePolicyStep:
         self.cache = cache
 
     def __call__(self, operation: Operation) -> None:
-        document, definition = operation.parsed, operation.selected
-        body = document.loc.source.body if document.loc is not None else None
-        key = (POLICY_KEY, body, operation.operation_name) if body is not None else None
-        policy: CachePolicy | None = self.cache.get(key) if key is not None else None
-        if policy is None:
-            policy = operation_policy(self.schema, document, definition)
-            if key is not None:
-                self.cache.put(key, policy, CACHE_ENTRY_OVERHEAD_BYTES + len(body or ""))
-        operation.cache_policy = policy
+        operation.cache_policy = operation.remembered(
+            self.cache, POLICY_KEY, lambda: operation_policy(self.schema, operation.parsed, operation.selected)
+        )

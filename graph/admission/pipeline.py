@@ -15,18 +15,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
 from graphql.execution.values import VariableValues
 from opentelemetry.trace import Tracer
 
-from graph.admission.keys import cache_encoding
+from graph.admission.keys import CACHE_ENTRY_OVERHEAD_BYTES, cache_encoding
 from graph.cache_control import CachePolicy
 from graph.observability.tracing import SPAN_OPTIONS, failed, sampled_out, step_name
 
 if TYPE_CHECKING:
+    from graph.caches import BoundedCache
     from graph.context import Context
+
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -87,6 +90,21 @@ class Operation:
         if self._variables_key is ...:
             self._variables_key = cache_encoding(self.query or "", self.variables)
         return self._variables_key
+
+    def remembered(self, cache: BoundedCache[Any, Any], kind: str, compute: Callable[[], T]) -> T:
+        """What ``compute`` works out from the document and the operation chosen (never ``None``), kept
+        in ``cache`` under ``(kind, document text, operation name)``, charged the text's size, so it
+        is worked out once per document (the cache policy, the budget's root fields, the response
+        cache's tags: none depends on variables or the viewer)."""
+        document = self.parsed
+        body = document.loc.source.body if document.loc is not None else None
+        key = (kind, body, self.operation_name) if body is not None else None
+        found: T | None = cache.get(key) if key is not None else None
+        if found is None:
+            found = compute()
+            if key is not None:
+                cache.put(key, found, CACHE_ENTRY_OVERHEAD_BYTES + len(body or ""))
+        return found
 
     @property
     def parsed(self) -> DocumentNode:

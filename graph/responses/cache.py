@@ -233,13 +233,9 @@ class ResponseCache:
 
     def tags(self, operation: Operation) -> frozenset[str]:
         """The kinds ``operation``'s answer may hold, worked out once per document and operation name."""
-        body = operation.query or ""
-        key = (TAGS_KEY, body, operation.operation_name)
-        tags: frozenset[str] | None = self.tags_cache.get(key)
-        if tags is None:
-            tags = document_tags(self.schema, operation.parsed, operation.selected)
-            self.tags_cache.put(key, tags, ENTRY_OVERHEAD_BYTES + len(body))
-        return tags
+        return operation.remembered(
+            self.tags_cache, TAGS_KEY, lambda: document_tags(self.schema, operation.parsed, operation.selected)
+        )
 
     async def keep(self, lookup: Lookup, operation: Operation, body: bytes, etag: str, policy: CachePolicy) -> None:
         """Store an answer the transport found cacheable (module docstring), unless a purge ran since ``lookup``."""
