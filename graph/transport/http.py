@@ -356,8 +356,11 @@ class GraphQLHTTPHandler:
             "X-Cache": "HIT",
         }
         gzipped = None
-        accepts_gzip = accepted_encoding(request.headers.get("accept-encoding")) == "gzip"
-        if entry.gzipped is not None and request.method != "HEAD" and accepts_gzip:
+        if (
+            entry.gzipped is not None
+            and request.method != "HEAD"
+            and accepted_encoding(request.headers.get("accept-encoding")) == "gzip"
+        ):
             # kept compressed (``Entry.gzipped``): what the compression middleware would send
             # (it leaves an encoded response alone, and adds this Vary to identity ones)
             gzipped = entry.gzipped
