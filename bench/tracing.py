@@ -55,7 +55,13 @@ def build(variant: str) -> Any:
     for name in [name for name in os.environ if name.startswith("OTEL_")]:
         del os.environ[name]
     # a budget no run exhausts (as bench/inprocess.py): a refused request would run nothing
-    settings = Settings(env="production", database_url=f"sqlite:///{DB}", jwt_secret="x" * 64, rate_limit_points=10**9)
+    settings = Settings(
+        env="production",
+        database_url=f"sqlite:///{DB}",
+        jwt_secret="x" * 64,
+        rate_limit_points=10**9,
+        response_cache=False,  # every request executes, and is traced
+    )
     if variant == "off":
         return create_app(settings)
     from opentelemetry.sdk.trace import SpanProcessor
