@@ -3,17 +3,19 @@
 Used by ``graph/responses/cache.py`` when the app has Redis, so every replica reads and purges
 the same entries. Three Lua scripts, each atomic in Redis:
 
-- ``lookup``: the entry under a key, or, on a miss, the purge epoch of every tag (one round trip);
-- ``store``: keeps an entry only if no tag it carries was purged since the lookup's epochs were
-  read (a reader that began before a write committed never stores what it read after the
-  write's purge), with a TTL, indexed under each tag;
-- ``purge``: bumps the epoch of each tag and deletes every entry indexed under it.
+- ``lookup``: the entry under a key, or, on a miss, the purge epoch of every kind of tag (one
+  round trip);
+- ``store``: keeps an entry only if no kind of tag it carries was purged since the lookup's
+  epochs were read (a reader that began before a write committed never stores what it read
+  after the write's purge), with a TTL, indexed under each tag;
+- ``purge``: bumps the epoch of each tag's kind (``kind_of``) and deletes every entry indexed
+  under the tags; ``FLUSH`` deletes every entry.
 
 Keys (all under ``conduit:rc:``): ``e:<key>`` an entry (bytes, expires by itself), ``t:<tag>``
-a sorted set of the entry keys holding that tag scored by expiry (ms since the epoch),
-``all`` the same for every entry (its cardinality is the size ``/metrics`` shows), ``epochs``
-a hash of tag to purge count. Expired members leave the sorted sets when the next entry is
-stored. Entries are opaque bytes here.
+a sorted set of the entry keys holding that tag scored by expiry (ms since the epoch), which
+expires with its last entry, ``all`` the same for every entry (its cardinality is the size
+``/metrics`` shows), ``epochs`` a hash of kind to purge count. Expired members leave the
+sorted sets when the next entry is stored under them. Entries are opaque bytes here.
 
 Redis unavailable: the calls raise ``ResponseStoreUnavailable`` after reporting it with
 ``RedisClient.unavailable("response_cache")`` (one log line per outage, a count per call); the
@@ -40,37 +42,53 @@ if value then return {1, value} end
 return {0, redis.call('HMGET', KEYS[2], unpack(ARGV))}
 """
 
-# KEYS: entry, epochs, all, t:<tag>...; ARGV: value, ttl (ms), now (ms), tags..., epochs...
+# KEYS: entry, epochs, all, t:<tag>...; ARGV: value, ttl (ms), now (ms), n, kinds (n)..., epochs (n)...
 STORE_SCRIPT = """
-local n = #KEYS - 3
+local n = tonumber(ARGV[4])
 for i = 1, n do
-  local current = redis.call('HGET', KEYS[2], ARGV[3 + i]) or '0'
-  if current ~= ARGV[3 + n + i] then return -1 end
+  local current = redis.call('HGET', KEYS[2], ARGV[4 + i]) or '0'
+  if current ~= ARGV[4 + n + i] then return -1 end
 end
 local now = tonumber(ARGV[3])
-local expires = now + tonumber(ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 for i = 3, #KEYS do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  redis.call('ZADD', KEYS[i], expires, KEYS[1])
+  redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 return redis.call('ZCARD', KEYS[3])
 """
 
-# KEYS: epochs, all, t:<tag>...; ARGV: tags...
+# KEYS: epochs, all, t:<tag>...; ARGV: flush ('1': every entry, not the tags'), kinds...
 PURGE_SCRIPT = """
-for i = 1, #ARGV do
-  redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
-  local members = redis.call('ZRANGE', KEYS[2 + i], 0, -1)
+for i = 2, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+local sets = {}
+if ARGV[1] == '1' then sets = {KEYS[2]} else for i = 3, #KEYS do sets[#sets + 1] = KEYS[i] end end
+for _, set in ipairs(sets) do
+  local members = redis.call('ZRANGE', set, 0, -1)
   for j = 1, #members, 500 do
     local batch = {unpack(members, j, math.min(j + 499, #members))}
     redis.call('DEL', unpack(batch))
     redis.call('ZREM', KEYS[2], unpack(batch))
   end
-  redis.call('DEL', KEYS[2 + i])
+  if set ~= KEYS[2] then redis.call('DEL', set) end
 end
 return redis.call('ZCARD', KEYS[2])
 """
+
+
+FLUSH = "*"
+"""The tag of a purge of every entry."""
+
+
+def kind_of(tag: str) -> str:
+    """The kind a tag counts as for the purge epochs, the text before its first ``#``, ``@`` or ``/``:
+    ``Article#12/comments`` → ``Article`` (``graph/responses/tags.py``)."""
+    for position, character in enumerate(tag):
+        if character in "#@/":
+            return tag[:position]
+    return tag
 
 
 class ResponseStoreUnavailable(Exception):
@@ -82,10 +100,14 @@ def _tag_key(tag: str) -> str:
 
 
 class RedisResponseStore:
-    """Entries in the Redis of ``redis`` (module docstring); ``entries`` is the last count Redis gave."""
+    """Entries in the Redis of ``redis`` (module docstring); ``entries`` is the last count Redis gave.
 
-    def __init__(self, redis: RedisClient) -> None:
+    ``kinds``: every kind of tag (``kind_of``), whose epochs a ``FLUSH`` moves.
+    """
+
+    def __init__(self, redis: RedisClient, kinds: Sequence[str]) -> None:
         self.redis = redis
+        self.kinds = tuple(kinds)  # every kind there is: a FLUSH moves all their epochs
         self._lookup = redis.client.register_script(LOOKUP_SCRIPT)
         self._store = redis.client.register_script(STORE_SCRIPT)
         self._purge = redis.client.register_script(PURGE_SCRIPT)
@@ -101,12 +123,15 @@ class RedisResponseStore:
             return bytes(found[1]), ()
         return None, tuple(int(epoch or 0) for epoch in found[1])
 
-    async def store(self, key: str, value: bytes, ttl_seconds: int, tags: Iterable[tuple[str, int]]) -> bool:
-        """Keep ``value`` for ``ttl_seconds`` unless a tag's epoch moved from the one given; whether kept."""
-        pairs = list(tags)
-        keys = [PREFIX + "e:" + key, EPOCHS, ALL, *(_tag_key(tag) for tag, _ in pairs)]
-        args: list[Any] = [value, ttl_seconds * 1000, int(time.time() * 1000)]
-        args += [tag for tag, _ in pairs] + [str(epoch) for _, epoch in pairs]
+    async def store(
+        self, key: str, value: bytes, ttl_seconds: int, epochs: Iterable[tuple[str, int]], tags: Iterable[str]
+    ) -> bool:
+        """Keep ``value`` for ``ttl_seconds``, indexed under ``tags``, unless the epoch of one of the
+        kinds in ``epochs`` (``(kind, epoch read at lookup)``) moved since; whether kept."""
+        pairs = list(epochs)
+        keys = [PREFIX + "e:" + key, EPOCHS, ALL, *map(_tag_key, tags)]
+        args: list[Any] = [value, ttl_seconds * 1000, int(time.time() * 1000), len(pairs)]
+        args += [kind for kind, _ in pairs] + [str(epoch) for _, epoch in pairs]
         count = await self._call(lambda: self._store(keys=keys, args=args))
         if count < 0:
             return False
@@ -114,12 +139,16 @@ class RedisResponseStore:
         return True
 
     async def purge(self, tags: Iterable[str]) -> None:
-        """Bump each tag's epoch and delete its entries; a failure is kept for the next lookup."""
+        """Bump the epochs of the tags' kinds and delete the tags' entries (``FLUSH`` among them: every
+        entry); a failure is kept for the next lookup."""
         names = sorted(set(tags) | self._pending)
         if not names:
             return
+        flush = FLUSH in names
+        kinds = sorted(self.kinds if flush else {kind_of(name) for name in names})
+        keys = [EPOCHS, ALL] if flush else [EPOCHS, ALL, *map(_tag_key, names)]
         try:
-            count = await self._call(lambda: self._purge(keys=[EPOCHS, ALL, *map(_tag_key, names)], args=names))
+            count = await self._call(lambda: self._purge(keys=keys, args=["1" if flush else "0", *kinds]))
         except ResponseStoreUnavailable:
             self._pending.update(names)
             raise

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,20 @@ if TYPE_CHECKING:
     from graph.admission.budget import RateLimitStatus
     from graph.admission.pipeline import AdmissionPipeline
     from graph.execution.executor import ExecutionPaths
+
+
+CHANGED: ContextVar[set[str] | None] = ContextVar("conduit_changed", default=None)
+"""The tags of what the running mutation operation committed (``Context.touch``), for the response
+cache's purge after it (``graph/responses/``); ``None`` outside a mutation. A context variable,
+not a field of ``Context``, because one WebSocket connection's context runs several operations
+at once."""
+
+
+def changed(tags: Iterable[str]) -> None:
+    """Record ``tags`` as committed by the running mutation operation (``CHANGED``); no-op outside one."""
+    committed = CHANGED.get()
+    if committed is not None:
+        committed.update(tags)
 
 
 @dataclass
@@ -76,6 +91,7 @@ class Context:
     _loaders: Loaders | None = field(default=None, init=False)
     _session: AsyncSession | None = field(default=None, init=False)
     _pending_events: list[Event] = field(default_factory=list, init=False)
+    _pending_tags: set[str] = field(default_factory=set, init=False)
 
     @property
     def loaders(self) -> Loaders:
@@ -121,23 +137,38 @@ class Context:
         """Queue ``event`` for the broker; sent only if the current transaction commits."""
         self._pending_events.append(event)
 
+    def touch(self, *tags: str) -> None:
+        """Say what the current transaction changes, as response cache tags (``graph/responses/tags.py``).
+
+        They count only if it commits (``changed``); a commit whose outcome is unknown counts too.
+        """
+        self._pending_tags.update(tags)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: commits on success, rolls back on any error.
 
         Queued events are published after the commit, in commit order; cached loads are
-        dropped, so the mutation's payload is read fresh.
+        dropped, so the mutation's payload is read fresh. Tags given to ``touch`` are recorded
+        once the body has run: a failing commit may still have committed, and a purge too many
+        costs a miss where one too few would serve a stale answer.
         """
         self._pending_events.clear()
+        self._pending_tags.clear()
         if self.app.broker.transactional:
             hooks: dict[str, Any] = {"before_commit": self._publish_in_transaction}
         else:
             hooks = {"on_commit": self._publish}
+        ran = False
         try:
             async with self.app.db.transaction(self.session, **hooks):
                 yield self.session
+                ran = True
         finally:
+            if ran:
+                changed(self._pending_tags)
             self._pending_events.clear()
+            self._pending_tags.clear()
             self.refresh()
 
     async def _publish(self) -> None:

@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from graph.admission.pipeline import AdmissionPipeline, Operation, Refused
+from graph.context import CHANGED
 from graph.errors import classify_error
 from graph.execution.executor import OperationExecutor
 from graph.observability.operation import SubscriptionGauge
@@ -40,8 +41,9 @@ class RequestPipeline:
         self.gauge = gauge
         self.tracer = tracer  # None: tracing is off; else a span per operation (graph/observability/tracing.py)
         # run after every mutation, once its transactions committed and before its answer is sent:
-        # the response cache's purge (graph/responses/cache.py); None: nothing to do
-        self.after_mutation: Callable[[Operation], Awaitable[None]] | None = None
+        # the response cache's purge (graph/responses/cache.py), given the tags of what the mutation
+        # committed (graph/context.py, CHANGED); None: nothing to do
+        self.after_mutation: Callable[[Operation, set[str]], Awaitable[None]] | None = None
 
     async def run(self, operation: Operation) -> GraphQLExecutionResult:
         """Admit and execute a query or mutation; raises ``Refused`` (errors classified) when not admitted."""
@@ -60,15 +62,22 @@ class RequestPipeline:
             for error in refusal.errors:
                 classify_error(error, request_id)
             raise
-        result = await self.executor.execute(operation)
-        await self._after(operation)
+        result = await self._execute(operation)
         for error in result.errors or ():
             classify_error(error, request_id)
         return result
 
-    async def _after(self, operation: Operation) -> None:
-        if self.after_mutation is not None and operation.kind is OperationType.MUTATION:
-            await self.after_mutation(operation)
+    async def _execute(self, operation: Operation) -> GraphQLExecutionResult:
+        """Execute an admitted query or mutation; after a mutation, ``after_mutation`` with what it committed."""
+        if self.after_mutation is None or operation.kind is not OperationType.MUTATION:
+            return await self.executor.execute(operation)
+        committed: set[str] = set()
+        token = CHANGED.set(committed)  # filled by Context.transaction (graph/context.py)
+        try:
+            return await self.executor.execute(operation)
+        finally:  # even when execution failed after a commit
+            CHANGED.reset(token)
+            await self.after_mutation(operation, committed)
 
     async def stream(self, operation: Operation) -> AsyncGenerator[ExecutionResult, None]:
         """Admit and execute any operation: one result for a query or mutation, one per event for a
@@ -102,8 +111,7 @@ class RequestPipeline:
         except Refused as refusal:
             return self._pre_execution(refusal.errors, operation)
         if operation.kind is not OperationType.SUBSCRIPTION:
-            result = await self.executor.execute(operation)
-            await self._after(operation)
+            result = await self._execute(operation)
             return self._streamed(list(result.errors or ()) or None, result.data, operation)
         source = await self.executor.subscribe(operation)
         if isinstance(source, GraphQLExecutionResult):

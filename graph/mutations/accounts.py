@@ -28,6 +28,7 @@ from graph.errors import BadUserInput, FieldErrors, Unauthenticated
 from graph.loaders import USER_COLUMNS
 from graph.mutations.auth import AuthPayload, client_address, issue_tokens, refuse_if_limited  # one refusal rule
 from graph.permissions import IsAuthenticated
+from graph.responses.tags import USER, entity
 from graph.types.user import UserType
 from graph.validation import check_email, check_password
 
@@ -214,6 +215,7 @@ class AccountMutations:
                     .returning(*USER_COLUMNS)
                 )
             ).one()
+            info.context.touch(*entity(USER, row.id, row.username))
         audit("email_verified", viewer_id=info.context.viewer_id, user_id=row.id)
         return UserType.from_row(row)
 

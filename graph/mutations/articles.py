@@ -14,8 +14,10 @@ from db.broker import ARTICLE_PUBLISHED, Event
 from db.dialect import insert_ignore
 from db.models import article_table as a
 from db.models import article_tag_table as at
+from db.models import comment_table as c
 from db.models import favorite_table as f
 from db.models import tag_table as t
+from db.models import user_table as u
 from db.models import utcnow
 from db.tags import change_articles_count
 from graph.context import Context
@@ -23,6 +25,7 @@ from graph.errors import FieldErrors, NotFound
 from graph.ids import to_global_id
 from graph.loaders import ARTICLE_COLUMNS
 from graph.permissions import CanDeleteArticle, IsArticleAuthor, IsAuthenticated
+from graph.responses.tags import ARTICLE, ARTICLE_LISTS, COMMENT, TAG, USER, connection, entity
 from graph.types.article import ArticleType
 from graph.validation import (
     BODY_MAX,
@@ -129,8 +132,28 @@ async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) ->
             await session.execute(
                 sa.update(a).where(a.c.id == row.id).values(favorites_count=a.c.favorites_count + step)
             )
+            viewer = info.context.viewer
+            favorites = connection(entity(USER, viewer.id, viewer.username), "favorites") if viewer else ()
+            # its count, lists ordered by it or filtered by favoritedBy, the viewer's favorites
+            info.context.touch(*entity(ARTICLE, row.id, row.slug), ARTICLE_LISTS, *favorites)
         row = (await session.execute(sa.select(*ARTICLE_COLUMNS).where(a.c.id == row.id))).one()
     return ArticleType.from_row(row)
+
+
+async def _touch_deleted(context: Context, session: AsyncSession, row: Any) -> None:
+    """Say what deleting the article ``row`` changes: it, every list, the tag counts, its author's
+    articles, the favorites of whoever favorited it, and its comments (``Context.touch``)."""
+    author = (await session.execute(sa.select(u.c.username).where(u.c.id == row.author_id))).scalar_one()
+    favoriters = await session.execute(
+        sa.select(u.c.id, u.c.username).join(f, f.c.user_id == u.c.id).where(f.c.article_id == row.id)
+    )
+    comments = await session.execute(sa.select(c.c.id).where(c.c.article_id == row.id))
+    article = entity(ARTICLE, row.id, row.slug)
+    context.touch(*article, *connection(article, "comments"), ARTICLE_LISTS, TAG)
+    context.touch(*connection(entity(USER, row.author_id, author), "articles"))
+    for user_id, username in favoriters:
+        context.touch(*connection(entity(USER, user_id, username), "favorites"))
+    context.touch(*(entity(COMMENT, pk)[0] for pk in comments.scalars()))
 
 
 @strawberry.type
@@ -171,6 +194,10 @@ class ArticleMutations:
             ).one()
             await set_tags(session, row.id, tags)
             info.context.publish_after_commit(Event(ARTICLE_PUBLISHED, {"id": row.id, "tags": tags}))
+            viewer = info.context.viewer
+            author = entity(USER, row.author_id, viewer.username if viewer else None)
+            # a cached null for its slug or id, every list, the tag counts, its author's articles
+            info.context.touch(*entity(ARTICLE, row.id, row.slug), ARTICLE_LISTS, TAG, *connection(author, "articles"))
         return ArticleType.from_row(row)
 
     @strawberry.mutation(
@@ -204,6 +231,7 @@ class ArticleMutations:
         errors.raise_if_any()
         async with info.context.transaction() as session:
             row = await article_by_slug(session, slug)
+            old_slug = row.slug
             if "title" in values and slugify(values["title"]) != slugify(row.title):
                 values["slug"] = await unique_slug(session, values["title"])
             row = (
@@ -216,6 +244,10 @@ class ArticleMutations:
             ).one()
             if tags is not None:
                 await set_tags(session, row.id, tags)
+            # under its old and new slug; lists (search, tag filters) and tag counts
+            info.context.touch(
+                *entity(ARTICLE, row.id, old_slug), *entity(ARTICLE, row.id, row.slug), ARTICLE_LISTS, TAG
+            )
         return ArticleType.from_row(row)
 
     @strawberry.mutation(
@@ -235,6 +267,7 @@ class ArticleMutations:
     ) -> strawberry.ID:
         async with info.context.transaction() as session:
             row = await article_by_slug(session, slug)
+            await _touch_deleted(info.context, session, row)
             # Its tag links first, so that its tags' articles_count drop with them; comments and
             # favorites go with it (ON DELETE CASCADE).
             await set_tags(session, row.id, [])

@@ -23,6 +23,7 @@ from graph.context import Context
 from graph.errors import FieldErrors, RateLimited, Unauthenticated
 from graph.loaders import USER_COLUMNS
 from graph.permissions import IsAuthenticated
+from graph.responses.tags import USER, entity
 from graph.types.user import UserType
 from graph.validation import TAKEN, check_email, check_password, check_username
 
@@ -142,6 +143,7 @@ class AuthMutations:
             ).one()
             await ratelimit.record(session, bucket)
             token, refresh = await issue_tokens(info, session, row.id, row.role)
+            info.context.touch(*entity(USER, row.id, row.username))  # a cached null for its username
         info.context.sign_in(row)
         return AuthPayload(token=token, refresh_token=refresh, user=UserType.from_row(row))
 

@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from auth.audit import audit
 from db.broker import COMMENT_ADDED, Event
+from db.models import article_table as a
 from db.models import comment_table as c
 from db.models import utcnow
 from graph.context import Context
@@ -18,6 +19,7 @@ from graph.ids import pk_of, to_global_id
 from graph.loaders import COMMENT_COLUMNS
 from graph.mutations.articles import article_by_slug
 from graph.permissions import CanDeleteComment, IsAuthenticated
+from graph.responses.tags import ARTICLE, COMMENT, connection, entity
 from graph.types.comment import CommentType
 from graph.validation import COMMENT_MAX, check_text
 
@@ -25,6 +27,11 @@ from graph.validation import COMMENT_MAX, check_text
 def comment_channel(article_id: int) -> str:
     """The broker channel of the comments of one article."""
     return f"{COMMENT_ADDED}:{article_id}"
+
+
+def comment_tags(pk: int, article_id: int, slug: str) -> tuple[str, ...]:
+    """What adding or deleting a comment changes (``Context.touch``): it, and its article's ``comments``."""
+    return (*entity(COMMENT, pk), *connection(entity(ARTICLE, article_id, slug), "comments"))
 
 
 @strawberry.type
@@ -65,6 +72,7 @@ class CommentMutations:
                 )
             ).one()
             info.context.publish_after_commit(Event(comment_channel(article.id), {"id": row.id}))
+            info.context.touch(*comment_tags(row.id, article.id, article.slug))
         return CommentType.from_row(row)
 
     @strawberry.mutation(
@@ -84,10 +92,14 @@ class CommentMutations:
     ) -> strawberry.ID:
         pk = pk_of(id, "Comment")
         async with info.context.transaction() as session:
-            deleted = await session.execute(sa.delete(c).where(c.c.id == pk).returning(c.c.author_id))
-            author_id = deleted.scalar()
-            if author_id is None:
+            deleted = (
+                await session.execute(sa.delete(c).where(c.c.id == pk).returning(c.c.author_id, c.c.article_id))
+            ).first()
+            if deleted is None:
                 raise NotFound("no such comment")
+            author_id, article_id = deleted
+            slug = (await session.execute(sa.select(a.c.slug).where(a.c.id == article_id))).scalar_one()
+            info.context.touch(*comment_tags(pk, article_id, slug))
         if author_id != info.context.viewer_id:  # a moderator's or an admin's removal
             audit(
                 "content_removed",

@@ -34,6 +34,7 @@ from graph.errors import BadUserInput, FieldErrors, Forbidden, NotFound, Unauthe
 from graph.ids import to_global_id
 from graph.loaders import USER_COLUMNS
 from graph.permissions import CanSuspend, IsAdmin, IsAuthenticated, IsStaff, may_suspend
+from graph.responses.tags import USER, entity
 from graph.types.user import UserType
 from graph.validation import check_text
 
@@ -125,6 +126,7 @@ class ModerationMutations:
                 raise BadUserInput({"until": [str(error)]}) from None
             info.context.publish_after_commit(sessions_closed(row.id, "account suspended"))
             row = await _user_by_id(session, row.id)  # the payload shows the suspension just set
+            info.context.touch(*entity(USER, row.id, row.username))
         audit(
             "user_suspended",
             viewer_id=info.context.viewer_id,
@@ -155,6 +157,7 @@ class ModerationMutations:
             _check_may_suspend(info, row)
             change = await unsuspend_user(session=session, user_id=row.id)
             row = await _user_by_id(session, row.id)  # the payload shows the suspension gone
+            info.context.touch(*entity(USER, row.id, row.username))
         audit(
             "user_unsuspended",
             viewer_id=info.context.viewer_id,

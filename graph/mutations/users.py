@@ -22,6 +22,7 @@ from graph.errors import BadUserInput, FieldErrors, NotFound
 from graph.loaders import USER_COLUMNS
 from graph.mutations.auth import check_unique
 from graph.permissions import IsAdmin, IsAuthenticated
+from graph.responses.tags import USER, entity
 from graph.types.user import UserType
 from graph.validation import check_bio, check_email, check_image, check_password, check_username, given
 
@@ -55,6 +56,14 @@ async def _user_by_username(session: AsyncSession, username: str) -> Any:
     if row is None:
         raise NotFound(f"no user named {username!r}")
     return row
+
+
+def _touch_follow(context: Context, followee: Any) -> None:
+    """A follow changes the followee's ``followersCount`` and the viewer's ``followingCount``."""
+    viewer = context.viewer
+    context.touch(
+        *entity(USER, followee.id, followee.username), *(entity(USER, viewer.id, viewer.username) if viewer else ())
+    )
 
 
 @strawberry.type
@@ -104,6 +113,11 @@ class UserMutations:
                     sa.update(u).where(u.c.id == viewer_id).values(**values, updated_at=now).returning(*USER_COLUMNS)
                 )
             ).one()
+            # under its old and new username: lists filtered by `author` or `favoritedBy` name it
+            viewer = info.context.viewer
+            info.context.touch(
+                *entity(USER, row.id, row.username), *(entity(USER, row.id, viewer.username) if viewer else ())
+            )
             if "password_hash" in values:
                 # A new password ends every session the old one opened.
                 result = await session.execute(
@@ -133,6 +147,7 @@ class UserMutations:
                     follower_id=info.context.viewer_id, followee_id=row.id, created_at=utcnow()
                 )
             )
+            _touch_follow(info.context, row)
         return UserType.from_row(row)
 
     @strawberry.mutation(
@@ -150,6 +165,7 @@ class UserMutations:
             await session.execute(
                 sa.delete(fo).where(fo.c.follower_id == info.context.viewer_id, fo.c.followee_id == row.id)
             )
+            _touch_follow(info.context, row)
         return UserType.from_row(row)
 
     @strawberry.mutation(description="Admins only.", permission_classes=[IsAuthenticated, IsAdmin])
@@ -170,6 +186,7 @@ class UserMutations:
             if change is None:
                 raise NotFound(f"no user named {username!r}")
             row = (await session.execute(sa.select(*USER_COLUMNS).where(u.c.id == change.user_id))).one()
+            info.context.touch(*entity(USER, row.id, row.username))
         audit(
             "role_changed",
             viewer_id=info.context.viewer_id,

@@ -21,18 +21,21 @@ prices and runs nothing. A hit is answered with the headers a miss sends (``Cach
 ``Vary``, ``ETag`` on GET, ``304`` for a matching ``If-None-Match``) plus ``Age`` and
 ``X-Cache: HIT``.
 
-**Purges.** Entries are tagged with the kinds of entity they hold and each mutation declares
-the kinds it changes (``graph/responses/tags.py``). After a mutation ran (its transaction
-committed), ``RequestPipeline`` calls ``purge``, before the mutation's answer is sent. In
+**Purges.** Entries are tagged with the entities they hold (``Article#12``, ``User@jake``), the
+connections below them (``Article#12/comments``) and the lists they answer (``Article/list``),
+as read from the answer; each mutation says what it committed in the same terms
+(``graph/responses/tags.py``). After a mutation ran (its transaction committed),
+``RequestPipeline`` calls ``purge``, before the mutation's answer is sent. In
 process, the store purges itself and, when the broker reaches other processes (PostgreSQL's
 ``LISTEN/NOTIFY``), publishes ``response_cache_purged`` so theirs do too. In Redis there is one
 store for every replica: the writer purges it once, nothing is broadcast.
 
 **The race.** A reader that began before a write committed may finish after the write's purge,
-holding what it read before the commit. Each tag has a purge epoch; a miss reads the epochs
-(the Redis lookup returns them in the same round trip), and the answer is stored only if none of
-its tags' epochs moved since (atomically in Redis: ``db/response_store.py``). So a purge is never
-undone by a slower reader, and nobody sees a write's effect disappear.
+holding what it read before the commit. Each kind of entity has a purge epoch, moved by every
+purge of a tag of that kind; a miss reads the epochs (the Redis lookup returns them in the same
+round trip), and the answer is stored only if none of its tags' kinds' epochs moved since
+(atomically in Redis: ``db/response_store.py``). So a purge is never undone by a slower reader,
+and nobody sees a write's effect disappear.
 
 **Redis unavailable**: no caching (every request is a miss and nothing is stored), never an
 error; ``db/redis.py`` logs the outage once and counts ``conduit_redis_unavailable_total{use=
@@ -65,7 +68,7 @@ from db.broker import Broker, Event, InProcessBroker
 from db.response_store import RedisResponseStore, ResponseStoreUnavailable
 from graph.cache_control import CachePolicy
 from graph.caches import BoundedCache
-from graph.responses.tags import KINDS, document_tags, mutation_purges
+from graph.responses.tags import FLUSH, KINDS, AnswerTags, kind_of, mutation_purges
 from graph.transport.compression import MINIMUM_SIZE, gzip_body
 
 if TYPE_CHECKING:
@@ -77,7 +80,7 @@ PURGED = "response_cache_purged"
 """The broker channel of purges, for the in-process stores of the other processes."""
 ENTRY_OVERHEAD_BYTES = 300
 TAGS_KEY = "response-tags"
-"""The first item of a document's tags' key in the ``costs`` cache."""
+"""The first item of a document's tag plan's key in the ``costs`` cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +123,26 @@ class Lookup:
     epochs: tuple[int, ...] | None
 
 
+def kinds_of(tags: frozenset[str]) -> frozenset[str]:
+    """The kinds whose purge epochs guard an answer with ``tags`` (``graph/responses/tags.py``, ``kind_of``)."""
+    return frozenset(map(kind_of, tags))
+
+
 class MemoryStore:
-    """Entries in this process: a ``BoundedCache`` (LRU by entries and bytes) with a TTL per entry."""
+    """Entries in this process: a ``BoundedCache`` (LRU by entries and bytes) with a TTL per entry.
+
+    ``tagged`` maps each tag to the keys of the entries holding it; keys of entries evicted or
+    expired linger there until their tag is purged, or until there are more tags than
+    ``TAGS_PER_ENTRY`` per entry the cache may hold, when every set is filtered once.
+    """
 
     name = "memory"
+    TAGS_PER_ENTRY = 8
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.entries: BoundedCache[str, tuple[Entry, float]] = BoundedCache("responses", max_entries, max_bytes)
         self.epochs = dict.fromkeys(KINDS, 0)
-        self.tagged: dict[str, set[str]] = {kind: set() for kind in KINDS}
+        self.tagged: dict[str, set[str]] = {}
 
     def lookup(self, key: str) -> tuple[Entry | None, tuple[int, ...]]:
         """``(entry, ())`` on a hit, ``(None, epochs in KINDS order)`` on a miss."""
@@ -141,25 +155,38 @@ class MemoryStore:
 
     def store(self, key: str, entry: Entry, tags: frozenset[str], epochs: tuple[int, ...]) -> bool:
         """Keep ``entry`` unless one of ``tags`` was purged since ``epochs`` were read; whether kept."""
-        if any(self.epochs[kind] != epoch for kind, epoch in zip(KINDS, epochs, strict=True) if kind in tags):
+        kinds = kinds_of(tags)
+        if any(self.epochs[kind] != epoch for kind, epoch in zip(KINDS, epochs, strict=True) if kind in kinds):
             return False
         size = ENTRY_OVERHEAD_BYTES + len(key) + len(entry.body) + len(entry.gzipped or b"")
         if not self.entries.put(key, (entry, time.monotonic() + entry.policy.max_age), size):
             return False
+        tagged = self.tagged
         for tag in tags:
-            keys = self.tagged[tag]
+            keys = tagged.get(tag)
+            if keys is None:
+                keys = tagged[tag] = set()
             keys.add(key)
             if len(keys) > 2 * self.entries.max_entries:  # evicted and expired keys linger until a purge
-                self.tagged[tag] = {held for held in keys if held in self.entries}
+                tagged[tag] = {held for held in keys if held in self.entries}
+        if len(tagged) > self.TAGS_PER_ENTRY * self.entries.max_entries + 64:
+            live = ((tag, {held for held in keys if held in self.entries}) for tag, keys in tagged.items())
+            self.tagged = {tag: keys for tag, keys in live if keys}
         return True
 
     def purge(self, tags: frozenset[str]) -> None:
-        """Bump each tag's epoch and forget its entries."""
+        """Bump the epoch of each tag's kind and forget its entries; ``FLUSH``: every entry."""
+        if FLUSH in tags:
+            for kind in KINDS:
+                self.epochs[kind] += 1
+            self.entries.clear()
+            self.tagged = {}
+            return
+        for kind in kinds_of(tags):
+            self.epochs[kind] += 1
         for tag in tags:
-            self.epochs[tag] += 1
-            for key in self.tagged[tag]:
+            for key in self.tagged.pop(tag, ()):
                 self.entries.discard(key)
-            self.tagged[tag] = set()
 
 
 class ResponseCache:
@@ -231,26 +258,33 @@ class ResponseCache:
         self.hits += 1
         return Lookup(key, entry, None)
 
-    def tags(self, operation: Operation) -> frozenset[str]:
-        """The kinds ``operation``'s answer may hold, worked out once per document and operation name."""
-        return operation.remembered(
-            self.tags_cache, TAGS_KEY, lambda: document_tags(self.schema, operation.parsed, operation.selected)
+    def tags(self, operation: Operation, data: Any) -> frozenset[str]:
+        """The tags of ``data``, ``operation``'s answer (``graph/responses/tags.py``), planned once per document."""
+        plan = operation.remembered(
+            self.tags_cache, TAGS_KEY, lambda: AnswerTags(self.schema, operation.parsed, operation.selected)
         )
+        return plan.of(data, operation.coerced)
 
-    async def keep(self, lookup: Lookup, operation: Operation, body: bytes, etag: str, policy: CachePolicy) -> None:
-        """Store an answer the transport found cacheable (module docstring), unless a purge ran since ``lookup``."""
+    async def keep(
+        self, lookup: Lookup, operation: Operation, data: Any, body: bytes, etag: str, policy: CachePolicy
+    ) -> None:
+        """Store an answer the transport found cacheable (module docstring), unless a purge ran since ``lookup``.
+
+        ``data`` is the answer's ``data``, ``body`` the whole answer encoded.
+        """
         if lookup.epochs is None or policy.max_age <= 0 or operation.kind is not OperationType.QUERY:
             return
         gzipped = gzip_body(body) if self.compress and len(body) >= MINIMUM_SIZE else None
         entry = Entry(body, policy, etag, operation.kind.value, operation.name, time.time(), gzipped)
-        tags = self.tags(operation)
+        tags = self.tags(operation, data)
         store = self.store
         if isinstance(store, MemoryStore):
             kept = store.store(lookup.key, entry, tags, lookup.epochs)
         else:
-            pairs = [(kind, epoch) for kind, epoch in zip(KINDS, lookup.epochs, strict=True) if kind in tags]
+            kinds = kinds_of(tags)
+            pairs = [(kind, epoch) for kind, epoch in zip(KINDS, lookup.epochs, strict=True) if kind in kinds]
             try:
-                kept = await store.store(lookup.key, entry.encode(), policy.max_age, pairs)
+                kept = await store.store(lookup.key, entry.encode(), policy.max_age, pairs, sorted(tags))
             except ResponseStoreUnavailable:
                 return
         if kept:
@@ -258,11 +292,12 @@ class ResponseCache:
         else:
             self.skipped += 1
 
-    async def after_mutation(self, operation: Operation) -> None:
-        """Purge what the mutation ``operation`` may have changed (``RequestPipeline``, after it ran)."""
-        tags = mutation_purges(self.schema, operation.parsed, operation.selected)
+    async def after_mutation(self, operation: Operation, committed: set[str]) -> None:
+        """Purge what the mutation ``operation`` changed (``RequestPipeline``, after it ran): the tags of
+        what it ``committed`` and the bare kinds it declares (``MUTATION_PURGES``)."""
+        tags = mutation_purges(self.schema, operation.parsed, operation.selected) | committed
         if tags:
-            await self.purge(tags)
+            await self.purge(frozenset(tags))
 
     async def purge(self, tags: frozenset[str]) -> None:
         """Purge ``tags`` here (or in Redis), then in the other processes' memory stores; never raises."""
@@ -298,7 +333,7 @@ class ResponseCache:
     def _purged_elsewhere(self, event: Event) -> None:
         if event.payload.get("origin") == self.origin or not isinstance(self.store, MemoryStore):
             return
-        tags = frozenset(tag for tag in event.payload.get("tags", ()) if tag in KINDS)
+        tags = frozenset(tag for tag in event.payload.get("tags", ()) if isinstance(tag, str))
         self.store.purge(tags)
 
     @contextlib.asynccontextmanager

@@ -12,6 +12,7 @@ from db.broker import Event
 from db.response_store import RedisResponseStore
 from graph.caches import COSTS
 from graph.responses.cache import MemoryStore, ResponseCache, ResponseCacheCollector
+from graph.responses.tags import KINDS
 
 if TYPE_CHECKING:
     from graph.context import AppState
@@ -37,7 +38,7 @@ def response_cache(
         return None
     store: MemoryStore | RedisResponseStore
     if state.redis is not None:
-        store = RedisResponseStore(state.redis)
+        store = RedisResponseStore(state.redis, KINDS)
     else:
         store = MemoryStore(settings.response_cache_max_entries, settings.response_cache_max_bytes)
     broker, db = state.broker, state.db

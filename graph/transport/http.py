@@ -343,7 +343,7 @@ class GraphQLHTTPHandler:
         response, cacheable = self._result_response(result, media_type, request, policy)
         if lookup is not None and cacheable is not None and policy is not None and self.responses is not None:
             encoded, etag = cacheable
-            await self.responses.keep(lookup, operation, encoded, etag or strong_etag(encoded), policy)
+            await self.responses.keep(lookup, operation, result.data, encoded, etag or strong_etag(encoded), policy)
         return response
 
     def _cached_response(self, entry: Entry, media_type: str, request: Request) -> Response:

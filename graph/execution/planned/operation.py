@@ -29,6 +29,8 @@ from graphql.execution.values import VariableValues
 
 from db.engine import CommitOutcomeUnknown
 from db.models import Role
+from db.response_store import FLUSH
+from graph.context import changed
 from graph.execution.planned.errors import NotPlanned, WriteCommitted
 from graph.execution.planned.planner import Level, Planner
 from graph.execution.planned.roots import (
@@ -143,9 +145,11 @@ class OperationSql:
         try:
             results = await context.app.db.write(prepared.statements, prepared.decide)
         except CommitOutcomeUnknown as error:
+            changed((FLUSH,))  # it may have committed: what, this run cannot tell
             raise WriteCommitted("the commit's outcome is unknown: not run again", root.node) from error
         if results is None:
             raise NotPlanned("nothing to write: the ordinary executor reports why")
+        changed(prepared.touched(results))
         try:
             if not broker.transactional:
                 for event in prepared.events(results):

@@ -19,7 +19,7 @@ from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.planner import Level
 from graph.execution.planned.runs import arguments
 from graph.execution.planned.statements import Compiled, bind, compile_statement
-from graph.mutations.comments import comment_channel
+from graph.mutations.comments import comment_channel, comment_tags
 from graph.validation import COMMENT_MAX, check_text
 
 __all__ = ["AddCommentPlan", "PreparedWrite"]
@@ -32,13 +32,15 @@ class PreparedWrite:
     ``decide`` gets the rows and returns the statements to run before the commit (PostgreSQL's
     ``pg_notify``), or ``None`` when nothing matched and the transaction must roll back;
     ``finish`` shapes the committed rows; ``events`` are published after the commit by a
-    broker that does not publish inside transactions.
+    broker that does not publish inside transactions; ``touched`` gives the response cache tags
+    of what the committed rows changed (``Context.touch``, ``graph/responses/tags.py``).
     """
 
     statements: list[tuple[str, list[Any]]]
     decide: Callable[[list[list[Any]]], list[tuple[str, list[Any]]] | None]
     finish: Callable[[list[list[Any]]], Any]
     events: Callable[[list[list[Any]]], list[Event]]
+    touched: Callable[[list[list[Any]]], tuple[str, ...]]
 
 
 @dataclass(eq=False)
@@ -115,4 +117,8 @@ class AddCommentPlan:
         def finish(results: list[list[Any]]) -> Any:
             return shape(results[1][0], [])
 
-        return PreparedWrite(statements, decide, finish, events)
+        def touched(results: list[list[Any]]) -> tuple[str, ...]:
+            comment = results[0][0]
+            return comment_tags(comment[0], comment[1], slug)
+
+        return PreparedWrite(statements, decide, finish, events, touched)
