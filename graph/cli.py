@@ -28,6 +28,7 @@ from db.seed import DEMO_EMAIL, DEMO_PASSWORD, SeedPlan, is_empty, seed, timed_s
 from db.users import (
     DeletedUser,
     LastAdmin,
+    RoleChange,
     SuspensionChange,
     SuspensionInPast,
     change_role,
@@ -176,14 +177,10 @@ def _set_role(args: argparse.Namespace, settings: Settings) -> int:
     from auth.audit import audit
 
     async def run() -> int:
-        db = Database(settings.database_url)
-        session = db.session()
-        try:
-            async with db.transaction(session):
-                change = await change_role(session=session, username=args.username, role=Role(args.role))
-        finally:
-            await session.close()
-            await db.dispose()
+        async def work(session: AsyncSession, _user_id: int) -> RoleChange | None:
+            return await change_role(session=session, username=args.username, role=Role(args.role))
+
+        change = await _user_work(settings, args.username, work, public=True)
         if change is None:
             print(f"no user named {args.username!r}", file=sys.stderr)
             return 1
@@ -198,7 +195,14 @@ def _set_role(args: argparse.Namespace, settings: Settings) -> int:
 # -- user administration: the same data functions as the API (db/users.py) ----------------------
 
 
-async def _user_work(settings: Settings, username: str, work: Callable[[AsyncSession, int], Awaitable[T]]) -> T | None:
+async def _user_work(
+    settings: Settings,
+    username: str,
+    work: Callable[[AsyncSession, int], Awaitable[T]],
+    *,
+    public: bool = False,
+    everything: bool = False,
+) -> T | None:
     """Run ``work(session, user_id)`` in one write transaction on ``username``'s row; ``None`` if no such user.
 
     When ``work`` ends the user's sessions (it returns a ``_SessionsClosed``),
@@ -206,13 +210,21 @@ async def _user_work(settings: Settings, username: str, work: Callable[[AsyncSes
     so every server process closes the user's WebSockets. On SQLite the servers' brokers live in
     their own processes and cannot hear a command: open WebSockets stay open until they end
     (the user's tokens are refused at once all the same).
+
+    ``public``: the work changes what the API shows of the user (its role), so the servers'
+    response caches purge the user's tags (``everything``: every entry, for a deletion) as
+    after the mutation that does the same (``_purge_response_caches``).
     """
     from db.broker import PostgresBroker
     from db.models import user_table
+    from db.response_store import FLUSH
+    from graph.responses.cache import PURGED
+    from graph.responses.tags import USER, entity
 
     db = Database(settings.database_url)
     session = db.session()
     pending: list[Event] = []
+    tags: tuple[str, ...] = ()
 
     async def notify(connection: AsyncConnection) -> None:
         if not db.is_sqlite:
@@ -230,10 +242,38 @@ async def _user_work(settings: Settings, username: str, work: Callable[[AsyncSes
             result = await work(session, user_id)
             if isinstance(result, _SessionsClosed):
                 pending.append(sessions_closed(user_id, result.reason))
-            return result
+            if public or everything:
+                tags = (FLUSH,) if everything else entity(USER, user_id, username)
+                pending.append(Event(PURGED, {"tags": list(tags), "origin": "cli"}))
     finally:
         await session.close()
         await db.dispose()
+    if tags:
+        await _purge_response_caches(settings, tags)
+    return result
+
+
+async def _purge_response_caches(settings: Settings, tags: tuple[str, ...]) -> None:
+    """Purge ``tags`` from the servers' response caches after a command's commit.
+
+    In Redis (``CONDUIT_CACHE_URL``) here, for every replica; the in-process caches of servers on
+    PostgreSQL hear the purge that went out with the commit (``response_cache_purged``). Servers
+    on SQLite without Redis cannot hear a command: their entries show the change once they
+    expire (README, Response cache). A purge that cannot reach Redis is reported, not fatal.
+    """
+    from db.redis import RedisClient
+    from db.response_store import RedisResponseStore, ResponseStoreUnavailable
+    from graph.responses.tags import KINDS
+
+    if settings.cache_url is None or not settings.response_cache:
+        return
+    redis = RedisClient(settings.cache_url.get_secret_value(), timeout=settings.cache_timeout_seconds)
+    try:
+        await RedisResponseStore(redis, KINDS).purge(tags)
+    except ResponseStoreUnavailable:
+        print("conduit: Redis did not answer: cached answers show the change when they expire", file=sys.stderr)
+    finally:
+        await redis.close()
 
 
 @dataclass(frozen=True)
@@ -399,7 +439,7 @@ def _delete_user(args: argparse.Namespace, settings: Settings) -> int:
         return _SessionsClosed("account deleted", await delete_user(session=session, user_id=user_id))
 
     try:
-        done = asyncio.run(_user_work(settings, args.username, work))
+        done = asyncio.run(_user_work(settings, args.username, work, everything=True))
     except LastAdmin:
         print(f"conduit: {args.username} is the only admin; make another admin first", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ from graphql import GraphQLObjectType, get_named_type, is_abstract_type
 
 from graph.admission.pipeline import Operation
 from graph.cache_control import CachePolicy
+from graph.cli import main
 from graph.responses.cache import Entry
 from graph.responses.tags import MUTATION_PURGES, TYPE_KINDS
 from graph.schema import create_schema
@@ -439,3 +440,39 @@ async def test_a_mutation_over_websocket_purges_too(settings: Settings) -> None:
                 assert (await client.next_payload())["data"]["createArticle"]["slug"].startswith("second")
             after = await post(http, HOME, {"first": 20})
             assert "x-cache" not in after.headers and slugs(after)[0].startswith("second")
+
+
+async def test_the_command_line_purges_the_servers_caches(
+    settings: Settings, engine_name: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """``conduit user set-role`` and ``user delete`` change what the API shows: a server's cached
+    profile goes. On SQLite the command purges Redis (the servers' shared store) before it
+    returns; on PostgreSQL, without Redis, the servers' own stores hear it with the commit
+    (``response_cache_purged``), a moment later."""
+    if engine_name == "sqlite":
+        settings = with_redis(settings, request.getfixturevalue("redis_url"))
+        monkeypatch.setenv("CONDUIT_CACHE_URL", request.getfixturevalue("redis_url"))
+    monkeypatch.setenv("CONDUIT_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CONDUIT_JWT_SECRET_FILE", str(settings.jwt_secret_file))
+    profile = 'query P { user(username: "ann") { username role } }'
+    with live_app(settings) as (server, app):
+        if engine_name == "postgres":  # LISTENing before the command's NOTIFY
+            await until(lambda: app.state.conduit.broker.subscriber_count("response_cache_purged") == 1, "listens")
+        _live_get(server, REGISTER, {"input": {"username": "ann", "email": "ann@x.io", "password": "password123"}})
+        _live_get(server, profile)
+        assert _live_get(server, profile).headers["x-cache"] == "HIT"
+
+        def role() -> str:
+            return str(_live_get(server, profile).json()["data"]["user"]["role"])
+
+        assert await asyncio.to_thread(main, ["user", "set-role", "ann", "MODERATOR"]) == 0
+        if engine_name == "sqlite":
+            assert role() == "MODERATOR"  # purged before the command returned
+        else:
+            await until(lambda: role() == "MODERATOR", "the server's store purged")
+        assert _live_get(server, profile).headers["x-cache"] == "HIT"
+        assert await asyncio.to_thread(main, ["user", "delete", "ann", "--yes"]) == 0
+        if engine_name == "sqlite":
+            assert _live_get(server, profile).json()["data"]["user"] is None
+        else:
+            await until(lambda: _live_get(server, profile).json()["data"]["user"] is None, "every entry purged")
