@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import enum
+import functools
 from typing import TypeVar, cast
 
 from graph.errors import BadUserInput
@@ -18,10 +19,17 @@ from graph.errors import BadUserInput
 MAX_PK = 2**31 - 1
 """The largest primary key: the id columns are ``INTEGER``, 32 bits on PostgreSQL. An ID or cursor
 naming a larger one names nothing; passed on, PostgreSQL would refuse the parameter (a 500)."""
+GLOBAL_IDS_KEPT = 16_384
+"""Global IDs ``to_global_id`` remembers (about 2 MiB)."""
 
 
+@functools.lru_cache(maxsize=GLOBAL_IDS_KEPT)
 def to_global_id(type_name: str, pk: int) -> str:
-    """The global ID of row ``pk`` of GraphQL type ``type_name``."""
+    """The global ID of row ``pk`` of GraphQL type ``type_name``.
+
+    Remembered for the last ``GLOBAL_IDS_KEPT`` rows: a page names the same rows request after
+    request, and the lookup costs a tenth of the encoding (Q2 shapes 16 of them per request).
+    """
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 

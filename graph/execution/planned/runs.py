@@ -9,6 +9,7 @@ last batch, from the roots down, each level reading its children through accesso
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,15 +196,29 @@ def cursor_of(
     kind: CursorKind, key_index: int | None, pk_index: int, key_is_time: bool, is_sqlite: bool
 ) -> Callable[[Any], str]:
     """The cursor of a row whose ordering key and primary key are at ``key_index`` and ``pk_index``."""
-    # encode_cursor's text written out for keys it writes as they are (a page encodes one per row)
     prefix = f"{kind}|"
     if key_index is None:
-        return lambda r: urlsafe_b64encode(f"{prefix}|{r[pk_index]}".encode()).decode()
+        return lambda r: _cursor_text(prefix, "", r[pk_index], False)
     if key_is_time and is_sqlite:  # SQLite's timestamps are text
-        return lambda r: urlsafe_b64encode(f"{prefix}{cursor_key(r[key_index])}|{r[pk_index]}".encode()).decode()
+        return lambda r: _cursor_text(prefix, r[key_index], r[pk_index], True)
     if not key_is_time:  # an integer
-        return lambda r: urlsafe_b64encode(f"{prefix}{r[key_index]}|{r[pk_index]}".encode()).decode()
-    return lambda r: encode_cursor(kind, r[key_index], r[pk_index])
+        return lambda r: _cursor_text(prefix, r[key_index], r[pk_index], False)
+    return lambda r: _encoded_cursor(kind, r[key_index], r[pk_index])
+
+
+CURSORS_KEPT = 16_384
+"""Cursors ``cursor_of``'s functions remember (about 3 MiB): a page encodes one per row, and the
+same rows, request after request; the lookup costs a tenth of the encoding."""
+
+
+@functools.lru_cache(maxsize=CURSORS_KEPT)
+def _cursor_text(prefix: str, key: Any, pk: int, sqlite_time: bool) -> str:
+    # encode_cursor's text written out for keys it writes as they are
+    text = cursor_key(key) if sqlite_time else key
+    return urlsafe_b64encode(f"{prefix}{text}|{pk}".encode()).decode()
+
+
+_encoded_cursor = functools.lru_cache(maxsize=CURSORS_KEPT)(encode_cursor)
 
 
 def page_keys(page: Page, table: Any) -> tuple[list[Any], list[Any]]:
