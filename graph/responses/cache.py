@@ -133,7 +133,8 @@ class MemoryStore:
 
     ``tagged`` maps each tag to the keys of the entries holding it; keys of entries evicted or
     expired linger there until their tag is purged, or until there are more tags than
-    ``TAGS_PER_ENTRY`` per entry the cache may hold, when every set is filtered once.
+    ``compact_at`` (at first ``TAGS_PER_ENTRY`` per entry the cache may hold), when every set is
+    filtered once and ``compact_at`` becomes at least twice the tags left.
     """
 
     name = "memory"
@@ -143,6 +144,7 @@ class MemoryStore:
         self.entries: BoundedCache[str, tuple[Entry, float]] = BoundedCache("responses", max_entries, max_bytes)
         self.epochs = dict.fromkeys(KINDS, 0)
         self.tagged: dict[str, set[str]] = {}
+        self.compact_at = self.TAGS_PER_ENTRY * max_entries + 64
 
     def lookup(self, key: str) -> tuple[Entry | None, tuple[int, ...]]:
         """``(entry, ())`` on a hit, ``(None, epochs in KINDS order)`` on a miss."""
@@ -169,9 +171,11 @@ class MemoryStore:
             keys.add(key)
             if len(keys) > 2 * self.entries.max_entries:  # evicted and expired keys linger until a purge
                 tagged[tag] = {held for held in keys if held in self.entries}
-        if len(tagged) > self.TAGS_PER_ENTRY * self.entries.max_entries + 64:
+        if len(tagged) > self.compact_at:
             live = ((tag, {held for held in keys if held in self.entries}) for tag, keys in tagged.items())
             self.tagged = {tag: keys for tag, keys in live if keys}
+            # twice what is live, at least: filtering is then amortized over as many stores
+            self.compact_at = max(self.compact_at, 2 * len(self.tagged))
         return True
 
     def purge(self, tags: frozenset[str]) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from graph.cache_control import CachePolicy
+from graph.responses.cache import Entry, MemoryStore
 from graph.settings import Settings
 from tests.conftest import GQL, User, Users, create_article, set_role, with_redis
 from tests.security.test_cost_budget import client_of, serving
@@ -223,3 +225,21 @@ async def test_no_mutation_leaves_a_stale_answer_and_each_purges_only_what_it_ch
         delete_viewer = "mutation X($p: String!) { deleteViewer(password: $p) }"
         assert not await s.after(lambda: ok(delete_viewer, {"p": bob.password}, bob.token))
         assert (await s.fresh.ok(PROFILE, {"username": "robert"}))["user"] is None
+
+
+def test_the_memory_stores_tag_index_stays_bounded_as_entries_come_and_go() -> None:
+    """Entries evicted by the LRU leave their keys under their tags; the index is filtered once it
+    holds ``compact_at`` tags, so it follows the live entries, not every entry ever kept."""
+    store = MemoryStore(max_entries=4, max_bytes=1 << 20)
+    entry = Entry(b"{}", CachePolicy(60, False), '"e"', "query", None, 0.0)
+    epochs = tuple(store.epochs.values())
+    for n in range(2_000):
+        assert store.store(f"k{n}", entry, frozenset({f"Article#{n}", f"User#{n}", "Article/list"}), epochs)
+        assert len(store.tagged) <= store.compact_at + 3
+    assert store.compact_at == MemoryStore.TAGS_PER_ENTRY * 4 + 64  # never raised: few tags are live
+    live = {tag for tag, keys in store.tagged.items() if keys & {"k1996", "k1997", "k1998", "k1999"}}
+    assert {"Article#1999", "User#1999", "Article/list"} <= live
+    store.purge(frozenset({"Article#1999"}))
+    assert "k1999" not in store.entries and "k1998" in store.entries
+    store.purge(frozenset({"Article/list"}))
+    assert len(store.entries) == 0
