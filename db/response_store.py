@@ -19,8 +19,11 @@ sorted sets when the next entry is stored under them. Entries are opaque bytes h
 
 Redis unavailable: the calls raise ``ResponseStoreUnavailable`` after reporting it with
 ``RedisClient.unavailable("response_cache")`` (one log line per outage, a count per call); the
-caller then answers without the cache. A purge that failed is kept and retried before the next
-lookup, which misses until it succeeds: an entry that escaped a purge is never served.
+caller then answers without the cache. A purge that failed is kept and retried before this
+process's next lookup, which misses until it succeeds: this process never serves an entry that
+escaped its purge. Another replica that still reaches Redis may, until the entry expires or the
+purge gets through (a partition between one replica and Redis; the same Redis down for all
+replicas serves nobody).
 """
 
 from __future__ import annotations

@@ -243,7 +243,8 @@ async def _user_work(
             if isinstance(result, _SessionsClosed):
                 pending.append(sessions_closed(user_id, result.reason))
             if public or everything:
-                tags = (FLUSH,) if everything else entity(USER, user_id, username)
+                # the bare kind too, as after setUserRole: answers that show a role without naming whose
+                tags = (FLUSH,) if everything else (*entity(USER, user_id, username), USER)
                 pending.append(Event(PURGED, {"tags": list(tags), "origin": "cli"}))
     finally:
         await session.close()

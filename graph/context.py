@@ -49,6 +49,25 @@ def changed(tags: Iterable[str]) -> None:
 
 
 @dataclass
+class _Pending:
+    """What one ``Context.transaction`` queued: events to publish and tags to purge once it commits."""
+
+    events: list[Event] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)
+
+
+PENDING: ContextVar[_Pending | None] = ContextVar("conduit_pending", default=None)
+"""The running ``Context.transaction``'s queue, ``None`` outside one."""
+
+
+def _pending() -> _Pending:
+    pending = PENDING.get()
+    if pending is None:
+        raise RuntimeError("nothing is queued outside Context.transaction()")
+    return pending
+
+
+@dataclass
 class AppState:
     """What lives as long as the app: settings, the database, tokens, the event broker and the caches."""
 
@@ -90,8 +109,6 @@ class Context:
     rate_limit: RateLimitStatus | None = None
     _loaders: Loaders | None = field(default=None, init=False)
     _session: AsyncSession | None = field(default=None, init=False)
-    _pending_events: list[Event] = field(default_factory=list, init=False)
-    _pending_tags: set[str] = field(default_factory=set, init=False)
 
     @property
     def loaders(self) -> Loaders:
@@ -134,15 +151,19 @@ class Context:
         self._loaders = None
 
     def publish_after_commit(self, event: Event) -> None:
-        """Queue ``event`` for the broker; sent only if the current transaction commits."""
-        self._pending_events.append(event)
+        """Queue ``event`` for the broker; sent only if the current transaction commits.
+
+        Raises ``RuntimeError`` outside ``transaction()``.
+        """
+        _pending().events.append(event)
 
     def touch(self, *tags: str) -> None:
         """Say what the current transaction changes, as response cache tags (``graph/responses/tags.py``).
 
         They count only if it commits (``changed``); a commit whose outcome is unknown counts too.
+        Raises ``RuntimeError`` outside ``transaction()``.
         """
-        self._pending_tags.update(tags)
+        _pending().tags.update(tags)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -151,33 +172,38 @@ class Context:
         Queued events are published after the commit, in commit order; cached loads are
         dropped, so the mutation's payload is read fresh. Tags given to ``touch`` are recorded
         once the body has run: a failing commit may still have committed, and a purge too many
-        costs a miss where one too few would serve a stale answer.
+        costs a miss where one too few would serve a stale answer. What is queued belongs to
+        this transaction alone (``PENDING``), though a WebSocket connection's operations share
+        the context.
         """
-        self._pending_events.clear()
-        self._pending_tags.clear()
-        if self.app.broker.transactional:
-            hooks: dict[str, Any] = {"before_commit": self._publish_in_transaction}
+        pending = _Pending()
+        token = PENDING.set(pending)
+        broker = self.app.broker
+        hooks: dict[str, Any]
+        if broker.transactional:
+
+            async def publish_in_transaction(connection: AsyncConnection) -> None:
+                for event in pending.events:
+                    await broker.publish(event, connection)
+
+            hooks = {"before_commit": publish_in_transaction}
         else:
-            hooks = {"on_commit": self._publish}
+
+            async def publish() -> None:
+                for event in pending.events:
+                    await broker.publish(event)
+
+            hooks = {"on_commit": publish}
         ran = False
         try:
             async with self.app.db.transaction(self.session, **hooks):
                 yield self.session
                 ran = True
         finally:
+            PENDING.reset(token)
             if ran:
-                changed(self._pending_tags)
-            self._pending_events.clear()
-            self._pending_tags.clear()
+                changed(pending.tags)
             self.refresh()
-
-    async def _publish(self) -> None:
-        for event in self._pending_events:
-            await self.app.broker.publish(event)
-
-    async def _publish_in_transaction(self, connection: AsyncConnection) -> None:
-        for event in self._pending_events:
-            await self.app.broker.publish(event, connection)
 
     async def close(self) -> None:
         """Release the request's session, if one was opened."""

@@ -24,6 +24,7 @@ from graph.context import Context
 from graph.errors import FieldErrors, NotFound
 from graph.ids import to_global_id
 from graph.loaders import ARTICLE_COLUMNS
+from graph.mutations.touched import user_entity
 from graph.permissions import CanDeleteArticle, IsArticleAuthor, IsAuthenticated
 from graph.responses.tags import ARTICLE, ARTICLE_LISTS, COMMENT, TAG, USER, connection, entity
 from graph.types.article import ArticleType
@@ -72,9 +73,15 @@ class UpdateArticleInput:
     )
 
 
-async def article_by_slug(session: AsyncSession, slug: str) -> Any:
-    """The article row of ``slug``; ``NotFound`` when there is none."""
-    row = (await session.execute(sa.select(*ARTICLE_COLUMNS).where(a.c.slug == slug))).first()
+async def article_by_slug(session: AsyncSession, slug: str, *, lock: bool = False) -> Any:
+    """The article row of ``slug``; ``NotFound`` when there is none.
+
+    ``lock``: ``FOR UPDATE`` (PostgreSQL; SQLite's writers are serialized already), for an
+    update or a delete: a concurrent favorite, comment or rename waits for it, so what the
+    transaction reads (favoriters, comments, the slug) is what it changes.
+    """
+    statement = sa.select(*ARTICLE_COLUMNS).where(a.c.slug == slug)
+    row = (await session.execute(statement.with_for_update() if lock else statement)).first()
     if row is None:
         raise NotFound(f"no article with slug {slug!r}")
     return row
@@ -132,8 +139,7 @@ async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) ->
             await session.execute(
                 sa.update(a).where(a.c.id == row.id).values(favorites_count=a.c.favorites_count + step)
             )
-            viewer = info.context.viewer
-            favorites = connection(entity(USER, viewer.id, viewer.username), "favorites") if viewer else ()
+            favorites = connection(await user_entity(session, viewer_id), "favorites")
             # its count, lists ordered by it or filtered by favoritedBy, the viewer's favorites
             info.context.touch(*entity(ARTICLE, row.id, row.slug), ARTICLE_LISTS, *favorites)
         row = (await session.execute(sa.select(*ARTICLE_COLUMNS).where(a.c.id == row.id))).one()
@@ -143,14 +149,13 @@ async def _set_favorite(info: Info[Context, None], slug: str, favorite: bool) ->
 async def _touch_deleted(context: Context, session: AsyncSession, row: Any) -> None:
     """Say what deleting the article ``row`` changes: it, every list, the tag counts, its author's
     articles, the favorites of whoever favorited it, and its comments (``Context.touch``)."""
-    author = (await session.execute(sa.select(u.c.username).where(u.c.id == row.author_id))).scalar_one()
     favoriters = await session.execute(
         sa.select(u.c.id, u.c.username).join(f, f.c.user_id == u.c.id).where(f.c.article_id == row.id)
     )
     comments = await session.execute(sa.select(c.c.id).where(c.c.article_id == row.id))
     article = entity(ARTICLE, row.id, row.slug)
     context.touch(*article, *connection(article, "comments"), ARTICLE_LISTS, TAG)
-    context.touch(*connection(entity(USER, row.author_id, author), "articles"))
+    context.touch(*connection(await user_entity(session, row.author_id), "articles"))
     for user_id, username in favoriters:
         context.touch(*connection(entity(USER, user_id, username), "favorites"))
     context.touch(*(entity(COMMENT, pk)[0] for pk in comments.scalars()))
@@ -194,8 +199,7 @@ class ArticleMutations:
             ).one()
             await set_tags(session, row.id, tags)
             info.context.publish_after_commit(Event(ARTICLE_PUBLISHED, {"id": row.id, "tags": tags}))
-            viewer = info.context.viewer
-            author = entity(USER, row.author_id, viewer.username if viewer else None)
+            author = await user_entity(session, row.author_id)
             # a cached null for its slug or id, every list, the tag counts, its author's articles
             info.context.touch(*entity(ARTICLE, row.id, row.slug), ARTICLE_LISTS, TAG, *connection(author, "articles"))
         return ArticleType.from_row(row)
@@ -230,7 +234,7 @@ class ArticleMutations:
         tags = clean_tags(errors, input.tag_list) if given(input.tag_list) else None  # type: ignore[arg-type]
         errors.raise_if_any()
         async with info.context.transaction() as session:
-            row = await article_by_slug(session, slug)
+            row = await article_by_slug(session, slug, lock=True)
             old_slug = row.slug
             if "title" in values and slugify(values["title"]) != slugify(row.title):
                 values["slug"] = await unique_slug(session, values["title"])
@@ -266,7 +270,7 @@ class ArticleMutations:
         ],
     ) -> strawberry.ID:
         async with info.context.transaction() as session:
-            row = await article_by_slug(session, slug)
+            row = await article_by_slug(session, slug, lock=True)
             await _touch_deleted(info.context, session, row)
             # Its tag links first, so that its tags' articles_count drop with them; comments and
             # favorites go with it (ON DELETE CASCADE).

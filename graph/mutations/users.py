@@ -21,6 +21,7 @@ from graph.context import Context
 from graph.errors import BadUserInput, FieldErrors, NotFound
 from graph.loaders import USER_COLUMNS
 from graph.mutations.auth import check_unique
+from graph.mutations.touched import user_entity
 from graph.permissions import IsAdmin, IsAuthenticated
 from graph.responses.tags import USER, entity
 from graph.types.user import UserType
@@ -58,12 +59,9 @@ async def _user_by_username(session: AsyncSession, username: str) -> Any:
     return row
 
 
-def _touch_follow(context: Context, followee: Any) -> None:
+async def _touch_follow(context: Context, session: AsyncSession, followee: Any) -> None:
     """A follow changes the followee's ``followersCount`` and the viewer's ``followingCount``."""
-    viewer = context.viewer
-    context.touch(
-        *entity(USER, followee.id, followee.username), *(entity(USER, viewer.id, viewer.username) if viewer else ())
-    )
+    context.touch(*entity(USER, followee.id, followee.username), *await user_entity(session, context.viewer_id))
 
 
 @strawberry.type
@@ -107,6 +105,7 @@ class UserMutations:
                 except_id=viewer_id,
             )
             errors.raise_if_any()
+            old = await user_entity(session, viewer_id, lock=True)  # the name it had
             now = utcnow()
             row = (
                 await session.execute(
@@ -114,10 +113,7 @@ class UserMutations:
                 )
             ).one()
             # under its old and new username: lists filtered by `author` or `favoritedBy` name it
-            viewer = info.context.viewer
-            info.context.touch(
-                *entity(USER, row.id, row.username), *(entity(USER, row.id, viewer.username) if viewer else ())
-            )
+            info.context.touch(*entity(USER, row.id, row.username), *old)
             if "password_hash" in values:
                 # A new password ends every session the old one opened.
                 result = await session.execute(
@@ -147,7 +143,7 @@ class UserMutations:
                     follower_id=info.context.viewer_id, followee_id=row.id, created_at=utcnow()
                 )
             )
-            _touch_follow(info.context, row)
+            await _touch_follow(info.context, session, row)
         return UserType.from_row(row)
 
     @strawberry.mutation(
@@ -165,7 +161,7 @@ class UserMutations:
             await session.execute(
                 sa.delete(fo).where(fo.c.follower_id == info.context.viewer_id, fo.c.followee_id == row.id)
             )
-            _touch_follow(info.context, row)
+            await _touch_follow(info.context, session, row)
         return UserType.from_row(row)
 
     @strawberry.mutation(description="Admins only.", permission_classes=[IsAuthenticated, IsAdmin])

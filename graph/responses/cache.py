@@ -78,6 +78,9 @@ logger = logging.getLogger("conduit.response_cache")
 
 PURGED = "response_cache_purged"
 """The broker channel of purges, for the in-process stores of the other processes."""
+MAX_BROADCAST_BYTES = 6_000
+"""The most tag text a purge broadcasts; more is sent as ``FLUSH``. PostgreSQL's ``NOTIFY``
+payload must stay under 8,000 bytes, the channel and the event's envelope included."""
 ENTRY_OVERHEAD_BYTES = 300
 TAGS_KEY = "response-tags"
 """The first item of a document's tag plan's key in the ``costs`` cache."""
@@ -313,8 +316,11 @@ class ResponseCache:
             with contextlib.suppress(ResponseStoreUnavailable):  # reported; retried before the next lookup
                 await store.purge(tags)
         if self.broker is not None and self.publish is not None:
+            names = sorted(tags)
+            if sum(len(name) + 4 for name in names) > MAX_BROADCAST_BYTES:
+                names = [FLUSH]  # a deleted article's many comments: more than a NOTIFY carries
             try:
-                await self.publish(Event(PURGED, {"tags": sorted(tags), "origin": self.origin}))
+                await self.publish(Event(PURGED, {"tags": names, "origin": self.origin}))
             except Exception as error:  # the database is gone: its purge will be late, the answer stands
                 logger.warning("could not broadcast a response cache purge: %s", error)
 
@@ -331,7 +337,7 @@ class ResponseCache:
                 raise
             except Exception as error:
                 logger.warning("response cache purges not received (%s); retrying", error)
-                self.store.purge(frozenset(KINDS))  # purges may have been missed meanwhile
+                self.store.purge(frozenset({FLUSH}))  # purges may have been missed meanwhile
                 await asyncio.sleep(1.0)
 
     def _purged_elsewhere(self, event: Event) -> None:
