@@ -65,6 +65,9 @@ async def test_statements_do_not_grow_with_the_page(app: Any, gql: GQL, alice: U
         assert small == large, (query, small, large)
         assert small_data != large_data  # the larger pages did read more rows
     deep, _ = await _statements(app, gql, DEEP, 10, bob.token)
-    # page + count, then one per nested connection: author.articles, author.favorites,
-    # article.comments, then the comments of the author's articles
-    assert deep == 6, deep
+    if app.state.conduit.db.is_sqlite:
+        # page + count, then one per nested connection: author.articles, author.favorites,
+        # article.comments, then the comments of the author's articles
+        assert deep == 6, deep
+    else:  # every connection read inside its parent's statement (one round trip each saved)
+        assert deep == 2, deep

@@ -39,6 +39,7 @@ from graph.execution.planned.runs import (
     keys_value,
     offset_of,
     parameter,
+    selected,
 )
 from graph.execution.planned.statements import Variants, bind
 from graph.ids import CursorKind, from_global_id
@@ -94,13 +95,14 @@ def keyed_page(
     is_sqlite: bool,
     signed_in: bool,
     offset: bool = False,
+    cursors: frozenset[str] = frozenset(),
 ) -> sa.Select[Any]:
     """A root connection's page: ``level``'s columns, then the row's ``pk`` and ordering ``key``.
 
     The page's keys over ``table`` (the filters' table) first, then its objects by id with
     their columns: correlated columns (tags, flags, counts) cost a page, not every match a sort
     must see (``runs.child_statements`` does the same below). ``:limit`` is ``first + 1``;
-    with ``offset``, ``:offset`` rows are skipped first.
+    with ``offset``, ``:offset`` rows are skipped first; ``cursors``: as for ``runs.selected``.
     """
     ordering = (key.desc(), table.c.id.desc()) if descending else (key.asc(), table.c.id.asc())
     keys = sa.select(table.c.id.label("pk"), key.label("key")).where(*where).order_by(*ordering)
@@ -110,7 +112,7 @@ def keyed_page(
     page = keys.subquery("pg")
     outer = (page.c.key.desc(), page.c.pk.desc()) if descending else (page.c.key.asc(), page.c.pk.asc())
     return (
-        sa.select(*level.select_list(is_sqlite, signed_in), page.c.pk, page.c.key)
+        sa.select(*selected(level, is_sqlite, signed_in, cursors), page.c.pk, page.c.key)
         .select_from(level.from_clause(page.join(level.alias, level.alias.c.id == page.c.pk)))
         .order_by(*outer)
     )
@@ -170,12 +172,13 @@ class ArticleList(Root):
         # The page's keys over ``article`` (the filters' table) first, then its articles by id
         # with their columns: correlated columns (tags, flags) cost a page, not every match a
         # sort must see (runs.child_statements does the same below).
-        filters, walk, by_favorites, descending, after, signed_in, offset = variant
+        filters, walk, by_favorites, descending, after, signed_in, offset, cursors = variant
         key = article_table.c.favorites_count if by_favorites else article_table.c.created_at
         where = self._conditions(filters, walk)
         if after:
             where.append(cursor_condition(key, article_table.c.id, descending))
-        return keyed_page(self.level, article_table, key, where, descending, self.is_sqlite, signed_in, offset)
+        level = self.level
+        return keyed_page(level, article_table, key, where, descending, self.is_sqlite, signed_in, offset, cursors)
 
     def _count(self, filters: tuple[Any, ...]) -> sa.ClauseElement:
         tag, author, favorited_by, search = filters
@@ -208,13 +211,14 @@ class ArticleList(Root):
             values["ckey"] = execution.bind_time(ckey) if isinstance(ckey, dt.datetime) else ckey
         signed_in = execution.viewer_id is not None
         run = LevelRun(execution, self.level)
+        cursors = run.embedding(values)
         total: list[Any] = [None]
 
         def counted(rows: list[Any]) -> None:
             total[0] = rows[0][0]
 
         def schedule(walk: bool) -> None:
-            variant = (filters, walk, by_favorites, descending, after is not None, signed_in, offset > 0)
+            variant = (filters, walk, by_favorites, descending, after is not None, signed_in, offset > 0, cursors)
             execution.add(bind(self.page.get(variant), values), run.receive)
             if self.counts and total[0] is None:
                 execution.add(bind(self.count.get(filters), values), counted)
@@ -231,7 +235,7 @@ class ArticleList(Root):
             execution.add(bind(self.matches.get(()), values), matched)
         else:
             schedule(False)
-        width = len(self.level.columns)  # then the page's pk and key
+        width = self.level.width(self.is_sqlite)  # then the page's pk and key
         cursor = cursor_of(kind, width + 1, width, not by_favorites, self.is_sqlite)
         has_previous = after is not None or offset > 0
         return lambda: self.level.shape(run.rows, first, has_previous, total[0], run.accessors(), cursor)
@@ -265,11 +269,12 @@ class UserList(Root):
         )
 
     def _page(self, variant: tuple[Any, ...]) -> sa.ClauseElement:
-        filters, after, signed_in = variant
+        filters, after, signed_in, cursors = variant
         where = self._conditions(filters)
         if after:
             where.append(cursor_condition(user_table.c.created_at, user_table.c.id, True))
-        return keyed_page(self.level, user_table, user_table.c.created_at, where, True, self.is_sqlite, signed_in)
+        key = user_table.c.created_at
+        return keyed_page(self.level, user_table, key, where, True, self.is_sqlite, signed_in, cursors=cursors)
 
     def _count(self, filters: tuple[bool, bool, bool | None]) -> sa.ClauseElement:
         return sa.select(sa.func.count()).select_from(user_table).where(*self._conditions(filters))
@@ -291,11 +296,12 @@ class UserList(Root):
             ckey, values["cpk"] = after
             values["ckey"] = execution.bind_time(ckey)
         run = LevelRun(execution, self.level)
-        execution.add(bind(self.page.get((filters, after is not None, True)), values), run.receive)
+        cursors = run.embedding(values)
+        execution.add(bind(self.page.get((filters, after is not None, True, cursors)), values), run.receive)
         total: list[Any] = [None]
         if self.counts:
             execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
-        width = len(self.level.columns)  # then the page's pk and key
+        width = self.level.width(self.is_sqlite)  # then the page's pk and key
         cursor = cursor_of(CursorKind.USERS, width + 1, width, True, self.is_sqlite)
         return lambda: self.level.shape(run.rows, first, after is not None, total[0], run.accessors(), cursor)
 
@@ -319,11 +325,11 @@ class Lookup(Root):
     def levels(self) -> list[Level]:
         return [self.level]
 
-    def _sql(self, variant: tuple[bool, bool]) -> sa.ClauseElement:
-        signed_in, many = variant
+    def _sql(self, variant: tuple[bool, bool, frozenset[str]]) -> sa.ClauseElement:
+        signed_in, many, cursors = variant
         column = self.level.alias.c[self.column]
         return (
-            sa.select(*self.level.select_list(self.is_sqlite, signed_in))
+            sa.select(*selected(self.level, self.is_sqlite, signed_in, cursors))
             .select_from(self.level.from_clause())
             .where(keys_in(column, self.is_sqlite) if many else column == parameter("key"))
         )
@@ -337,7 +343,8 @@ class Lookup(Root):
         else:
             values["key"] = keys[0]
         run = LevelRun(execution, self.level)
-        execution.add(bind(self.statement.get((execution.viewer_id is not None, many)), values), run.receive)
+        variant = (execution.viewer_id is not None, many, run.embedding(values))
+        execution.add(bind(self.statement.get(variant), values), run.receive)
         return run
 
     def start(self, execution: Execution) -> Finish:
