@@ -365,6 +365,31 @@ def test_planned_shapes_match(pair: tuple[LoopThread, Pair]) -> None:
     for query, variables in others:
         for token in (None, apps.token):
             _assert_same(thread.run(apps.both(query, variables, token)), query)
+    # connections below lists, their parents repeated (an author of several articles), and
+    # cursors on connections PostgreSQL reads inside their parent's statement, at two depths
+    nested: list[tuple[str, dict[str, Any]]] = [
+        (
+            "{ articles(first: 10) { edges { node { slug author { username articles(first: 2) { totalCount "
+            "edges { cursor node { slug comments(first: 2) { pageInfo { hasNextPage } nodes { body } } } } } } } } } }",
+            {},
+        ),
+        (
+            "query($s: String!, $a: String) { article(slug: $s) { comments(first: 3, after: $a) { "
+            "edges { cursor node { id author { favorites(first: 1) { nodes { slug } } } } } "
+            "pageInfo { hasPreviousPage hasNextPage } } } }",
+            {"s": busy, "a": after},
+        ),
+        (
+            "query($a: String) { articles(first: 3) { nodes { slug author { articles(first: 1) { nodes { "
+            "comments(first: 2, after: $a) { edges { cursor } } } } } } } }",
+            {"a": after},
+        ),
+    ]
+    before = apps.stats.planned
+    for query, variables in nested:
+        for token in (None, apps.token):
+            _assert_same(thread.run(apps.both(query, variables, token)), query)
+    assert apps.stats.planned - before == len(nested) * 2, apps.stats
 
 
 USER_FIELDS = (
