@@ -85,7 +85,8 @@ async def main() -> None:
             await call(app, body, headers)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         counted = f", {len(statements) / (N + 200):.2f} statements" if "--statements" in sys.argv else ""
-        print(f"{OP}: {wall / N * 1e3:.3f} ms per request ({cpu / N * 1e3:.3f} ms CPU{counted}), server side, in process")
+        per_request = f"{wall / N * 1e3:.3f} ms per request ({cpu / N * 1e3:.3f} ms CPU{counted})"
+        print(f"{OP}: {per_request}, server side, in process")
         if "--profile" in sys.argv:
             profile = cProfile.Profile()
             profile.enable()
