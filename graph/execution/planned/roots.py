@@ -118,6 +118,33 @@ def keyed_page(
     )
 
 
+def with_total(statement: sa.Select[Any], count: sa.Select[Any]) -> sa.Select[Any]:
+    """A page's statement that also reads the list's total (``count``, uncorrelated: run once), after its other columns.
+
+    On PostgreSQL, where a separate count statement is a round trip more (``counted_page``).
+    """
+    return statement.add_columns(count.correlate(None).scalar_subquery().label("total"))
+
+
+def counted_page(
+    run: LevelRun, total: list[Any], index: int, count: Callable[[], tuple[str, list[Any]]]
+) -> Callable[[list[Any]], None]:
+    """The receiver of a page read ``with_total`` (at column ``index``): ``total[0]`` from its first row.
+
+    An empty page has no row to carry the total: ``count`` (the separate count statement) runs
+    in the next batch instead.
+    """
+
+    def receive(rows: list[Any]) -> None:
+        run.receive(rows)
+        if rows:
+            total[0] = rows[0][index]
+        else:
+            run.execution.add(count(), lambda counted: total.__setitem__(0, counted[0][0]))
+
+    return receive
+
+
 @dataclass(eq=False)
 class Root:
     """A root field: its node and definition (for its arguments)."""
@@ -172,15 +199,16 @@ class ArticleList(Root):
         # The page's keys over ``article`` (the filters' table) first, then its articles by id
         # with their columns: correlated columns (tags, flags) cost a page, not every match a
         # sort must see (runs.child_statements does the same below).
-        filters, walk, by_favorites, descending, after, signed_in, offset, cursors = variant
+        filters, walk, by_favorites, descending, after, signed_in, offset, cursors, counted = variant
         key = article_table.c.favorites_count if by_favorites else article_table.c.created_at
         where = self._conditions(filters, walk)
         if after:
             where.append(cursor_condition(key, article_table.c.id, descending))
         level = self.level
-        return keyed_page(level, article_table, key, where, descending, self.is_sqlite, signed_in, offset, cursors)
+        page = keyed_page(level, article_table, key, where, descending, self.is_sqlite, signed_in, offset, cursors)
+        return with_total(page, self._count(filters)) if counted else page
 
-    def _count(self, filters: tuple[Any, ...]) -> sa.ClauseElement:
+    def _count(self, filters: tuple[Any, ...]) -> sa.Select[Any]:
         tag, author, favorited_by, search = filters
         if tag and not (author or favorited_by or search) and not self.feed:
             return tag_count_statement(parameter("tag"))
@@ -213,13 +241,19 @@ class ArticleList(Root):
         run = LevelRun(execution, self.level)
         cursors = run.embedding(values)
         total: list[Any] = [None]
+        width = self.level.width(self.is_sqlite)  # then the page's pk and key (and its total, with_total)
+        with_count = self.counts and not self.is_sqlite
 
         def counted(rows: list[Any]) -> None:
             total[0] = rows[0][0]
 
         def schedule(walk: bool) -> None:
             variant = (filters, walk, by_favorites, descending, after is not None, signed_in, offset > 0, cursors)
-            execution.add(bind(self.page.get(variant), values), run.receive)
+            page = bind(self.page.get((*variant, with_count)), values)
+            if with_count:
+                execution.add(page, counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values)))
+                return
+            execution.add(page, run.receive)
             if self.counts and total[0] is None:
                 execution.add(bind(self.count.get(filters), values), counted)
 
@@ -235,7 +269,6 @@ class ArticleList(Root):
             execution.add(bind(self.matches.get(()), values), matched)
         else:
             schedule(False)
-        width = self.level.width(self.is_sqlite)  # then the page's pk and key
         cursor = cursor_of(kind, width + 1, width, not by_favorites, self.is_sqlite)
         has_previous = after is not None or offset > 0
         return lambda: self.level.shape(run.rows, first, has_previous, total[0], run.accessors(), cursor)
@@ -269,14 +302,15 @@ class UserList(Root):
         )
 
     def _page(self, variant: tuple[Any, ...]) -> sa.ClauseElement:
-        filters, after, signed_in, cursors = variant
+        filters, after, signed_in, cursors, counted = variant
         where = self._conditions(filters)
         if after:
             where.append(cursor_condition(user_table.c.created_at, user_table.c.id, True))
         key = user_table.c.created_at
-        return keyed_page(self.level, user_table, key, where, True, self.is_sqlite, signed_in, cursors=cursors)
+        page = keyed_page(self.level, user_table, key, where, True, self.is_sqlite, signed_in, cursors=cursors)
+        return with_total(page, self._count(filters)) if counted else page
 
-    def _count(self, filters: tuple[bool, bool, bool | None]) -> sa.ClauseElement:
+    def _count(self, filters: tuple[bool, bool, bool | None]) -> sa.Select[Any]:
         return sa.select(sa.func.count()).select_from(user_table).where(*self._conditions(filters))
 
     def start(self, execution: Execution) -> Finish:
@@ -297,11 +331,16 @@ class UserList(Root):
             values["ckey"] = execution.bind_time(ckey)
         run = LevelRun(execution, self.level)
         cursors = run.embedding(values)
-        execution.add(bind(self.page.get((filters, after is not None, True, cursors)), values), run.receive)
+        with_count = self.counts and not self.is_sqlite  # the total read with the page (with_total)
+        page = bind(self.page.get((filters, after is not None, True, cursors, with_count)), values)
         total: list[Any] = [None]
-        if self.counts:
-            execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
-        width = self.level.width(self.is_sqlite)  # then the page's pk and key
+        width = self.level.width(self.is_sqlite)  # then the page's pk and key (and its total, with_total)
+        if with_count:
+            execution.add(page, counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values)))
+        else:
+            execution.add(page, run.receive)
+            if self.counts:
+                execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
         cursor = cursor_of(CursorKind.USERS, width + 1, width, True, self.is_sqlite)
         return lambda: self.level.shape(run.rows, first, after is not None, total[0], run.accessors(), cursor)
 
