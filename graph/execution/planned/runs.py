@@ -3,8 +3,8 @@
 An ``Execution`` runs statements in batches through ``Database.fetch_raw``: first every root
 field's, then, as rows arrive, the statements of the connections below them (one per
 connection level, for all parents at once), until none is left. On PostgreSQL the
-connections are read inside their parents' statements instead (``embedded``). Shaping starts after the
-last batch, from the roots down, each level reading its children through accessors.
+connections are read inside their parents' statements instead (``embedded``). Shaping starts
+after the last batch, from the roots down, each level reading its children through accessors.
 """
 
 from __future__ import annotations
