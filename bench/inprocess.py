@@ -1,7 +1,7 @@
 """Server-side cost of one benchmark operation, in process: the ASGI app driven directly, no HTTP server.
 
     PYTHONPATH=. .venv/bin/python bench/inprocess.py DB META OP [N] [--auth] [--no-budget] [--cache-url=URL]
-        [--no-response-cache] [--profile]
+        [--no-response-cache] [--profile] [--statements]
 
 DB: a SQLite file of the benchmark's data (a copy of bench/.data/bench.db, upgraded with
 ``conduit db upgrade``), or a database URL (``postgresql://...``, e.g. bench/run_pg.sh's cluster);
@@ -12,7 +12,8 @@ a shared machine); ``--profile`` adds cProfile's 40 costliest functions; ``--no-
 the cost budget off (no charge, no write per request), to see what it costs; ``--cache-url``
 keeps it, and the response cache, in that Redis instead (``CONDUIT_CACHE_URL``);
 ``--no-response-cache`` turns the response cache off (every request executes; with it on, every
-request but the first is a hit). Uvicorn's HTTP parsing is not in the figure.
+request but the first is a hit); ``--statements`` adds the SQL statements per request (each one a
+round trip on PostgreSQL) and prints those of one request. Uvicorn's HTTP parsing is not in the figure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import orjson
 from pydantic import SecretStr
+from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench"))
 import load
@@ -65,13 +67,26 @@ async def main() -> None:
             headers = [(b"authorization", f"Bearer {token['data']['login']['token']}".encode())]
         body = orjson.dumps(load.build_body(OP, "ours", meta))
         print((await call(app, body, headers))[1]["body"][:120])
+        statements: list[str] = []
+        if "--statements" in sys.argv:
+            event.listen(
+                app.state.conduit.db.engine.sync_engine,
+                "before_cursor_execute",
+                lambda _c, _cu, sql, *_rest: statements.append(sql),
+            )
+            await call(app, body, headers)
+            for sql in statements:
+                print(f"  {sql[:300]}")
+            statements.clear()
         for _ in range(200):
             await call(app, body, headers)
         started, cpu = time.perf_counter(), time.process_time()
         for _ in range(N):
             await call(app, body, headers)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-        print(f"{OP}: {wall / N * 1e3:.3f} ms per request ({cpu / N * 1e3:.3f} ms CPU), server side, in process")
+        counted = f", {len(statements) / (N + 200):.2f} statements" if "--statements" in sys.argv else ""
+        per_request = f"{wall / N * 1e3:.3f} ms per request ({cpu / N * 1e3:.3f} ms CPU{counted})"
+        print(f"{OP}: {per_request}, server side, in process")
         if "--profile" in sys.argv:
             profile = cProfile.Profile()
             profile.enable()

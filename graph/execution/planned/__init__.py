@@ -8,8 +8,9 @@ From the validated document, once per (document, operation, values of ``@skip``/
 - ``planner``: the selection collected as GraphQL's CollectFields does (fragments, inline
   fragments on ``Node``, aliases, ``__typename``, directives), split into levels of
   statements: objects reached through to-one fields joined in, one statement per
-  connection level for all the parents of its rows (a page per parent), and the source of
-  one shaping function per level (``shaping``: straight-line code, names checked);
+  connection level for all the parents of its rows (a page per parent; on PostgreSQL read
+  inside the parent's statement instead, ``runs.embedded``), and the source of one shaping
+  function per level (``shaping``: straight-line code, names checked);
 - ``roots``: every ``Query`` field (``articles`` with every filter, ``search`` and
   ``orderBy``, ``feed``, ``article``, ``user``, ``viewer``, ``node``, ``nodes``, ``tags``,
   ``popularTags``, ``rateLimit``), ``writes``: ``addComment`` and its payload in one short
@@ -19,7 +20,9 @@ From the validated document, once per (document, operation, values of ``@skip``/
   filters, a cursor, a viewer, one parent or several) into the driver's SQL, cached with the
   plan, so a request binds values and runs text (``Database.fetch_raw``);
 - ``runs``: one execution: root statements in a first batch, each connection level's in the
-  next as the parents' rows arrive, then shaping from the roots down.
+  next as the parents' rows arrive (on SQLite; on PostgreSQL, where every statement is a
+  round trip, they come with the parents' rows, and a list's total with its page: one
+  statement per root field), then shaping from the roots down.
 
 Semantics are the resolvers' (``graph/queries.py``, whose SQL builders the roots share, and
 ``graph/types/``): the same orderings, cursors, counts, viewer flags and argument errors,

@@ -68,7 +68,13 @@ class Child:
     count_index: int | None
     path: list[str]
     in_list: bool
+    parent_alias: Any = None  # the parent object's alias, which ``relation.parent_key`` reads
     variants: Any = None  # its statements, compiled on first use (runs.child_statements)
+
+    @property
+    def name(self) -> str:
+        """Unique in the operation (its level's alias): the prefix of its parameters when embedded."""
+        return str(self.level.alias.name)
 
 
 @dataclass(eq=False)
@@ -105,6 +111,19 @@ class Level:
         for alias, on, outer in self.joins:
             joined = joined.join(alias, on, isouter=outer)
         return joined
+
+    def embeds(self, is_sqlite: bool) -> bool:
+        """Whether the connections below are read inside this level's statement (on PostgreSQL; ``runs.selected``).
+
+        On PostgreSQL every statement is a round trip over a socket, and a correlated subquery
+        per connection (its page as an array of rows) saves one per connection level; SQLite
+        runs statements in process, where separate ones cost nothing more.
+        """
+        return not is_sqlite and bool(self.children)
+
+    def width(self, is_sqlite: bool) -> int:
+        """The columns before the page's keys in this level's rows: its own, then one per embedded connection."""
+        return len(self.columns) + (len(self.children) if self.embeds(is_sqlite) else 0)
 
     def select_list(self, is_sqlite: bool, signed_in: bool) -> list[sa.ColumnElement[Any]]:
         """The columns, labelled ``c0``, ``c1``, ...; a viewer's column is a constant when anonymous."""
@@ -268,7 +287,7 @@ class Planner:
             count = relation.count
             count_index = level.add(f"{alias.name}.{nodes[0].name.value}.count", lambda _s: count(alias))
         level.children.append(
-            Child(relation, child, nodes[0], definition, parent_index, count_index, path, level.listed)
+            Child(relation, child, nodes[0], definition, parent_index, count_index, path, level.listed, alias)
         )
         total = f"r[{count_index}]" if count_index is not None else "None"
         return f"_s[{len(level.children) - 1}](r[{parent_index}], {total})"

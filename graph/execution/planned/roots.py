@@ -39,6 +39,7 @@ from graph.execution.planned.runs import (
     keys_value,
     offset_of,
     parameter,
+    selected,
 )
 from graph.execution.planned.statements import Variants, bind
 from graph.ids import CursorKind, from_global_id
@@ -94,13 +95,14 @@ def keyed_page(
     is_sqlite: bool,
     signed_in: bool,
     offset: bool = False,
+    cursors: frozenset[str] = frozenset(),
 ) -> sa.Select[Any]:
     """A root connection's page: ``level``'s columns, then the row's ``pk`` and ordering ``key``.
 
     The page's keys over ``table`` (the filters' table) first, then its objects by id with
     their columns: correlated columns (tags, flags, counts) cost a page, not every match a sort
     must see (``runs.child_statements`` does the same below). ``:limit`` is ``first + 1``;
-    with ``offset``, ``:offset`` rows are skipped first.
+    with ``offset``, ``:offset`` rows are skipped first; ``cursors``: as for ``runs.selected``.
     """
     ordering = (key.desc(), table.c.id.desc()) if descending else (key.asc(), table.c.id.asc())
     keys = sa.select(table.c.id.label("pk"), key.label("key")).where(*where).order_by(*ordering)
@@ -110,10 +112,37 @@ def keyed_page(
     page = keys.subquery("pg")
     outer = (page.c.key.desc(), page.c.pk.desc()) if descending else (page.c.key.asc(), page.c.pk.asc())
     return (
-        sa.select(*level.select_list(is_sqlite, signed_in), page.c.pk, page.c.key)
+        sa.select(*selected(level, is_sqlite, signed_in, cursors), page.c.pk, page.c.key)
         .select_from(level.from_clause(page.join(level.alias, level.alias.c.id == page.c.pk)))
         .order_by(*outer)
     )
+
+
+def with_total(statement: sa.Select[Any], count: sa.Select[Any]) -> sa.Select[Any]:
+    """A page's statement that also reads the list's total (``count``, uncorrelated: run once), after its other columns.
+
+    On PostgreSQL, where a separate count statement is a round trip more (``counted_page``).
+    """
+    return statement.add_columns(count.correlate(None).scalar_subquery().label("total"))
+
+
+def counted_page(
+    run: LevelRun, total: list[Any], index: int, count: Callable[[], tuple[str, list[Any]]]
+) -> Callable[[list[Any]], None]:
+    """The receiver of a page read ``with_total`` (at column ``index``): ``total[0]`` from its first row.
+
+    An empty page has no row to carry the total: ``count`` (the separate count statement) runs
+    in the next batch instead.
+    """
+
+    def receive(rows: list[Any]) -> None:
+        run.receive(rows)
+        if rows:
+            total[0] = rows[0][index]
+        else:
+            run.execution.add(count(), lambda counted: total.__setitem__(0, counted[0][0]))
+
+    return receive
 
 
 @dataclass(eq=False)
@@ -170,14 +199,16 @@ class ArticleList(Root):
         # The page's keys over ``article`` (the filters' table) first, then its articles by id
         # with their columns: correlated columns (tags, flags) cost a page, not every match a
         # sort must see (runs.child_statements does the same below).
-        filters, walk, by_favorites, descending, after, signed_in, offset = variant
+        filters, walk, by_favorites, descending, after, signed_in, offset, cursors, counted = variant
         key = article_table.c.favorites_count if by_favorites else article_table.c.created_at
         where = self._conditions(filters, walk)
         if after:
             where.append(cursor_condition(key, article_table.c.id, descending))
-        return keyed_page(self.level, article_table, key, where, descending, self.is_sqlite, signed_in, offset)
+        level = self.level
+        page = keyed_page(level, article_table, key, where, descending, self.is_sqlite, signed_in, offset, cursors)
+        return with_total(page, self._count(filters)) if counted else page
 
-    def _count(self, filters: tuple[Any, ...]) -> sa.ClauseElement:
+    def _count(self, filters: tuple[Any, ...]) -> sa.Select[Any]:
         tag, author, favorited_by, search = filters
         if tag and not (author or favorited_by or search) and not self.feed:
             return tag_count_statement(parameter("tag"))
@@ -208,14 +239,21 @@ class ArticleList(Root):
             values["ckey"] = execution.bind_time(ckey) if isinstance(ckey, dt.datetime) else ckey
         signed_in = execution.viewer_id is not None
         run = LevelRun(execution, self.level)
+        cursors = run.embedding(values)
         total: list[Any] = [None]
+        width = self.level.width(self.is_sqlite)  # then the page's pk and key (and its total, with_total)
+        with_count = self.counts and not self.is_sqlite
 
         def counted(rows: list[Any]) -> None:
             total[0] = rows[0][0]
 
         def schedule(walk: bool) -> None:
-            variant = (filters, walk, by_favorites, descending, after is not None, signed_in, offset > 0)
-            execution.add(bind(self.page.get(variant), values), run.receive)
+            variant = (filters, walk, by_favorites, descending, after is not None, signed_in, offset > 0, cursors)
+            page = bind(self.page.get((*variant, with_count)), values)
+            if with_count:
+                execution.add(page, counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values)))
+                return
+            execution.add(page, run.receive)
             if self.counts and total[0] is None:
                 execution.add(bind(self.count.get(filters), values), counted)
 
@@ -231,7 +269,6 @@ class ArticleList(Root):
             execution.add(bind(self.matches.get(()), values), matched)
         else:
             schedule(False)
-        width = len(self.level.columns)  # then the page's pk and key
         cursor = cursor_of(kind, width + 1, width, not by_favorites, self.is_sqlite)
         has_previous = after is not None or offset > 0
         return lambda: self.level.shape(run.rows, first, has_previous, total[0], run.accessors(), cursor)
@@ -265,13 +302,15 @@ class UserList(Root):
         )
 
     def _page(self, variant: tuple[Any, ...]) -> sa.ClauseElement:
-        filters, after, signed_in = variant
+        filters, after, signed_in, cursors, counted = variant
         where = self._conditions(filters)
         if after:
             where.append(cursor_condition(user_table.c.created_at, user_table.c.id, True))
-        return keyed_page(self.level, user_table, user_table.c.created_at, where, True, self.is_sqlite, signed_in)
+        key = user_table.c.created_at
+        page = keyed_page(self.level, user_table, key, where, True, self.is_sqlite, signed_in, cursors=cursors)
+        return with_total(page, self._count(filters)) if counted else page
 
-    def _count(self, filters: tuple[bool, bool, bool | None]) -> sa.ClauseElement:
+    def _count(self, filters: tuple[bool, bool, bool | None]) -> sa.Select[Any]:
         return sa.select(sa.func.count()).select_from(user_table).where(*self._conditions(filters))
 
     def start(self, execution: Execution) -> Finish:
@@ -291,11 +330,17 @@ class UserList(Root):
             ckey, values["cpk"] = after
             values["ckey"] = execution.bind_time(ckey)
         run = LevelRun(execution, self.level)
-        execution.add(bind(self.page.get((filters, after is not None, True)), values), run.receive)
+        cursors = run.embedding(values)
+        with_count = self.counts and not self.is_sqlite  # the total read with the page (with_total)
+        page = bind(self.page.get((filters, after is not None, True, cursors, with_count)), values)
         total: list[Any] = [None]
-        if self.counts:
-            execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
-        width = len(self.level.columns)  # then the page's pk and key
+        width = self.level.width(self.is_sqlite)  # then the page's pk and key (and its total, with_total)
+        if with_count:
+            execution.add(page, counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values)))
+        else:
+            execution.add(page, run.receive)
+            if self.counts:
+                execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
         cursor = cursor_of(CursorKind.USERS, width + 1, width, True, self.is_sqlite)
         return lambda: self.level.shape(run.rows, first, after is not None, total[0], run.accessors(), cursor)
 
@@ -319,11 +364,11 @@ class Lookup(Root):
     def levels(self) -> list[Level]:
         return [self.level]
 
-    def _sql(self, variant: tuple[bool, bool]) -> sa.ClauseElement:
-        signed_in, many = variant
+    def _sql(self, variant: tuple[bool, bool, frozenset[str]]) -> sa.ClauseElement:
+        signed_in, many, cursors = variant
         column = self.level.alias.c[self.column]
         return (
-            sa.select(*self.level.select_list(self.is_sqlite, signed_in))
+            sa.select(*selected(self.level, self.is_sqlite, signed_in, cursors))
             .select_from(self.level.from_clause())
             .where(keys_in(column, self.is_sqlite) if many else column == parameter("key"))
         )
@@ -337,7 +382,8 @@ class Lookup(Root):
         else:
             values["key"] = keys[0]
         run = LevelRun(execution, self.level)
-        execution.add(bind(self.statement.get((execution.viewer_id is not None, many)), values), run.receive)
+        variant = (execution.viewer_id is not None, many, run.embedding(values))
+        execution.add(bind(self.statement.get(variant), values), run.receive)
         return run
 
     def start(self, execution: Execution) -> Finish:

@@ -2,8 +2,9 @@
 
 An ``Execution`` runs statements in batches through ``Database.fetch_raw``: first every root
 field's, then, as rows arrive, the statements of the connections below them (one per
-connection level, for all parents at once), until none is left. Shaping starts after the
-last batch, from the roots down, each level reading its children through accessors.
+connection level, for all parents at once), until none is left. On PostgreSQL the
+connections are read inside their parents' statements instead (``embedded``). Shaping starts
+after the last batch, from the roots down, each level reading its children through accessors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 from graphql import FieldNode, GraphQLError, GraphQLField, VariableNode, Visitor, visit
 from graphql.execution.values import VariableValues, get_argument_values
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from db.dialect import DriverDialect
 from db.models import utcnow
@@ -44,6 +45,7 @@ __all__ = [
     "first_of",
     "keys_in",
     "parameter",
+    "selected",
 ]
 
 EMPTY: list[Any] = []
@@ -180,10 +182,10 @@ def keys_value(keys: list[Any], is_sqlite: bool) -> Any:
 
 
 def cursor_condition(
-    key: sa.ColumnElement[Any] | None, pk: sa.ColumnElement[Any], descending: bool
+    key: sa.ColumnElement[Any] | None, pk: sa.ColumnElement[Any], descending: bool, prefix: str = ""
 ) -> sa.ColumnElement[bool]:
-    """Rows after the cursor ``(:ckey, :cpk)`` in the order ``(key, pk)``, descending or not."""
-    ckey, cpk = parameter("ckey"), parameter("cpk")
+    """Rows after the cursor ``(:ckey, :cpk)`` (names prefixed) in the order ``(key, pk)``, descending or not."""
+    ckey, cpk = parameter(f"{prefix}ckey"), parameter(f"{prefix}cpk")
     if key is None:
         after: sa.ColumnElement[bool] = pk < cpk if descending else pk > cpk
         return after
@@ -230,8 +232,62 @@ def page_keys(page: Page, table: Any) -> tuple[list[Any], list[Any]]:
     return columns, [column.desc() if page.descending else column.asc() for column in order]
 
 
+def selected(
+    level: Level, is_sqlite: bool, signed_in: bool, cursors: frozenset[str] = frozenset()
+) -> list[sa.ColumnElement[Any]]:
+    """``level``'s select list: its columns, then, where it embeds them (``Level.embeds``), its connections'.
+
+    Each connection below is one column ``e0``, ``e1``, ...: its page for the row's parent
+    (``embedded``). ``cursors``: the names (``Child.name``) of the connections given a cursor,
+    at any depth below (a statement's variant, ``LevelRun.embedding``).
+    """
+    columns = level.select_list(is_sqlite, signed_in)
+    if level.embeds(is_sqlite):
+        columns += [embedded(child, signed_in, cursors).label(f"e{i}") for i, child in enumerate(level.children)]
+    return columns
+
+
+def embedded(child: Child, signed_in: bool, cursors: frozenset[str]) -> sa.ColumnElement[Any]:
+    """On PostgreSQL, a connection's page for its parent row, as a correlated ``array_agg`` of its rows.
+
+    The rows are those ``child_statements`` reads for one parent (the columns, the
+    connections below embedded in turn, then ``pk``, ``key`` and ``parent``), each a record
+    asyncpg decodes into a tuple with the same codecs as a row; ``NULL`` for an empty page.
+    The parameters are prefixed with ``child.name``: ``limit`` (0 when the field's
+    arguments fail: nothing is read), and ``ckey``/``cpk`` for a cursor.
+    """
+    level, page, name = child.level, child.relation.page, child.name
+    table = page.table.alias(f"{name}_pg_t")
+    columns, ordering = page_keys(page, table)
+    key = table.c[page.key] if page.key is not None else None
+    where = [table.c[page.parent] == child.relation.parent_key(child.parent_alias)]
+    if name in cursors:
+        where.append(cursor_condition(key, table.c[page.pk], page.descending, f"{name}_"))
+    keys = (
+        sa.select(*columns)
+        .where(*where)
+        .order_by(*ordering)
+        .limit(parameter(f"{name}_limit"))
+        .correlate(child.parent_alias)  # a subquery in FROM: SQLAlchemy correlates it only when told
+        .subquery(f"{name}_pg")
+    )
+    source = keys.join(level.alias, level.alias.c.id == keys.c.pk)
+    rows = (
+        sa.select(*selected(level, False, signed_in, cursors), *[keys.c[c.name] for c in columns])
+        .select_from(level.from_clause(source))
+        .subquery(f"{name}_rows")
+    )
+    order = [rows.c.key, rows.c.pk] if key is not None else [rows.c.pk]
+    aggregate = sa.func.array_agg(
+        aggregate_order_by(sa.func.row(*rows.c), *[c.desc() if page.descending else c.asc() for c in order])
+    )
+    return sa.select(aggregate).select_from(rows).scalar_subquery()
+
+
 def child_statements(child: Child, is_sqlite: bool) -> Variants:
     """A connection level's statement, by variant ``(one parent, after a cursor, signed in)``.
+
+    On SQLite only: PostgreSQL reads the page inside the parent's statement (``embedded``).
 
     The page's keys first, in a subquery over ``page.table`` alone (the index walk and its
     ``LIMIT``, or for several parents a page per parent numbered by ``row_number()``, which
@@ -327,28 +383,63 @@ class Execution:
 
 
 class LevelRun:
-    """A level's rows in one execution, and the runs of the connections below it."""
+    """A level's rows in one execution, and the runs of the connections below it.
 
-    __slots__ = ("children", "execution", "level", "rows")
+    Where the level's statement embeds its connections (``Level.embeds``), their runs are
+    made with it (``embedded``): their arguments are that statement's values.
+    """
+
+    __slots__ = ("children", "embedded", "execution", "level", "rows")
 
     def __init__(self, execution: Execution, level: Level) -> None:
         self.execution = execution
         self.level = level
         self.rows: list[Any] = EMPTY
         self.children: list[ChildRun] = []
+        self.embedded: list[ChildRun] = (
+            [ChildRun(execution, child) for child in level.children] if level.embeds(execution.is_sqlite) else []
+        )
+
+    def embedding(self, values: dict[str, Any]) -> frozenset[str]:
+        """Add the embedded connections' values (at any depth) to ``values``; the names of those given a cursor.
+
+        The names are part of the statement's variant (``selected``).
+        """
+        cursors: list[str] = []
+        runs = list(self.embedded)
+        while runs:
+            run = runs.pop()
+            name = run.child.name
+            values[f"{name}_limit"] = 0 if run.error is not None else run.first + 1
+            if run.after is not None:
+                run.cursor_values(values, f"{name}_")
+                cursors.append(name)
+            runs.extend(run.embedded)
+        return frozenset(cursors)
 
     def receive(self, rows: list[Any]) -> None:
-        """Take this level's rows and schedule each child connection's statement for their keys."""
+        """Take this level's rows and schedule each child connection's statement for their keys.
+
+        An embedded connection takes its rows from the parents' rows instead: each parent's
+        page once (parents may repeat, as keys do), then its own connections' in turn.
+        """
         self.rows = rows
         execution = self.execution
-        for child in self.level.children:
-            run = ChildRun(execution, child)
+        width = len(self.level.columns)
+        for index, child in enumerate(self.level.children):
+            run = self.embedded[index] if self.embedded else ChildRun(execution, child)
             self.children.append(run)
             if run.error is not None:
                 if rows:  # the resolver runs (and fails) once per parent
                     if child.in_list:
                         raise NotPlanned("an argument error in a list")
                     execution.errors.append(run.error)
+                continue
+            if self.embedded:
+                pages: dict[Any, Any] = {}
+                for row in rows:
+                    pages.setdefault(row[child.parent_index], row[width + index])
+                run.receive([item for page in pages.values() if page for item in page])
                 continue
             keys = list(dict.fromkeys(row[child.parent_index] for row in rows))
             if keys:
@@ -392,11 +483,16 @@ class ChildRun(LevelRun):
         else:
             values["keys"] = keys_value(keys, execution.is_sqlite)
         if self.after is not None:
-            key, pk = self.after
-            values["ckey"] = execution.bind_time(key) if isinstance(key, dt.datetime) else key
-            values["cpk"] = pk
+            self.cursor_values(values)
         variant = (single, self.after is not None, execution.viewer_id is not None)
         return bind(statements.get(variant), values)
+
+    def cursor_values(self, values: dict[str, Any], prefix: str = "") -> None:
+        """The ``after`` cursor's ``ckey`` and ``cpk`` (``cursor_condition``), names prefixed with ``prefix``."""
+        if self.after is not None:
+            key, pk = self.after
+            values[f"{prefix}ckey"] = self.execution.bind_time(key) if isinstance(key, dt.datetime) else key
+            values[f"{prefix}cpk"] = pk
 
     def accessor(self) -> Callable[[Any, Any], Any]:
         if self.error is not None:
@@ -407,7 +503,7 @@ class ChildRun(LevelRun):
 
             return fail
         level, page = self.level, self.child.relation.page
-        width = len(level.columns)  # then the page's pk, key (if any) and parent
+        width = level.width(self.execution.is_sqlite)  # then the page's pk, key (if any) and parent
         parent = width + (2 if page.key is not None else 1)
         groups: dict[Any, list[Any]] = {}
         for row in self.rows:
