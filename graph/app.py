@@ -188,7 +188,7 @@ def create_app(
 
     routes: list[Any] = [
         # first: the router tries the routes in order on every request, and nearly all are these
-        Route("/graphql", http.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/graphql", http, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         WebSocketRoute("/graphql", websocket),
         # the references (graph/docs.py), in every mode, introspection or not; /api/docs before
         # anything else under /api, so it wins over the REST API's routes
