@@ -15,6 +15,7 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLField,
     GraphQLInterfaceType,
@@ -23,6 +24,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
     get_named_type,
     is_composite_type,
@@ -30,11 +32,41 @@ from graphql import (
 
 from graph.admission.limits import fragment_definitions
 
-__all__ = ["Selected", "selected_fields"]
+__all__ = ["Selected", "fragment_selection", "selected_fields"]
 
 Selected = tuple[FieldNode, GraphQLField | None, bool]
 """A field selection, its definition (``None`` for ``__typename``, ``__schema``, ``__type``) and
 whether it is a root field."""
+
+
+def fragment_selection(
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDefinitionNode],
+    selection: SelectionNode,
+    parent: GraphQLNamedType,
+    walked: set[Any],
+    key: Any = None,
+) -> tuple[GraphQLNamedType | None, SelectionSetNode] | None:
+    """The type and selections an inline fragment or fragment spread adds where it stands.
+
+    ``None`` for a field, an unknown fragment, or a spread whose ``key`` (default: its name; the
+    caller may add what tells its places apart) is in ``walked`` already, which it is added to:
+    what a fragment selects does not depend on where it is spread, so each is walked once per
+    place. The type is ``parent`` where an inline fragment has no type condition, ``None``
+    where the condition names no type.
+    """
+    if isinstance(selection, InlineFragmentNode):
+        condition, inner = selection.type_condition, selection.selection_set
+    elif isinstance(selection, FragmentSpreadNode):
+        fragment = fragments.get(selection.name.value)
+        key = selection.name.value if key is None else key
+        if fragment is None or key in walked:
+            return None
+        walked.add(key)
+        condition, inner = fragment.type_condition, fragment.selection_set
+    else:
+        return None
+    return (schema.get_type(condition.name.value) if condition is not None else parent), inner
 
 
 def selected_fields(
@@ -67,18 +99,11 @@ def selected_fields(
                 if is_composite_type(target) and (descend is None or descend(target)):
                     yield from walk(selection.selection_set, target, False)
                 continue
-            if isinstance(selection, InlineFragmentNode):
-                condition, inner = selection.type_condition, selection.selection_set
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = fragments.get(name)
-                if fragment is None or (name, is_root) in walked:
-                    continue
-                walked.add((name, is_root))
-                condition, inner = fragment.type_condition, fragment.selection_set
-            else:
+            key = (selection.name.value, is_root) if isinstance(selection, FragmentSpreadNode) else None
+            expanded = fragment_selection(schema, fragments, selection, parent, walked, key)
+            if expanded is None:
                 continue
-            target = schema.get_type(condition.name.value) if condition is not None else parent
+            target, inner = expanded
             if target is not None and is_composite_type(target) and (descend is None or descend(target)):
                 yield from walk(inner, target, is_root)
 

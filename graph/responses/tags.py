@@ -65,13 +65,11 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
-    FragmentSpreadNode,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
-    InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     get_named_type,
@@ -83,7 +81,7 @@ from graphql.execution.values import get_argument_values
 from db.response_store import FLUSH, kind_of
 from graph.admission.limits import fragment_definitions
 from graph.ids import from_global_id
-from graph.selections import selected_fields
+from graph.selections import fragment_selection, selected_fields
 
 ARTICLE = "Article"
 COMMENT = "Comment"
@@ -121,6 +119,8 @@ ROOT_LISTS: dict[str, str] = {"articles": ARTICLE_LISTS, "tags": TAG, "popularTa
 """Root fields answering lists that any write of their kind may change: field → tag."""
 LIST_USERS = ("author", "favoritedBy")
 """``articles`` arguments naming a user by username."""
+ARGUMENT_ROOTS = frozenset({*ROOT_NAMES, "node", "nodes", "articles"})
+"""Root fields whose arguments add tags: they name what they return, or users (``LIST_USERS``)."""
 
 ALL = frozenset(KINDS)
 NONE: frozenset[str] = frozenset()
@@ -230,27 +230,14 @@ class AnswerTags:
                         root.position = Position(_type_kinds(self.schema, target))
                     self._walk(selection.selection_set, target, root.position, set())
                 continue
-            inner = self._fragment(selection, walked)
+            inner = fragment_selection(self.schema, self.fragments, selection, parent, walked)
             if inner is not None:
                 self._roots(inner[1], parent, walked)
-
-    def _fragment(self, selection: Any, walked: set[str]) -> tuple[GraphQLNamedType | None, SelectionSetNode] | None:
-        if isinstance(selection, InlineFragmentNode):
-            condition = selection.type_condition
-            return (self.schema.get_type(condition.name.value) if condition else None), selection.selection_set
-        if isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = self.fragments.get(name)
-            if fragment is None or name in walked:  # spread again into the same position: nothing new
-                return None
-            walked.add(name)
-            return self.schema.get_type(fragment.type_condition.name.value), fragment.selection_set
-        return None
 
     def _walk(self, selection_set: SelectionSetNode, parent: GraphQLNamedType, at: Position, walked: set[str]) -> None:
         for selection in selection_set.selections:
             if not isinstance(selection, FieldNode):
-                inner = self._fragment(selection, walked)
+                inner = fragment_selection(self.schema, self.fragments, selection, parent, walked)
                 if inner is not None:
                     self._walk(inner[1], inner[0] or parent, at, walked)
                 continue
@@ -286,17 +273,10 @@ class AnswerTags:
             value = data.get(key)
             names: list[str | None] = [None]
             name = root.name
-            if name in ROOT_NAMES or name in ("node", "nodes") or name == "articles":
+            if name in ARGUMENT_ROOTS:
                 arguments = get_argument_values(root.definition, root.node, variables)
-                if name in ROOT_NAMES:
-                    kind, argument = ROOT_NAMES[name]
-                    names = [f"{kind}@{arguments[argument]}"]
-                elif name == "node":
-                    names = [_global_tag(arguments["id"])]
-                elif name == "nodes":
-                    names = [_global_tag(global_id) for global_id in arguments["ids"]]
-                else:
-                    tags.update(f"{USER}@{arguments[a]}" for a in LIST_USERS if arguments.get(a) is not None)
+                names = _named(name, arguments)
+                tags.update(f"{USER}@{arguments[a]}" for a in LIST_USERS if arguments.get(a) is not None)
             tags.update(named for named in names if named is not None)
             if name in ROOT_LISTS:
                 tags.add(ROOT_LISTS[name])
@@ -308,6 +288,18 @@ class AnswerTags:
             else:
                 _collect(root.position, value, tags, names[0])
         return frozenset(tags)
+
+
+def _named(name: str, arguments: dict[str, Any]) -> list[str | None]:
+    """The identities a root field's ``arguments`` give the objects it returns (``None``: not named)."""
+    if name in ROOT_NAMES:
+        kind, argument = ROOT_NAMES[name]
+        return [f"{kind}@{arguments[argument]}"]
+    if name == "node":
+        return [_global_tag(arguments["id"])]
+    if name == "nodes":
+        return [_global_tag(global_id) for global_id in arguments["ids"]]
+    return [None]
 
 
 def _global_tag(global_id: Any) -> str | None:
