@@ -48,6 +48,10 @@ PROFILE_PAGE = """query P1($n: Int!) {
   }
 }"""
 
+SEARCH_PAGE = """query S($n: Int!) {
+  articles(search: "post", first: $n) { totalCount edges { node { slug comments(first: $n) { nodes { body } } } } }
+}"""
+
 
 async def _statements(
     app: Any, gql: GQL, query: str, n: int, token: str | None, **variables: Any
@@ -86,6 +90,9 @@ async def test_statements_do_not_grow_with_the_page(app: Any, gql: GQL, alice: U
         # the benchmark's Q2 and P1 shapes
         (ARTICLE_PAGE, {"s": slugs[0]}, 2, 2) if is_sqlite else (ARTICLE_PAGE, {"s": slugs[0]}, 1, 1),
         (PROFILE_PAGE, {}, 2, 2) if is_sqlite else (PROFILE_PAGE, {}, 1, 1),
+        # SQLite: the index's count of matches, the page, its comments; PostgreSQL: the page with
+        # its comments, and the count on its own (roots.ArticleList: its plan as a subquery is slow)
+        (SEARCH_PAGE, {}, 3, 3) if is_sqlite else (SEARCH_PAGE, {}, 2, 2),
     ]
     for query, variables, count, anonymous_count in expected:
         small, small_data = await _statements(app, gql, query, 1, bob.token, **variables)

@@ -242,7 +242,10 @@ class ArticleList(Root):
         cursors = run.embedding(values)
         total: list[Any] = [None]
         width = self.level.width(self.is_sqlite)  # then the page's pk and key (and its total, with_total)
-        with_count = self.counts and not self.is_sqlite
+        # Not for a search: its count is the costly part, and alone it gets a plan (PostgreSQL's
+        # generic one, the GIN index) that as a subquery of the page it did not: a common word's
+        # page took 30 ms instead of 10 (bench/shapes.py, "search page")
+        with_count = self.counts and not self.is_sqlite and search != "terms"
 
         def counted(rows: list[Any]) -> None:
             total[0] = rows[0][0]
