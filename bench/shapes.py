@@ -2,9 +2,10 @@
 
     PYTHONPATH=. .venv/bin/python bench/shapes.py DB META
 
-DB and META as for bench/inprocess.py. Prints a table row per shape: ms per request with
-planned SQL, with graphql-core (CONDUIT_PLANNED_EXECUTION=false), the speed-up, and whether
-the two answers are the same bytes.
+DB and META as for bench/inprocess.py (DB: a SQLite file or a database URL, e.g. the cluster
+of bench/run_pg.sh). Prints a table row per shape: ms per request with planned SQL, with
+graphql-core (CONDUIT_PLANNED_EXECUTION=false), the speed-up, and whether the two answers are
+the same bytes.
 """
 
 import asyncio
@@ -59,7 +60,7 @@ async def main():
         create_app(
             Settings(
                 env="production",
-                database_url=f"sqlite:///{DB}",
+                database_url=DB if "://" in DB else f"sqlite:///{DB}",
                 jwt_secret="x" * 64,
                 rate_limit_points=10**9,
                 planned_execution=p,
