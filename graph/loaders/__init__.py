@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Row
 from strawberry.dataloader import DataLoader
 
@@ -101,31 +100,17 @@ def article_rows(is_sqlite: bool) -> sa.Select[Any]:
     return with_author_and_tags(sa.select(*ARTICLE_COLUMNS), is_sqlite)
 
 
-def tag_names(article: Any, is_sqlite: bool) -> sa.ScalarSelect[Any]:
+def tag_names(article: Any, is_sqlite: bool) -> sa.ColumnElement[Any]:
     """The tag names of ``article`` (the table or an alias) as a JSON array, in the author's order.
 
-    ``article_tag.position`` orders them, then the name. Read as JSON by SQLAlchemy (``sa.JSON``)
-    and as text by the drivers (planned SQL, ``graph/execution/planned/mapping.py``).
+    Its copy in ``article.tag_list``, written with the ``article_tag`` rows (``db/models.py``,
+    ``Article``); one column instead of a subquery and a sort per article. Read as JSON by
+    SQLAlchemy (``sa.JSON``) and as text by the drivers (planned SQL,
+    ``graph/execution/planned/mapping.py``). The same on both engines (``is_sqlite`` is unused).
     """
-    tags, links = t.alias("tn_t"), at.alias("tn_at")
-    if is_sqlite:
-        # SQLite 3.40 has no ORDER BY inside aggregates: aggregate an ordered subquery instead
-        ordered = (
-            sa.select(tags.c.name.label("name"))
-            .join_from(links, tags, tags.c.id == links.c.tag_id)
-            .where(links.c.article_id == article.c.id)
-            .order_by(links.c.position, tags.c.name)
-            .correlate(article)
-            .subquery()
-        )
-        return sa.select(sa.func.json_group_array(ordered.c.name, type_=sa.JSON)).scalar_subquery()
-    return (
-        sa.select(sa.func.json_agg(aggregate_order_by(tags.c.name, links.c.position, tags.c.name), type_=sa.JSON))
-        .join_from(links, tags, tags.c.id == links.c.tag_id)
-        .where(links.c.article_id == article.c.id)
-        .correlate(article)
-        .scalar_subquery()
-    )
+    del is_sqlite
+    column: sa.ColumnElement[Any] = article.c.tag_list
+    return column
 
 
 def with_author_and_tags(statement: sa.Select[Any], is_sqlite: bool) -> sa.Select[Any]:

@@ -1,7 +1,8 @@
-"""``tag.articles_count`` stays equal to a recount of ``article_tag`` through every write.
+"""``tag.articles_count`` and ``article.tag_list`` stay equal to a recount of ``article_tag`` through every write.
 
 Articles are created, retagged and deleted through the real ``/graphql`` endpoint; after each
-mutation every tag's stored count is compared with a recount of ``article_tag``, and ``tags`` /
+mutation every tag's stored count is compared with a recount of ``article_tag``, every article's
+stored tag list with its ``article_tag`` rows in position order, and ``tags`` /
 ``popularTags`` with the ordering the recount gives (most used first, ties by name, unused tags
 left out). ``popularTags`` reads the maintained count: its SQL never touches ``article_tag``.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from db.models import article_table
 from tests.conftest import GQL, User, Users, create_article, set_role, sql_of
 
 UPDATE = (
@@ -27,14 +29,34 @@ RECOUNT = sa.text(
     "FROM tag t ORDER BY t.name"
 )
 
+LINKS = sa.text(
+    "SELECT at.article_id, t.name FROM article_tag at JOIN tag t ON t.id = at.tag_id "
+    "ORDER BY at.article_id, at.position, t.name"
+)
+
 
 async def _stored_and_recounted(app: Any) -> list[tuple[str, int, int]]:
     async with app.state.conduit.db.engine.connect() as connection:
         return [(row.name, row.articles_count, row.recount) for row in await connection.execute(RECOUNT)]
 
 
+async def _stored_and_linked_tag_lists(app: Any) -> list[tuple[int, list[str], list[str]]]:
+    """Per article: its stored ``tag_list`` and its tag names from ``article_tag``, in position order."""
+    async with app.state.conduit.db.engine.connect() as connection:
+        stored = {row.id: row.tag_list for row in await connection.execute(sa.select(article_table))}
+        linked: dict[int, list[str]] = {article_id: [] for article_id in stored}
+        for row in await connection.execute(LINKS):
+            linked[row.article_id].append(row.name)
+    return [(article_id, stored[article_id], linked[article_id]) for article_id in sorted(stored)]
+
+
 async def _check(app: Any, gql: GQL) -> dict[str, int]:
-    """Every tag's count equals its recount, and the lists follow the recount; returns the recount."""
+    """Every tag's count equals its recount, every article's tag list its links, and the lists follow
+    the recount; returns the recount."""
+    lists = await _stored_and_linked_tag_lists(app)
+    assert [(article_id, stored) for article_id, stored, _ in lists] == [
+        (article_id, linked) for article_id, _, linked in lists
+    ]
     rows = await _stored_and_recounted(app)
     assert [(name, stored) for name, stored, _ in rows] == [(name, recount) for name, _, recount in rows]
     recount = {name: n for name, _, n in rows}
