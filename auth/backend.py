@@ -21,6 +21,8 @@ SCHEMES = ("bearer", "token")
 
 
 SUSPENDED = "account suspended"
+ROLES = {role.value: role for role in Role}
+"""``Role`` by stored value: a dict lookup, where calling the enum costs a few µs per signed-in request."""
 """The message of every refusal of a suspended user (tokens, WebSocket, login, refresh)."""
 
 
@@ -96,7 +98,7 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
     if suspended:
         audit("token_rejected", reason="suspended", user_id=user_id)
         raise AuthenticationFailed(SUSPENDED)
-    return Viewer(id=pk, username=username, role=Role(role))
+    return Viewer(id=pk, username=username, role=ROLES[role])
 
 
 @functools.cache

@@ -34,6 +34,7 @@ every client and scraper speaks it, and brotli would add a C extension to both l
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 
@@ -114,6 +115,16 @@ def compressible(content_type: str) -> bool:
     """Whether a ``Content-Type`` value names a text-like media type (``COMPRESSIBLE``, ``text/*``, ``+json``)."""
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type in COMPRESSIBLE or media_type.startswith("text/") or media_type.endswith("+json")
+
+
+@functools.lru_cache(maxsize=256)
+def _eligible_type(content_type: bytes, cache_control: bytes) -> bool:
+    """Whether a response with these raw header values may be compressed: a text-like type, no
+    ``no-transform``. Remembered: responses repeat a handful of pairs, chosen by this server."""
+    if not compressible(content_type.decode("latin-1")):
+        return False
+    directives = {part.strip().lower() for part in cache_control.decode("latin-1").split(",")}
+    return NO_TRANSFORM not in directives
 
 
 def _add_vary(raw: list[tuple[bytes, bytes]]) -> None:
@@ -223,10 +234,7 @@ class _Responder:
                 content_type = value
             elif name == b"cache-control":
                 cache_control = value
-        if not compressible(content_type.decode("latin-1")):
-            return False
-        directives = {part.strip().lower() for part in cache_control.decode("latin-1").split(",")}
-        return NO_TRANSFORM not in directives
+        return _eligible_type(content_type, cache_control)
 
     async def _compress(self, body: bytes, more_body: bool) -> bytes:
         if len(body) >= THREAD_MINIMUM_SIZE:

@@ -71,6 +71,7 @@ class SecurityHeadersMiddleware:
         encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         self._cacheable = tuple(encoded)
         self._not_cacheable = (*encoded, (b"cache-control", b"no-store"))
+        self._names = frozenset(name for name, _value in self._not_cacheable)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,7 +84,10 @@ class SecurityHeadersMiddleware:
                 # each default only where the response has not set that header itself
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _value in headers}
-                headers.extend(header for header in defaults if header[0] not in present)
+                if present.isdisjoint(self._names):  # the common case: no default is overridden
+                    headers.extend(defaults)
+                else:
+                    headers.extend(header for header in defaults if header[0] not in present)
                 message["headers"] = headers
             await send(message)
 

@@ -45,6 +45,8 @@ RESET = "X-RateLimit-Reset"
 RESOURCE_HEADER = "X-RateLimit-Resource"
 RETRY_AFTER = "Retry-After"
 
+_RAW_NAMES = {name: name.lower().encode() for name in (LIMIT, REMAINING, USED, RESET, RESOURCE_HEADER)}
+
 EXPOSED_HEADERS = (LIMIT, REMAINING, USED, RESET, RESOURCE_HEADER, RETRY_AFTER)
 """The headers above, for ``Access-Control-Expose-Headers``: none is CORS-safelisted (Fetch standard),
 so a browser's script could not read them otherwise."""
@@ -72,8 +74,7 @@ def append_rate_limit_headers(response: Response, status: RateLimitStatus | None
     """Add ``rate_limit_headers`` to ``response``: appended to its raw list, as no response sets them
     otherwise and ``MutableHeaders`` costs per header."""
     response.raw_headers += [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in rate_limit_headers(status, budget).items()
+        (_RAW_NAMES[name], value.encode()) for name, value in rate_limit_headers(status, budget).items()
     ]
 
 
