@@ -90,7 +90,7 @@ class Follow(SQLModel, table=True):
 class Article(SQLModel, table=True):
     """An article; ``favorites_count`` is kept in step with ``favorite`` in the same transaction.
 
-    ``tag_list`` is a copy of its tag names in the author's order (a JSON array), written with its
+    ``tag_names`` is a copy of its tag names in the author's order (a JSON array), written with its
     ``article_tag`` rows in the same transaction (``set_tags`` in ``graph/mutations/articles.py``;
     the seed sets it): every page of articles shows it, and reading ``article_tag`` for it cost a
     subquery and a sort per article. ``article_tag`` stays the source for filtering by tag.
@@ -112,7 +112,7 @@ class Article(SQLModel, table=True):
     favorites_count: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
     created_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
     updated_at: dt.datetime = Field(default_factory=utcnow, nullable=False)
-    tag_list: list[str] = Field(
+    tag_names: list[str] = Field(
         default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False, server_default="[]")
     )
 

@@ -281,7 +281,7 @@ async def seed(db: Database, plan: SeedPlan, password_hash: str) -> dict[str, in
             if tag_id not in chosen:
                 chosen.append(tag_id)
         links.extend({"article_id": i, "tag_id": t, "position": p} for p, t in enumerate(chosen))
-        articles[-1]["tag_list"] = [tags[t - 1]["name"] for t in chosen]  # as set_tags writes it
+        articles[-1]["tag_names"] = [tags[t - 1]["name"] for t in chosen]  # as set_tags writes it
     for link in links:  # tag.articles_count is kept in step with article_tag (db/models.py, Tag)
         tags[link["tag_id"] - 1]["articles_count"] += 1
     favorites: dict[tuple[int, int], dt.datetime] = {}

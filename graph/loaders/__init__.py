@@ -103,13 +103,13 @@ def article_rows(is_sqlite: bool) -> sa.Select[Any]:
 def tag_names(article: Any, is_sqlite: bool) -> sa.ColumnElement[Any]:
     """The tag names of ``article`` (the table or an alias) as a JSON array, in the author's order.
 
-    Its copy in ``article.tag_list``, written with the ``article_tag`` rows (``db/models.py``,
+    Its copy in ``article.tag_names``, written with the ``article_tag`` rows (``db/models.py``,
     ``Article``); one column instead of a subquery and a sort per article. Read as JSON by
     SQLAlchemy (``sa.JSON``) and as text by the drivers (planned SQL,
     ``graph/execution/planned/mapping.py``). The same on both engines (``is_sqlite`` is unused).
     """
     del is_sqlite
-    column: sa.ColumnElement[Any] = article.c.tag_list
+    column: sa.ColumnElement[Any] = article.c.tag_names
     return column
 
 

@@ -101,7 +101,7 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
 
     Every tag's ``articles_count`` follows in the same transaction: one more for each tag the
     article gains, one fewer for each it loses (``[]`` unlinks them all, as ``deleteArticle`` does);
-    so does the article's copy of its tag names, ``article.tag_list`` (``db/models.py``, ``Article``).
+    so does the article's copy of its tag names, ``article.tag_names`` (``db/models.py``, ``Article``).
     """
     unlinked = await session.execute(sa.delete(at).where(at.c.article_id == article_id).returning(at.c.tag_id))
     removed = set(unlinked.scalars())
@@ -116,7 +116,7 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
             [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
         )
         added = set(ids.values())
-    await session.execute(sa.update(a).where(a.c.id == article_id).values(tag_list=tags))
+    await session.execute(sa.update(a).where(a.c.id == article_id).values(tag_names=tags))
     await _count_links(session, gained=added - removed, lost=removed - added)
 
 

@@ -1,4 +1,4 @@
-"""``tag.articles_count`` and ``article.tag_list`` stay equal to a recount of ``article_tag`` through every write.
+"""``tag.articles_count`` and ``article.tag_names`` stay equal to a recount of ``article_tag`` through every write.
 
 Articles are created, retagged and deleted through the real ``/graphql`` endpoint; after each
 mutation every tag's stored count is compared with a recount of ``article_tag``, every article's
@@ -41,9 +41,9 @@ async def _stored_and_recounted(app: Any) -> list[tuple[str, int, int]]:
 
 
 async def _stored_and_linked_tag_lists(app: Any) -> list[tuple[int, list[str], list[str]]]:
-    """Per article: its stored ``tag_list`` and its tag names from ``article_tag``, in position order."""
+    """Per article: its stored ``tag_names`` and its tag names from ``article_tag``, in position order."""
     async with app.state.conduit.db.engine.connect() as connection:
-        stored = {row.id: row.tag_list for row in await connection.execute(sa.select(article_table))}
+        stored = {row.id: row.tag_names for row in await connection.execute(sa.select(article_table))}
         linked: dict[int, list[str]] = {article_id: [] for article_id in stored}
         for row in await connection.execute(LINKS):
             linked[row.article_id].append(row.name)
