@@ -21,9 +21,9 @@ SCHEMES = ("bearer", "token")
 
 
 SUSPENDED = "account suspended"
+"""The message of every refusal of a suspended user (tokens, WebSocket, login, refresh)."""
 ROLES = {role.value: role for role in Role}
 """``Role`` by stored value: a dict lookup, where calling the enum costs a few µs per signed-in request."""
-"""The message of every refusal of a suspended user (tokens, WebSocket, login, refresh)."""
 
 
 class AuthenticationFailed(Exception):

@@ -53,8 +53,9 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         record = RequestRecord(request_id=incoming_request_id(scope["headers"]) or new_request_id())
-        # the server's scope is this request's own; its state, a copy of the lifespan's, may be shared
-        scope["state"] = {**scope.get("state", {}), "request_id": record.request_id}
+        # a copy: the router rewrites the scope it is given (a Mount's root_path), and _observe
+        # labels the route from this one after the app has run
+        scope = {**scope, "state": {**scope.get("state", {}), "request_id": record.request_id}}
         token = _current.set(record)
         try:
             if self.tracer is not None:
