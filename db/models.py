@@ -91,9 +91,10 @@ class Article(SQLModel, table=True):
     """An article; ``favorites_count`` is kept in step with ``favorite`` in the same transaction.
 
     ``tag_names`` is a copy of its tag names in the author's order (a JSON array), written with its
-    ``article_tag`` rows in the same transaction (``set_tags`` in ``graph/mutations/articles.py``;
-    the seed sets it): every page of articles shows it, and reading ``article_tag`` for it cost a
-    subquery and a sort per article. ``article_tag`` stays the source for filtering by tag.
+    ``article_tag`` rows in the same transaction (by ``createArticle`` and ``updateArticle`` beside
+    ``set_tags`` in ``graph/mutations/articles.py``; the seed sets it): every page of articles shows
+    it, and reading ``article_tag`` for it cost a subquery and a sort per article. ``article_tag``
+    stays the source for filtering by tag.
     """
 
     __tablename__ = "article"

@@ -100,8 +100,9 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
     """Replace the article's tags with ``tags``, in that order, creating missing tag rows.
 
     Every tag's ``articles_count`` follows in the same transaction: one more for each tag the
-    article gains, one fewer for each it loses (``[]`` unlinks them all, as ``deleteArticle`` does);
-    so does the article's copy of its tag names, ``article.tag_names`` (``db/models.py``, ``Article``).
+    article gains, one fewer for each it loses (``[]`` unlinks them all, as ``deleteArticle`` does).
+    The caller writes the same list to the article's copy, ``article.tag_names`` (``db/models.py``,
+    ``Article``), in the ``INSERT`` or ``UPDATE`` it makes of the article anyway: one statement, not two.
     """
     unlinked = await session.execute(sa.delete(at).where(at.c.article_id == article_id).returning(at.c.tag_id))
     removed = set(unlinked.scalars())
@@ -116,7 +117,6 @@ async def set_tags(session: AsyncSession, article_id: int, tags: list[str]) -> N
             [{"article_id": article_id, "tag_id": ids[tag], "position": i} for i, tag in enumerate(tags)],
         )
         added = set(ids.values())
-    await session.execute(sa.update(a).where(a.c.id == article_id).values(tag_names=tags))
     await _count_links(session, gained=added - removed, lost=removed - added)
 
 
@@ -195,6 +195,7 @@ class ArticleMutations:
                         favorites_count=0,
                         created_at=now,
                         updated_at=now,
+                        tag_names=tags,  # with its links (set_tags)
                     )
                     .returning(*ARTICLE_COLUMNS)
                 )
@@ -240,6 +241,8 @@ class ArticleMutations:
             old_slug = row.slug
             if "title" in values and slugify(values["title"]) != slugify(row.title):
                 values["slug"] = await unique_slug(session, values["title"])
+            if tags is not None:
+                values["tag_names"] = tags  # with its links (set_tags, below)
             row = (
                 await session.execute(
                     sa.update(a)
