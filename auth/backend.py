@@ -74,6 +74,16 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
     suspended user's token (message ``SUSPENDED``). Each refusal is audited as
     ``token_rejected`` with its reason (never the token).
     """
+    user_id = token_user_id(header, tokens)
+    return None if user_id is None else await confirm_viewer(user_id, db)
+
+
+def token_user_id(header: str | None, tokens: TokenService) -> int | None:
+    """The user id an ``Authorization`` header's access token names, ``None`` without a header.
+
+    Raises ``AuthenticationFailed`` (audited) for a malformed header or an invalid token; the
+    user's row is not read (``confirm_viewer``).
+    """
     try:
         token = token_from_header(header)
     except AuthenticationFailed:
@@ -82,12 +92,19 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
     if token is None:
         return None
     try:
-        user_id = tokens.decode_access_token(token)
+        return tokens.decode_access_token(token)
     except InvalidToken as error:
         audit("token_rejected", reason=error.reason, kid=error.kid)
         raise AuthenticationFailed("the access token is invalid or expired") from error
-    # driver SQL: one short read on every signed-in request; the role and the suspension come
-    # with it, so both take effect at once without a statement of their own
+
+
+async def confirm_viewer(user_id: int, db: Database) -> Viewer:
+    """The viewer of a valid token of ``user_id``, as its row says now.
+
+    Raises ``AuthenticationFailed`` (audited) when the user no longer exists or is suspended.
+    """
+    # driver SQL: one short read; the role and the suspension come with it, so both take
+    # effect at once without a statement of their own
     values = {"id": user_id, "now": DriverDialect(db.is_sqlite).bind_time(utcnow())}
     (rows,) = await db.fetch_raw([bind(_viewer_by_id(db.is_sqlite), values)])
     if not rows:
@@ -99,6 +116,63 @@ async def authenticate(header: str | None, tokens: TokenService, db: Database) -
         audit("token_rejected", reason="suspended", user_id=user_id)
         raise AuthenticationFailed(SUSPENDED)
     return Viewer(id=pk, username=username, role=ROLES[role])
+
+
+class KnownViewers:
+    """The viewer each token's user id was last confirmed as, for up to ``size`` users (oldest forgotten first).
+
+    A guess, never an answer: a request signed in as a known user runs as this viewer and the
+    guess is checked against the user's row in the same statement as its first read
+    (``graph/execution/planned``, ``viewer_check``), or by ``authenticate`` before anything
+    else. A wrong guess (a new role or username, a suspension, a deleted user) costs that
+    request the ordinary check and, for a new role, a second run; it is never answered.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._viewers: dict[int, Viewer] = {}
+
+    def get(self, user_id: int) -> Viewer | None:
+        """The viewer ``user_id`` was last confirmed as, or ``None``."""
+        return self._viewers.get(user_id)
+
+    def remember(self, viewer: Viewer) -> None:
+        """Keep ``viewer`` as confirmed now."""
+        viewers = self._viewers
+        viewers.pop(viewer.id, None)
+        if len(viewers) >= self.size:
+            del viewers[next(iter(viewers))]  # the oldest confirmation (dicts keep insertion order)
+        viewers[viewer.id] = viewer
+
+    def forget(self, user_id: int) -> None:
+        """Drop ``user_id``'s viewer (its token was refused)."""
+        self._viewers.pop(user_id, None)
+
+
+async def authenticate_deferred(
+    header: str | None, tokens: TokenService, db: Database, known: KnownViewers
+) -> tuple[Viewer | None, bool]:
+    """The viewer an ``Authorization`` header names, and whether it is still to be confirmed.
+
+    The header and the token are checked now, as by ``authenticate``, with its errors. A
+    token of a user in ``known`` then costs no statement: its viewer comes back unconfirmed
+    (``True``), and must be checked against the user's row (``confirm_viewer``, or the
+    planned query's ``viewer_check``) before the request's answer is sent (``KnownViewers``).
+    Any other user's row is read now; the viewer it gives is remembered in ``known``.
+    """
+    user_id = token_user_id(header, tokens)
+    if user_id is None:
+        return None, False
+    viewer = known.get(user_id)
+    if viewer is not None:
+        return viewer, True
+    try:
+        viewer = await confirm_viewer(user_id, db)
+    except AuthenticationFailed:
+        known.forget(user_id)
+        raise
+    known.remember(viewer)
+    return viewer, False
 
 
 @functools.cache

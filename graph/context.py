@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from auth import ratelimit
-from auth.backend import Viewer
+from auth.backend import AuthenticationFailed, KnownViewers, Viewer, confirm_viewer
 from auth.tokens import TokenService
 from db.broker import Broker, Event
 from db.budget import Budget
@@ -89,6 +89,9 @@ class AppState:
     budget: Budget | None = None
     # sends the mail_outbox's mails (auth/mail.py); woken after a commit that queued mail
     mail: MailWorker | None = None
+    # the viewer each signed-in user was last confirmed as: a request's guess, checked before it
+    # is answered (auth/backend.py, authenticate_deferred)
+    viewers: KnownViewers = field(default_factory=KnownViewers)
 
 
 @dataclass
@@ -103,6 +106,9 @@ class Context:
     app: AppState
     request: Request | WebSocket | None = None
     viewer: Viewer | None = None
+    # ``viewer`` is a guess (``KnownViewers``) still to be checked against the user's row, by
+    # ``confirm_viewer`` or by a planned query's first statement, before anything is answered
+    viewer_unconfirmed: bool = False
     request_id: str = field(default_factory=new_request_id)
     connection_params: Any = None
     # the current operation's charge to the cost budget (graph/admission/budget.py), read by the rateLimit field
@@ -121,6 +127,32 @@ class Context:
     def viewer_id(self) -> int | None:
         """The viewer's user id, ``None`` for anonymous requests."""
         return self.viewer.id if self.viewer is not None else None
+
+    async def confirm_viewer(self) -> bool:
+        """Check an unconfirmed ``viewer`` against its user's row now; whether the viewer changed.
+
+        No statement (``False``) when the viewer is confirmed already, or anonymous. A changed
+        viewer (a new role or username) replaces ``viewer``, and cached loads are dropped.
+        Raises ``AuthenticationFailed`` (``viewer`` then ``None``) when the user no longer exists
+        or is suspended (``auth.backend.confirm_viewer``).
+        """
+        viewer = self.viewer
+        if not self.viewer_unconfirmed or viewer is None:
+            return False
+        self.viewer_unconfirmed = False
+        known = self.app.viewers
+        try:
+            current = await confirm_viewer(viewer.id, self.app.db)
+        except AuthenticationFailed:
+            known.forget(viewer.id)
+            self.viewer = None
+            raise
+        known.remember(current)
+        if current == viewer:
+            return False
+        self.viewer = current
+        self.refresh()
+        return True
 
     @property
     def session(self) -> AsyncSession:
@@ -144,6 +176,8 @@ class Context:
         would read it (``user.email`` included).
         """
         self.viewer = Viewer(id=user.id, username=user.username, role=Role(user.role))
+        self.viewer_unconfirmed = False
+        self.app.viewers.remember(self.viewer)  # the new token's first request needs no read of its own
         self.refresh()
 
     def refresh(self) -> None:

@@ -30,6 +30,7 @@ from graphql import subscribe as graphql_subscribe
 from opentelemetry.trace import Span, Tracer
 from strawberry.execution import optimized_is_awaitable
 
+from auth.backend import AuthenticationFailed
 from graph.admission.document import cacheable, document_bytes
 from graph.admission.pipeline import Operation
 from graph.caches import BoundedCache
@@ -143,6 +144,7 @@ class OperationExecutor:
                 if span is not None:
                     span.set_attribute(EXECUTION_PATH, PLANNED)
                 return result
+        await operation.context.confirm_viewer()  # resolvers read the viewer's role as its row says
         if span is not None:
             span.set_attribute(EXECUTION_PATH, ORDINARY)
         self.paths.answer(ORDINARY)
@@ -229,6 +231,8 @@ class OperationExecutor:
             return None
         except WriteCommitted as committed:
             return self._committed(committed)
+        except AuthenticationFailed:
+            raise  # the viewer's token is refused: the transport answers 401
         except Exception as error:
             # A defect or a database error: nothing was written (a write's failure after its
             # commit is WriteCommitted), so graphql-core answers, as it would have.

@@ -30,7 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from auth.backend import AuthenticationFailed, authenticate
+from auth.backend import AuthenticationFailed, authenticate_deferred
 from db.engine import is_database_unavailable
 from graph import observability
 from graph.admission.pipeline import Operation, Refused
@@ -40,7 +40,7 @@ from graph.errors import DATABASE_UNAVAILABLE_MESSAGE, INTERNAL_MESSAGE
 from graph.execution.pipeline import RequestPipeline
 from graph.transport.compression import accepted_encoding
 from graph.transport.headers import PLAYGROUND_CSP
-from graph.transport.persisted import PersistedQueries, PersistedQueryError
+from graph.transport.persisted import Document, PersistedQueries, PersistedQueryError
 from graph.transport.ratelimit import RETRY_AFTER, append_rate_limit_headers, retry_after
 from graph.transport.secrets import SecretSelections
 
@@ -311,10 +311,25 @@ class GraphQLHTTPHandler:
         # Before anything else: the pipeline must see the full text, already allowed.
         document = self.persisted.resolve(params.query, params.document_id, params.extensions)
         try:
-            context.viewer = await authenticate(request.headers.get("authorization"), self.state.tokens, self.state.db)
+            return await self._authenticated(request, context, media_type, params, document)
         except AuthenticationFailed as error:
             body = error_body(str(error), "UNAUTHENTICATED")
             return self.respond(body, 401, media_type, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+    async def _authenticated(
+        self, request: Request, context: Context, media_type: str, params: GraphQLParams, document: Document
+    ) -> Response:
+        """``_handle`` once the request's credentials are read: raises ``AuthenticationFailed`` for a refused viewer.
+
+        A known user's viewer is a guess until confirmed (``auth.backend.authenticate_deferred``):
+        a planned query confirms it with its first statement, every other answer (a kept one,
+        a refusal, the ordinary executor's, a mutation) with ``Context.confirm_viewer`` first.
+        """
+        state = self.state
+        header = request.headers.get("authorization")
+        context.viewer, context.viewer_unconfirmed = await authenticate_deferred(
+            header, state.tokens, state.db, state.viewers
+        )
         lookup: Lookup | None = None
         if self.responses is not None:
             lookup = await self.responses.lookup(
@@ -322,6 +337,7 @@ class GraphQLHTTPHandler:
             )
             if lookup is not None and lookup.entry is not None:
                 if context.viewer is None or not lookup.entry.policy.private:
+                    await context.confirm_viewer()
                     self.persisted.remember(document)
                     return self._cached_response(lookup.entry, media_type, request)
                 lookup = None  # an anonymous answer: not for a viewer, whose answer is not kept either
@@ -337,6 +353,7 @@ class GraphQLHTTPHandler:
         try:
             result = await self.pipeline.run(operation)
         except Refused as refusal:
+            await context.confirm_viewer()  # a refused token's 401 comes first
             status = refusal.status or (400 if media_type == GRAPHQL_RESPONSE else 200)
             body = {"errors": [error.formatted for error in refusal.errors]}
             return self.respond(body, status, media_type, refusal.headers or None)

@@ -39,7 +39,19 @@ from db.users import suspended
 from graph.ids import CursorKind
 from graph.loaders import tag_names
 
-__all__ = ["ADMIN", "MAPPING", "NOW", "STAFF", "UNMAPPED", "VIEWER", "ObjectMapping", "ToMany", "ToOne", "Value"]
+__all__ = [
+    "ADMIN",
+    "MAPPING",
+    "NOW",
+    "STAFF",
+    "UNMAPPED",
+    "VIEWER",
+    "ObjectMapping",
+    "ToMany",
+    "ToOne",
+    "Value",
+    "viewer_check",
+]
 
 Alias = Any
 """A table alias (``sa.Table.alias``): ``alias.c.<column>``."""
@@ -52,6 +64,23 @@ STAFF = sa.bindparam("staff", type_=sa.Boolean)
 """Whether the viewer is a moderator or an admin (``graph.permissions.STAFF_ROLES``)."""
 NOW = sa.bindparam("now", type_=sa.DateTime(timezone=True))
 """The request's time, as stored timestamps compare with it (``DriverDialect.bind_time``)."""
+VIEWER_ROLE = sa.bindparam("viewer_role", type_=sa.String)
+VIEWER_NAME = sa.bindparam("viewer_name", type_=sa.String)
+"""The role and username the request assumed for ``:viewer`` (``auth.backend.KnownViewers``)."""
+
+
+def viewer_check() -> sa.Label[Any]:
+    """Whether ``:viewer`` is still the viewer the request assumed, read with the statement it is added to.
+
+    A column, labelled ``viewer_check``, the same on every row: true (1 on SQLite) when the
+    user's row has the role ``:viewer_role`` and the username ``:viewer_name`` and is not
+    suspended at ``:now`` (``db.users.viewer_by_id`` asks the same of it), false (0) when one of
+    them differs, null when the user no longer exists. An uncorrelated scalar subquery: both
+    engines evaluate it once per statement.
+    """
+    u = user_table.alias("vc")
+    current = sa.and_(u.c.role == VIEWER_ROLE, u.c.username == VIEWER_NAME, sa.not_(suspended(u, NOW)))
+    return sa.select(current).where(u.c.id == VIEWER).scalar_subquery().label("viewer_check")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class OperationSql:
         after its commit.
         """
         if self.write is not None:
+            await context.confirm_viewer()  # nothing is written for a viewer not confirmed
             return await self._write(self.write, context, variables), []
         viewer = context.viewer
         execution = Execution(
@@ -100,6 +101,7 @@ class OperationSql:
             viewer is not None and viewer.role is Role.ADMIN,
             context,
             staff=viewer is not None and viewer.role in STAFF_ROLES,
+            check=viewer if context.viewer_unconfirmed else None,
         )
         finishers: list[tuple[str, Root | None, Any]] = []
         errors: list[FieldError] = []
@@ -119,8 +121,12 @@ class OperationSql:
             # Root fields' resolvers start in document order and refuse their arguments before
             # their first await: the first refusal of a non-null root field nulls ``data`` and
             # ends the operation, before any other field's error (seen in graphql-core 3.3).
+            if not await _viewer_stands(context, execution):
+                return await self.execute(context, variables)
             return None, [_located(errors[0])]
         await execution.run()
+        if not await _viewer_stands(context, execution):
+            return await self.execute(context, variables)  # again, as the viewer it is now
         errors = execution.errors
         if len(errors) > 1:
             raise NotPlanned("several errors")
@@ -158,6 +164,23 @@ class OperationSql:
         except Exception as error:
             raise WriteCommitted("a committed mutation failed afterwards", root.node) from error
         return {key: value if r is not None else self.root_type for key, r in self.roots}
+
+
+async def _viewer_stands(context: Context, execution: Execution) -> bool:
+    """Whether ``execution``'s answer stands for the viewer it ran as; false when that viewer changed.
+
+    An unconfirmed viewer (``Context.viewer_unconfirmed``) was checked by the run's first
+    statement (``Execution.confirmed``); when that statement could not say (it had no row, or
+    no statement carried the check) or said no, the viewer is checked now, on its own
+    (``Context.confirm_viewer``, which raises ``AuthenticationFailed`` for a user gone or
+    suspended).
+    """
+    if execution.check is None:
+        return True
+    if execution.confirmed:
+        context.viewer_unconfirmed = False
+        return True
+    return not await context.confirm_viewer()
 
 
 def _located(error: FieldError) -> GraphQLError:

@@ -23,7 +23,7 @@ from db.models import article_table, user_table
 from db.users import user_filters, user_search_pattern
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
-from graph.execution.planned.mapping import NOW, VIEWER
+from graph.execution.planned.mapping import NOW, VIEWER, viewer_check
 from graph.execution.planned.planner import Level
 from graph.execution.planned.runs import (
     EMPTY,
@@ -126,6 +126,11 @@ def with_total(statement: sa.Select[Any], count: sa.Select[Any]) -> sa.Select[An
     return statement.add_columns(count.correlate(None).scalar_subquery().label("total"))
 
 
+def with_check(statement: sa.Select[Any], checked: bool) -> sa.Select[Any]:
+    """``statement``, with ``viewer_check`` as its last column when ``checked`` (``Execution.claim_check``)."""
+    return statement.add_columns(viewer_check()) if checked else statement
+
+
 def counted_page(
     run: LevelRun, total: list[Any], index: int, count: Callable[[], tuple[str, list[Any]]]
 ) -> Callable[[list[Any]], None]:
@@ -199,14 +204,14 @@ class ArticleList(Root):
         # The page's keys over ``article`` (the filters' table) first, then its articles by id
         # with their columns: correlated columns (tags, flags) cost a page, not every match a
         # sort must see (runs.child_statements does the same below).
-        filters, walk, by_favorites, descending, after, signed_in, offset, cursors, counted = variant
+        filters, walk, by_favorites, descending, after, signed_in, offset, cursors, counted, checked = variant
         key = article_table.c.favorites_count if by_favorites else article_table.c.created_at
         where = self._conditions(filters, walk)
         if after:
             where.append(cursor_condition(key, article_table.c.id, descending))
         level = self.level
         page = keyed_page(level, article_table, key, where, descending, self.is_sqlite, signed_in, offset, cursors)
-        return with_total(page, self._count(filters)) if counted else page
+        return with_check(with_total(page, self._count(filters)) if counted else page, checked)
 
     def _count(self, filters: tuple[Any, ...]) -> sa.Select[Any]:
         tag, author, favorited_by, search = filters
@@ -252,11 +257,13 @@ class ArticleList(Root):
 
         def schedule(walk: bool) -> None:
             variant = (filters, walk, by_favorites, descending, after is not None, signed_in, offset > 0, cursors)
-            page = bind(self.page.get((*variant, with_count)), values)
+            checked = execution.claim_check()
+            page = bind(self.page.get((*variant, with_count, checked)), values)
             if with_count:
-                execution.add(page, counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values)))
+                receive = counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values))
+                execution.add(page, execution.checked(receive) if checked else receive)
                 return
-            execution.add(page, run.receive)
+            execution.add(page, execution.checked(run.receive) if checked else run.receive)
             if self.counts and total[0] is None:
                 execution.add(bind(self.count.get(filters), values), counted)
 
@@ -305,13 +312,13 @@ class UserList(Root):
         )
 
     def _page(self, variant: tuple[Any, ...]) -> sa.ClauseElement:
-        filters, after, signed_in, cursors, counted = variant
+        filters, after, signed_in, cursors, counted, checked = variant
         where = self._conditions(filters)
         if after:
             where.append(cursor_condition(user_table.c.created_at, user_table.c.id, True))
         key = user_table.c.created_at
         page = keyed_page(self.level, user_table, key, where, True, self.is_sqlite, signed_in, cursors=cursors)
-        return with_total(page, self._count(filters)) if counted else page
+        return with_check(with_total(page, self._count(filters)) if counted else page, checked)
 
     def _count(self, filters: tuple[bool, bool, bool | None]) -> sa.Select[Any]:
         return sa.select(sa.func.count()).select_from(user_table).where(*self._conditions(filters))
@@ -335,13 +342,15 @@ class UserList(Root):
         run = LevelRun(execution, self.level)
         cursors = run.embedding(values)
         with_count = self.counts and not self.is_sqlite  # the total read with the page (with_total)
-        page = bind(self.page.get((filters, after is not None, True, cursors, with_count)), values)
+        checked = execution.claim_check()
+        page = bind(self.page.get((filters, after is not None, True, cursors, with_count, checked)), values)
         total: list[Any] = [None]
         width = self.level.width(self.is_sqlite)  # then the page's pk and key (and its total, with_total)
         if with_count:
-            execution.add(page, counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values)))
+            receive = counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values))
+            execution.add(page, execution.checked(receive) if checked else receive)
         else:
-            execution.add(page, run.receive)
+            execution.add(page, execution.checked(run.receive) if checked else run.receive)
             if self.counts:
                 execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
         cursor = cursor_of(CursorKind.USERS, width + 1, width, True, self.is_sqlite)
@@ -367,14 +376,15 @@ class Lookup(Root):
     def levels(self) -> list[Level]:
         return [self.level]
 
-    def _sql(self, variant: tuple[bool, bool, frozenset[str]]) -> sa.ClauseElement:
-        signed_in, many, cursors = variant
+    def _sql(self, variant: tuple[bool, bool, frozenset[str], bool]) -> sa.ClauseElement:
+        signed_in, many, cursors, checked = variant
         column = self.level.alias.c[self.column]
-        return (
+        statement = (
             sa.select(*selected(self.level, self.is_sqlite, signed_in, cursors))
             .select_from(self.level.from_clause())
             .where(keys_in(column, self.is_sqlite) if many else column == parameter("key"))
         )
+        return with_check(statement, checked)
 
     def run(self, execution: Execution, keys: list[Any]) -> LevelRun:
         """Read the objects ``keys`` (values of ``column``) in the next batch."""
@@ -385,8 +395,10 @@ class Lookup(Root):
         else:
             values["key"] = keys[0]
         run = LevelRun(execution, self.level)
-        variant = (execution.viewer_id is not None, many, run.embedding(values))
-        execution.add(bind(self.statement.get(variant), values), run.receive)
+        checked = execution.claim_check()
+        variant = (execution.viewer_id is not None, many, run.embedding(values), checked)
+        receive = execution.checked(run.receive) if checked else run.receive
+        execution.add(bind(self.statement.get(variant), values), receive)
         return run
 
     def start(self, execution: Execution) -> Finish:

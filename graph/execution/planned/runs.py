@@ -22,11 +22,12 @@ from graphql import FieldNode, GraphQLError, GraphQLField, VariableNode, Visitor
 from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
+from auth.backend import Viewer
 from db.dialect import DriverDialect
 from db.models import utcnow
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
-from graph.execution.planned.mapping import ADMIN, NOW, STAFF, VIEWER, Page
+from graph.execution.planned.mapping import ADMIN, NOW, STAFF, VIEWER, VIEWER_NAME, VIEWER_ROLE, Page
 from graph.execution.planned.planner import Child, Level
 from graph.execution.planned.shaping import cursor_key
 from graph.execution.planned.statements import Variants, bind
@@ -377,13 +378,42 @@ class Execution:
     admin: bool
     context: Any = None
     staff: bool = False
+    # the unconfirmed viewer (``Context.viewer_unconfirmed``) the first statement that can
+    # checks (``viewer_check``), and that check's answer: ``None`` until read, or when that
+    # statement had no row to carry it
+    check: Viewer | None = None
+    confirmed: bool | None = None
+    _claimed: bool = False
     errors: list[FieldError] = field(default_factory=list)
     pending: list[tuple[tuple[str, list[Any]], Callable[[list[Any]], None]]] = field(default_factory=list)
 
     def values(self, **more: Any) -> dict[str, Any]:
         """Parameter values: the viewer's, the time (``NOW``, taken when a statement asks), and ``more``."""
-        viewer = {VIEWER.key: self.viewer_id, ADMIN.key: self.admin, STAFF.key: self.staff}
+        viewer: dict[str, Any] = {VIEWER.key: self.viewer_id, ADMIN.key: self.admin, STAFF.key: self.staff}
+        if self.check is not None:
+            viewer[VIEWER_ROLE.key] = self.check.role.value
+            viewer[VIEWER_NAME.key] = self.check.username
         return Values(self.is_sqlite, {**viewer, **more})
+
+    def claim_check(self) -> bool:
+        """Whether the statement about to be added carries ``viewer_check`` (the first that asks, when one is due).
+
+        Its receiver must then be wrapped by ``checked``.
+        """
+        if self.check is None or self._claimed:
+            return False
+        self._claimed = True
+        return True
+
+    def checked(self, receive: Callable[[list[Any]], None]) -> Callable[[list[Any]], None]:
+        """``receive``, after taking the check's answer from the last column of the first row (``confirmed``)."""
+
+        def receive_checked(rows: list[Any]) -> None:
+            if rows:
+                self.confirmed = bool(rows[0][-1])  # null (the user is gone) reads as false
+            receive(rows)
+
+        return receive_checked
 
     def add(self, statement: tuple[str, list[Any]], receive: Callable[[list[Any]], None]) -> None:
         """Run ``statement`` in the next batch and hand its rows to ``receive``."""
