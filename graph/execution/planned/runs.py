@@ -258,26 +258,42 @@ def embedded(child: Child, signed_in: bool, cursors: frozenset[str]) -> sa.Colum
     arguments fail: nothing is read), and ``ckey``/``cpk`` for a cursor.
     """
     level, page, name = child.level, child.relation.page, child.name
-    table = page.table.alias(f"{name}_pg_t")
+    # over the objects' own table (``Article.comments``, ``User.articles``) the page is read
+    # straight off its index, as ``child_statements`` does for one parent: every parent is one
+    # here. Measured on Q2's 16 comments: 73-80 µs of the server's CPU against 83-90 with the
+    # keys' subquery joined back to the table. Pages over a link table (favorites) keep it.
+    own_table = page.table is level.mapping.table and page.pk == "id"
+    table = level.alias if own_table else page.table.alias(f"{name}_pg_t")
     columns, ordering = page_keys(page, table)
     key = table.c[page.key] if page.key is not None else None
     where = [table.c[page.parent] == child.relation.parent_key(child.parent_alias)]
     if name in cursors:
         where.append(cursor_condition(key, table.c[page.pk], page.descending, f"{name}_"))
-    keys = (
-        sa.select(*columns)
-        .where(*where)
-        .order_by(*ordering)
-        .limit(parameter(f"{name}_limit"))
-        .correlate(child.parent_alias)  # a subquery in FROM: SQLAlchemy correlates it only when told
-        .subquery(f"{name}_pg")
-    )
-    source = keys.join(level.alias, level.alias.c.id == keys.c.pk)
-    rows = (
-        sa.select(*selected(level, False, signed_in, cursors), *[keys.c[c.name] for c in columns])
-        .select_from(level.from_clause(source))
-        .subquery(f"{name}_rows")
-    )
+    if own_table:
+        rows = (
+            sa.select(*selected(level, False, signed_in, cursors), *columns)
+            .select_from(level.from_clause(table))
+            .where(*where)
+            .order_by(*ordering)
+            .limit(parameter(f"{name}_limit"))
+            .correlate(child.parent_alias)  # a subquery in FROM: SQLAlchemy correlates it only when told
+            .subquery(f"{name}_rows")
+        )
+    else:
+        keys = (
+            sa.select(*columns)
+            .where(*where)
+            .order_by(*ordering)
+            .limit(parameter(f"{name}_limit"))
+            .correlate(child.parent_alias)
+            .subquery(f"{name}_pg")
+        )
+        source = keys.join(level.alias, level.alias.c.id == keys.c.pk)
+        rows = (
+            sa.select(*selected(level, False, signed_in, cursors), *[keys.c[c.name] for c in columns])
+            .select_from(level.from_clause(source))
+            .subquery(f"{name}_rows")
+        )
     order = [rows.c.key, rows.c.pk] if key is not None else [rows.c.pk]
     aggregate = sa.func.array_agg(
         aggregate_order_by(sa.func.row(*rows.c), *[c.desc() if page.descending else c.asc() for c in order])
