@@ -49,7 +49,7 @@ from graph.settings import Settings
 from graph.transport.compression import CompressionMiddleware
 from graph.transport.headers import SecurityHeadersMiddleware
 from graph.transport.health import healthz, readyz_endpoint
-from graph.transport.http import GraphQLHTTPHandler
+from graph.transport.http import GraphQLHTTPHandler, GraphQLShortcut
 from graph.transport.persisted import PersistedQueries
 from graph.transport.ratelimit import EXPOSED_HEADERS as RATE_LIMIT_HEADERS
 from graph.transport.rest import RestAPI
@@ -228,6 +228,7 @@ def create_app(
         )
     if settings.bench_stats:
         middleware.append(Middleware(BenchStats, db=db))
+    middleware.append(Middleware(GraphQLShortcut, endpoint=http))  # innermost: past every middleware above
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.conduit = state
     app.state.metrics = metrics

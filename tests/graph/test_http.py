@@ -150,6 +150,20 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 async def test_unsupported_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.put("/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    for method in ("OPTIONS", "HEAD"):
+        assert (await client.request(method, "/graphql")).status_code == 405
+
+
+async def test_graphql_is_served_below_a_root_path(app: object) -> None:
+    """Mounted below ``/conduit`` (``root_path``), ``/conduit/graphql`` is the endpoint, as the router would say."""
+    transport = httpx.ASGITransport(app=app, root_path="/conduit")  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post("/conduit/graphql", json={"query": "{ __typename }"})
+        assert response.status_code == 200 and response.json() == {"data": {"__typename": "Query"}}
+        assert (await client.get("/conduit/healthz")).status_code == 200
+        for path in ("/conduit/graphqlx", "/conduit/graphql/x", "/graphqlx"):
+            assert (await client.post(path, json={"query": "{ __typename }"})).status_code == 404, path
 
 
 @pytest.mark.parametrize(
