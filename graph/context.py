@@ -134,19 +134,22 @@ class Context:
         No statement (``False``) when the viewer is confirmed already, or anonymous. A changed
         viewer (a new role or username) replaces ``viewer``, and cached loads are dropped.
         Raises ``AuthenticationFailed`` (``viewer`` then ``None``) when the user no longer exists
-        or is suspended (``auth.backend.confirm_viewer``).
+        or is suspended (``auth.backend.confirm_viewer``); any other error of the read leaves
+        the viewer unconfirmed.
         """
         viewer = self.viewer
         if not self.viewer_unconfirmed or viewer is None:
             return False
-        self.viewer_unconfirmed = False
         known = self.app.viewers
         try:
             current = await confirm_viewer(viewer.id, self.app.db)
         except AuthenticationFailed:
             known.forget(viewer.id)
-            self.viewer = None
+            self.viewer, self.viewer_unconfirmed = None, False
             raise
+        # only now: a read that failed otherwise (a timeout, a lost connection) leaves the
+        # viewer unconfirmed, so whichever path answers next must confirm it again
+        self.viewer_unconfirmed = False
         known.remember(current)
         if current == viewer:
             return False

@@ -16,6 +16,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+import graph.context as context_module
+from auth import backend
 from auth.backend import SUSPENDED
 from db.models import user_table
 from db.users import suspend_user
@@ -52,11 +54,19 @@ def _refused(response: Any, message: str) -> None:
     assert "data" not in response.body
 
 
-# each: (query, variables of the article's slug) reaching a different place where the guess is checked
+# each: (query, whether it takes the article's slug as $s), reaching a different place where the guess is checked
 PATHS = {
     "planned, the page's statement": (PAGE, False),
+    "planned, a page with its total": ("{ articles(first: 5) { totalCount nodes { slug } } }", False),
+    "planned, a lookup": ("query($s: String!) { article(slug: $s) { title } }", True),
     "planned, an empty page": ('{ articles(first: 5, tag: "none-such") { nodes { slug } } }', False),
-    "graphql-core": ("{ __typename }", False),
+    "planned, no statement that carries the check": ("{ tags }", False),
+    "planned, an argument error": ("{ articles(first: -1) { nodes { slug } } }", False),
+    "graphql-core, after the check's statement ran": (
+        "{ articles(first: 5) { nodes { comments(first: -1) { nodes { body } } } } }",
+        False,
+    ),
+    "graphql-core": ("{ __schema { queryType { name } } }", False),
     "refused by validation": ("{ noSuchField }", False),
     "planned mutation": ('mutation($s: String!) { addComment(slug: $s, body: "hi") { id } }', True),
     "graphql-core mutation": ("mutation($s: String!) { favoriteArticle(slug: $s) { slug } }", True),
@@ -151,3 +161,26 @@ async def test_a_kept_answer_is_not_served_to_a_known_viewer_suspended_since(cac
         await _suspend(cached_app, "alice")
         _refused(await gql(PAGE, token=alice.token), SUSPENDED)
         assert (await gql(PAGE)).headers.get("x-cache") == "HIT"  # still kept for everyone else
+
+
+@pytest.mark.parametrize("query", [PAGE, 'mutation($s: String!) { addComment(slug: $s, body: "hi") { id } }'])
+async def test_a_failed_check_leaves_the_viewer_unconfirmed(
+    app: Any, gql: GQL, alice: User, bob: User, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's row could not be read (a timeout, injected once): the path that answers instead
+    reads it again, and a suspended user still gets 401 with nothing written."""
+    article = await create_article(gql, bob)
+    await gql.ok(PAGE, token=alice.token)
+    await _suspend(app, "alice")
+    failures = [TimeoutError("the pool had no connection in time")]
+
+    async def read_once_failing(user_id: int, db: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await backend.confirm_viewer(user_id, db)
+
+    monkeypatch.setattr(context_module, "confirm_viewer", read_once_failing)
+    _refused(await gql(query, {"s": article["slug"]} if "$s" in query else None, alice.token), SUSPENDED)
+    assert not failures  # the injected failure was met, and the read after it refused her
+    after = await gql.ok(COMMENTS, {"s": article["slug"]})
+    assert after["article"]["comments"] == {"nodes": []}

@@ -179,6 +179,7 @@ async def _viewer_stands(context: Context, execution: Execution) -> bool:
         return True
     if execution.confirmed:
         context.viewer_unconfirmed = False
+        context.app.viewers.remember(execution.check)  # the most recently confirmed are kept longest
         return True
     return not await context.confirm_viewer()
 

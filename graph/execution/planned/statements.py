@@ -41,6 +41,8 @@ class Variants:
         found = self.compiled.get(variant)
         if found is None:
             if len(self.compiled) >= self.MAX_VARIANTS:
-                self.compiled.clear()
+                # the oldest only: the variants in steady use (anonymous, a signed-in viewer
+                # checked or not, ...) stay compiled while a rare one comes and goes
+                del self.compiled[next(iter(self.compiled))]
             found = self.compiled[variant] = compile_statement(self.build(variant), self.is_sqlite)
         return found
