@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -97,6 +98,24 @@ async def test_malformed_requests_are_refused(
 async def test_oversized_body_is_refused(client: httpx.AsyncClient) -> None:
     body = json.dumps({"query": "{ __typename }", "variables": {"pad": "x" * (1024 * 1024 + 10)}})
     response = await client.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+async def test_a_body_in_chunks_is_read_whole_and_its_limit_counted_as_it_comes(client: httpx.AsyncClient) -> None:
+    """No Content-Length (chunked): the body arrives in several ASGI messages, read to the end or
+    refused with 413 as soon as it passes the limit."""
+    headers = {"Content-Type": "application/json"}
+    query = "query($v: String!) { article(slug: $v) { title } }"
+    body = json.dumps({"query": query, "variables": {"v": "x" * 5000}}).encode()
+    response = await client.post("/graphql", content=_chunks(body, 1000), headers=headers)
+    assert response.status_code == 200 and response.json() == {"data": {"article": None}}
+    large = json.dumps({"query": "{ __typename }", "variables": {"pad": "x" * (1024 * 1024 + 10)}}).encode()
+    response = await client.post("/graphql", content=_chunks(large, 64 * 1024), headers=headers)
     assert response.status_code == 413
 
 
