@@ -37,7 +37,9 @@ SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
 def sqlite_timestamp(value: dt.datetime) -> str:
     """``value`` as SQLAlchemy stores it on SQLite: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     # SQLITE_TIMESTAMP's text, cheaper than strftime (and years below 1000 padded, as SQLAlchemy does)
-    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not dt.UTC:  # utcnow()'s, most often: no conversion
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class Role(enum.StrEnum):

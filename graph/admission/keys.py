@@ -39,11 +39,16 @@ def _all_finite(value: Any) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, float):
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue  # what variables mostly hold, decoded by orjson: no ABC check for them
+        if kind is float:
             if not math.isfinite(item):
                 return False
-        elif isinstance(item, Mapping):
+        elif kind is dict or isinstance(item, Mapping):
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):  # a float subclass
+            return False
     return True
