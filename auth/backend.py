@@ -148,6 +148,19 @@ class KnownViewers:
         """Drop ``user_id``'s viewer (its token was refused)."""
         self._viewers.pop(user_id, None)
 
+    async def confirm(self, user_id: int, db: Database) -> Viewer:
+        """``confirm_viewer``, kept by its outcome: the viewer read is remembered, a refused one forgotten.
+
+        Raises as ``confirm_viewer``; any other error of the read leaves the map as it was.
+        """
+        try:
+            viewer = await confirm_viewer(user_id, db)
+        except AuthenticationFailed:
+            self.forget(user_id)
+            raise
+        self.remember(viewer)
+        return viewer
+
 
 async def authenticate_deferred(
     header: str | None, tokens: TokenService, db: Database, known: KnownViewers
@@ -166,13 +179,7 @@ async def authenticate_deferred(
     viewer = known.get(user_id)
     if viewer is not None:
         return viewer, True
-    try:
-        viewer = await confirm_viewer(user_id, db)
-    except AuthenticationFailed:
-        known.forget(user_id)
-        raise
-    known.remember(viewer)
-    return viewer, False
+    return await known.confirm(user_id, db), False
 
 
 @functools.cache

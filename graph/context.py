@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from auth import ratelimit
-from auth.backend import AuthenticationFailed, KnownViewers, Viewer, confirm_viewer
+from auth.backend import AuthenticationFailed, KnownViewers, Viewer
 from auth.tokens import TokenService
 from db.broker import Broker, Event
 from db.budget import Budget
@@ -134,28 +134,31 @@ class Context:
         No statement (``False``) when the viewer is confirmed already, or anonymous. A changed
         viewer (a new role or username) replaces ``viewer``, and cached loads are dropped.
         Raises ``AuthenticationFailed`` (``viewer`` then ``None``) when the user no longer exists
-        or is suspended (``auth.backend.confirm_viewer``); any other error of the read leaves
+        or is suspended (``KnownViewers.confirm``); any other error of the read leaves
         the viewer unconfirmed.
         """
         viewer = self.viewer
         if not self.viewer_unconfirmed or viewer is None:
             return False
-        known = self.app.viewers
         try:
-            current = await confirm_viewer(viewer.id, self.app.db)
+            current = await self.app.viewers.confirm(viewer.id, self.app.db)
         except AuthenticationFailed:
-            known.forget(viewer.id)
             self.viewer, self.viewer_unconfirmed = None, False
             raise
         # only now: a read that failed otherwise (a timeout, a lost connection) leaves the
         # viewer unconfirmed, so whichever path answers next must confirm it again
         self.viewer_unconfirmed = False
-        known.remember(current)
         if current == viewer:
             return False
         self.viewer = current
         self.refresh()
         return True
+
+    def viewer_checked(self) -> None:
+        """A statement's ``viewer_check`` found the unconfirmed viewer current: confirmed, and remembered as such."""
+        if self.viewer_unconfirmed and self.viewer is not None:
+            self.viewer_unconfirmed = False
+            self.app.viewers.remember(self.viewer)  # the most recently confirmed are kept longest
 
     @property
     def session(self) -> AsyncSession:

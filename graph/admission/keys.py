@@ -42,13 +42,11 @@ def _all_finite(value: Any) -> bool:
         kind = type(item)
         if kind is str or kind is int or kind is bool or item is None:
             continue  # what variables mostly hold, decoded by orjson: no ABC check for them
-        if kind is float:
+        if isinstance(item, float):
             if not math.isfinite(item):
                 return False
-        elif kind is dict or isinstance(item, Mapping):
+        elif isinstance(item, Mapping):
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
-        elif isinstance(item, float) and not math.isfinite(item):  # a float subclass
-            return False
     return True

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import OperationType
+from starlette._utils import get_route_path  # the Router's: /graphql matches exactly as its Route would
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -473,18 +474,7 @@ class GraphQLShortcut:
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _route_path(scope) == self.path:
+        if scope["type"] == "http" and get_route_path(scope) == self.path:
             await self.endpoint(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    # as starlette's (private) _utils.get_route_path: the path below root_path
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if not root_path or not path.startswith(root_path):
-        return path
-    if path == root_path:
-        return ""
-    return path[len(root_path) :] if path[len(root_path)] == "/" else path

@@ -16,7 +16,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-import graph.context as context_module
 from auth import backend
 from auth.backend import SUSPENDED
 from db.models import user_table
@@ -173,13 +172,14 @@ async def test_a_failed_check_leaves_the_viewer_unconfirmed(
     await gql.ok(PAGE, token=alice.token)
     await _suspend(app, "alice")
     failures = [TimeoutError("the pool had no connection in time")]
+    read = backend.confirm_viewer
 
     async def read_once_failing(user_id: int, db: Any) -> Any:
         if failures:
             raise failures.pop()
-        return await backend.confirm_viewer(user_id, db)
+        return await read(user_id, db)
 
-    monkeypatch.setattr(context_module, "confirm_viewer", read_once_failing)
+    monkeypatch.setattr(backend, "confirm_viewer", read_once_failing)
     _refused(await gql(query, {"s": article["slug"]} if "$s" in query else None, alice.token), SUSPENDED)
     assert not failures  # the injected failure was met, and the read after it refused her
     after = await gql.ok(COMMENTS, {"s": article["slug"]})

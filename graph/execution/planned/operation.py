@@ -178,8 +178,7 @@ async def _viewer_stands(context: Context, execution: Execution) -> bool:
     if execution.check is None:
         return True
     if execution.confirmed:
-        context.viewer_unconfirmed = False
-        context.app.viewers.remember(execution.check)  # the most recently confirmed are kept longest
+        context.viewer_checked()
         return True
     return not await context.confirm_viewer()
 

@@ -261,9 +261,9 @@ class ArticleList(Root):
             page = bind(self.page.get((*variant, with_count, checked)), values)
             if with_count:
                 receive = counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values))
-                execution.add(page, execution.checked(receive) if checked else receive)
+                execution.add(page, receive, checked)
                 return
-            execution.add(page, execution.checked(run.receive) if checked else run.receive)
+            execution.add(page, run.receive, checked)
             if self.counts and total[0] is None:
                 execution.add(bind(self.count.get(filters), values), counted)
 
@@ -348,9 +348,9 @@ class UserList(Root):
         width = self.level.width(self.is_sqlite)  # then the page's pk and key (and its total, with_total)
         if with_count:
             receive = counted_page(run, total, width + 2, lambda: bind(self.count.get(filters), values))
-            execution.add(page, execution.checked(receive) if checked else receive)
+            execution.add(page, receive, checked)
         else:
-            execution.add(page, execution.checked(run.receive) if checked else run.receive)
+            execution.add(page, run.receive, checked)
             if self.counts:
                 execution.add(bind(self.count.get(filters), values), lambda rows: total.__setitem__(0, rows[0][0]))
         cursor = cursor_of(CursorKind.USERS, width + 1, width, True, self.is_sqlite)
@@ -397,8 +397,7 @@ class Lookup(Root):
         run = LevelRun(execution, self.level)
         checked = execution.claim_check()
         variant = (execution.viewer_id is not None, many, run.embedding(values), checked)
-        receive = execution.checked(run.receive) if checked else run.receive
-        execution.add(bind(self.statement.get(variant), values), receive)
+        execution.add(bind(self.statement.get(variant), values), run.receive, checked)
         return run
 
     def start(self, execution: Execution) -> Finish:

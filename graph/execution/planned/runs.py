@@ -414,15 +414,14 @@ class Execution:
     def claim_check(self) -> bool:
         """Whether the statement about to be added carries ``viewer_check`` (the first that asks, when one is due).
 
-        Its receiver must then be wrapped by ``checked``.
+        It must then be added with ``checked``.
         """
         if self.check is None or self._claimed:
             return False
         self._claimed = True
         return True
 
-    def checked(self, receive: Callable[[list[Any]], None]) -> Callable[[list[Any]], None]:
-        """``receive``, after taking the check's answer from the last column of the first row (``confirmed``)."""
+    def _checked(self, receive: Callable[[list[Any]], None]) -> Callable[[list[Any]], None]:
 
         def receive_checked(rows: list[Any]) -> None:
             if rows:
@@ -431,9 +430,15 @@ class Execution:
 
         return receive_checked
 
-    def add(self, statement: tuple[str, list[Any]], receive: Callable[[list[Any]], None]) -> None:
-        """Run ``statement`` in the next batch and hand its rows to ``receive``."""
-        self.pending.append((statement, receive))
+    def add(
+        self, statement: tuple[str, list[Any]], receive: Callable[[list[Any]], None], checked: bool = False
+    ) -> None:
+        """Run ``statement`` in the next batch and hand its rows to ``receive``.
+
+        ``checked``: the statement carries ``viewer_check`` (``claim_check``), whose answer is
+        taken from the last column of its first row (``confirmed``) before ``receive`` runs.
+        """
+        self.pending.append((statement, self._checked(receive) if checked else receive))
 
     async def run(self) -> None:
         """Run batches until no statement is left (receivers add the next level's)."""
