@@ -14,7 +14,7 @@ from auth.audit import audit
 from auth.tokens import InvalidToken, TokenService
 from db.dialect import Compiled, DriverDialect, bind, compile_statement
 from db.engine import Database
-from db.models import Role, utcnow
+from db.models import Role
 from db.users import viewer_by_id
 
 SCHEMES = ("bearer", "token")
@@ -105,7 +105,7 @@ async def confirm_viewer(user_id: int, db: Database) -> Viewer:
     """
     # driver SQL: one short read; the role and the suspension come with it, so both take
     # effect at once without a statement of their own
-    values = {"id": user_id, "now": DriverDialect(db.is_sqlite).bind_time(utcnow())}
+    values = {"id": user_id, "now": DriverDialect(db.is_sqlite).bind_now()}
     (rows,) = await db.fetch_raw([bind(_viewer_by_id(db.is_sqlite), values)])
     if not rows:
         # a correctly signed token outliving its user: worth telling apart from forgeries

@@ -83,12 +83,20 @@ def now() -> dt.datetime:
     return utcnow()
 
 
+_windows: dict[int, tuple[dt.datetime, dt.datetime]] = {}  # the last window ``window_of`` gave, by length
+
+
 def window_of(now: dt.datetime, window_seconds: int) -> tuple[dt.datetime, dt.datetime]:
     """Start and end (UTC) of the ``window_seconds``-long window holding ``now``, aligned on the Unix epoch."""
+    # every admitted request asks; most ask within the window the previous one did
+    last = _windows.get(window_seconds)
+    if last is not None and now.tzinfo is not None and last[0] <= now < last[1]:
+        return last
     seconds = int(now.timestamp())
     start = seconds - seconds % window_seconds
     begin = dt.datetime.fromtimestamp(start, dt.UTC)
-    return begin, begin + dt.timedelta(seconds=window_seconds)
+    window = _windows[window_seconds] = (begin, begin + dt.timedelta(seconds=window_seconds))
+    return window
 
 
 class BudgetUnavailable(Exception):

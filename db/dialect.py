@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import sqlite_timestamp
+from db.models import sqlite_now, sqlite_timestamp, utcnow
 
 __all__ = ["Compiled", "DriverDialect", "bind", "compile_statement", "insert_ignore"]
 
@@ -41,6 +41,10 @@ class DriverDialect:
     def bind_time(self, value: dt.datetime) -> str | dt.datetime:
         """``value`` as a parameter compared with stored timestamps (SQLite stores them as text)."""
         return sqlite_timestamp(value) if self.is_sqlite else value
+
+    def bind_now(self) -> str | dt.datetime:
+        """The current time as ``bind_time`` binds it (``bind_time(utcnow())``, cheaper on SQLite)."""
+        return sqlite_now() if self.is_sqlite else utcnow()
 
     def render(self, sql: str) -> tuple[str, list[str]]:
         """``sql`` with its ``:name`` parameters made the driver's placeholders.

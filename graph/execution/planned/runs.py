@@ -24,7 +24,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from auth.backend import Viewer
 from db.dialect import DriverDialect
-from db.models import utcnow
 from graph.errors import BadUserInput
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.mapping import ADMIN, NOW, STAFF, VIEWER, VIEWER_NAME, VIEWER_ROLE, Page
@@ -379,7 +378,7 @@ class Values(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         if key != NOW.key:
             raise KeyError(key)
-        now = self[key] = DriverDialect(self.is_sqlite).bind_time(utcnow())
+        now = self[key] = DriverDialect(self.is_sqlite).bind_now()
         return now
 
 
@@ -400,16 +399,22 @@ class Execution:
     check: Viewer | None = None
     confirmed: bool | None = None
     _claimed: bool = False
+    _viewer_values: dict[str, Any] | None = None
     errors: list[FieldError] = field(default_factory=list)
     pending: list[tuple[tuple[str, list[Any]], Callable[[list[Any]], None]]] = field(default_factory=list)
 
     def values(self, **more: Any) -> dict[str, Any]:
         """Parameter values: the viewer's, the time (``NOW``, taken when a statement asks), and ``more``."""
-        viewer: dict[str, Any] = {VIEWER.key: self.viewer_id, ADMIN.key: self.admin, STAFF.key: self.staff}
-        if self.check is not None:
-            viewer[VIEWER_ROLE.key] = self.check.role.value
-            viewer[VIEWER_NAME.key] = self.check.username
-        return Values(self.is_sqlite, {**viewer, **more})
+        viewer = self._viewer_values
+        if viewer is None:  # the same for every statement of the run
+            viewer = {VIEWER.key: self.viewer_id, ADMIN.key: self.admin, STAFF.key: self.staff}
+            if self.check is not None:
+                viewer[VIEWER_ROLE.key] = self.check.role.value
+                viewer[VIEWER_NAME.key] = self.check.username
+            self._viewer_values = viewer
+        values = Values(self.is_sqlite, viewer)
+        values.update(more)
+        return values
 
     def claim_check(self) -> bool:
         """Whether the statement about to be added carries ``viewer_check`` (the first that asks, when one is due).

@@ -36,15 +36,15 @@ BUILTINS: dict[str, Any] = {"len": len, "zip": zip}
 
 def _sqlite_datetime(value: str) -> str:
     """``DateTime`` of a SQLite timestamp (SQLAlchemy stores ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
-    if len(value) == 26 and value[10] == " ":
-        return value[:10] + "T" + value[11:] + "+00:00"
+    if len(value) == 26 and value[10] == " ":  # then its only space: the date has none
+        return value.replace(" ", "T", 1) + "+00:00"
     return serialize_datetime(dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC))
 
 
 def cursor_key(value: str) -> str:
     """The text ``encode_cursor`` writes for a SQLite timestamp."""
     if len(value) == 26 and value[10] == " ":
-        return value[:10] + "T" + value[11:]
+        return value.replace(" ", "T", 1)
     return dt.datetime.fromisoformat(value).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 

@@ -13,7 +13,6 @@ from graphql.execution.values import VariableValues
 from db import driver_sql
 from db.broker import Broker, Event, notify_statement
 from db.dialect import DriverDialect
-from db.models import utcnow
 from graph.errors import FieldErrors
 from graph.execution.planned.errors import NotPlanned
 from graph.execution.planned.planner import Level
@@ -94,7 +93,7 @@ class AddCommentPlan:
             "body": body,
             "viewer": viewer_id,
             "slug": slug,
-            "now": DriverDialect(self.is_sqlite).bind_time(utcnow()),
+            "now": DriverDialect(self.is_sqlite).bind_now(),
         }
         statements = [bind(self.insert, values)]
         transactional = broker.transactional
