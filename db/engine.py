@@ -33,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 
 from db.adapters.aiosqlite import run_on_thread
 from db.adapters.sqlalchemy import announce, conduit_aiosqlite
+from db.postgres_pool import KeptConnections
 from db.sqlite_driver import Decide, InlineSQLite, Offload, Statements, run_many, run_transactions
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Database:
     # spans for every statement, when tracing is on (``db.tracing.trace_statements``)
     sql_spans: SQLSpans | None = field(init=False, default=None)
     # PostgreSQL: the asyncpg pool of driver SQL (``_postgres_pool``)
-    _pg_pool: asyncpg.Pool | None = field(init=False, default=None)
+    _pg_pool: KeptConnections | None = field(init=False, default=None)
     _pg_pool_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -244,18 +245,26 @@ class Database:
             for attempt in (1, 2):
                 try:
                     # _postgres_connection() inline: its context manager cost about 5 µs per statement
-                    pool = await self._postgres_pool()
-                    connection = await pool.acquire(timeout=self.pool_timeout)
+                    connections = await self._postgres_pool()
+                    connection = await connections.acquire()
+                    reusable = False
                     try:
                         if spans is None:
-                            return [await connection.fetch(sql, *parameters) for sql, parameters in statements]
-                        return [await spans.fetch(connection, sql, parameters) for sql, parameters in statements]
+                            rows = [await connection.fetch(sql, *parameters) for sql, parameters in statements]
+                        else:
+                            rows = [await spans.fetch(connection, sql, parameters) for sql, parameters in statements]
+                        reusable = True
+                        return rows
+                    except asyncpg.PostgresError as error:
+                        # the server refused a statement: the connection is as it was, unless it is going away
+                        reusable = not is_database_unavailable(error)
+                        raise
                     finally:
-                        await pool.release(connection)  # within the acquire's timeout
+                        await connections.release(connection, reusable=reusable)
                 except _STALE_CONNECTION_ERRORS:
                     if attempt == 2 or not retry:
                         raise
-                    await (await self._postgres_pool()).expire_connections()
+                    await (await self._postgres_pool()).expire()
         if spans is None:
             return await self._read_sqlite(statements, None)
         # SQLite runs the statements in one call: each one's end is noted there, spans made after
@@ -424,20 +433,21 @@ class Database:
                 raise CommitOutcomeUnknown(str(error)) from error
             return results
 
-    async def _postgres_pool(self) -> asyncpg.Pool:
-        """The asyncpg pool of driver SQL (``fetch_raw``, ``write``), made on first use.
+    async def _postgres_pool(self) -> KeptConnections:
+        """The asyncpg pool of driver SQL (``fetch_raw``, ``write``), made on first use; its connections kept.
 
         Not SQLAlchemy's pool: its checkout pinged the server first (``pool_pre_ping``), one
         round trip more per use; here a dead connection shows on use, and ``fetch_raw``
         retries a read once after expiring the pool. Up to ``pool_size`` connections, the same
         timeouts and server settings as the engine's, and no reset query on release (the
-        connections only ever run whole statements and whole transactions).
+        connections only ever run whole statements and whole transactions). ``KeptConnections``
+        spares most uses the pool's own checkout and return (``db/postgres_pool.py``).
         """
         if self._pg_pool is None:
             async with self._pg_pool_lock:
                 if self._pg_pool is None:
                     dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-                    self._pg_pool = await asyncpg.create_pool(
+                    pool = await asyncpg.create_pool(
                         dsn,
                         min_size=0,
                         max_size=self.pool_size or 1,
@@ -445,16 +455,19 @@ class Database:
                         server_settings=self._server_settings(),
                         reset=_keep_session,
                     )
+                    self._pg_pool = KeptConnections(pool, self.pool_timeout)
         return self._pg_pool
 
     @asynccontextmanager
     async def _postgres_connection(self) -> AsyncIterator[asyncpg.Connection]:
-        pool = await self._postgres_pool()
-        connection = await pool.acquire(timeout=self.pool_timeout)
+        connections = await self._postgres_pool()
+        connection = await connections.acquire()
+        reusable = False
         try:
             yield connection
+            reusable = True
         finally:
-            await pool.release(connection)
+            await connections.release(connection, reusable=reusable)
 
     def _server_settings(self) -> dict[str, str]:
         return {"application_name": "conduit", "statement_timeout": str(self.statement_timeout_ms)}
