@@ -257,10 +257,10 @@ class Database:
                         return rows
                     except asyncpg.PostgresError as error:
                         # the server refused a statement: the connection is as it was, unless it is going away
-                        reusable = not is_database_unavailable(error)
+                        reusable = not isinstance(error, _UNAVAILABLE_DRIVER_ERRORS)
                         raise
                     finally:
-                        await connections.release(connection, reusable=reusable)
+                        connections.release(connection, reusable=reusable)
                 except _STALE_CONNECTION_ERRORS:
                     if attempt == 2 or not retry:
                         raise
@@ -467,7 +467,7 @@ class Database:
             yield connection
             reusable = True
         finally:
-            await connections.release(connection, reusable=reusable)
+            connections.release(connection, reusable=reusable)
 
     def _server_settings(self) -> dict[str, str]:
         return {"application_name": "conduit", "statement_timeout": str(self.statement_timeout_ms)}
