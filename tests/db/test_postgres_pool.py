@@ -79,8 +79,9 @@ async def test_callers_beyond_the_pool_wait_their_turn_on_few_connections(pg_clu
     try:
         pids = await asyncio.gather(*[caller(n) for n in range(40)])
         assert len(set(pids)) <= 2 and connections.held == 2
-        # the first two open a connection each, in either order; the others are served in order of arrival
-        assert sorted(served[:2]) == [0, 1] and served[2:] == list(range(2, 40))
+        # 0 and 1 each open a connection, which may take longer than another's statement; the
+        # 38 callers that found both places taken are served in their order of arrival
+        assert sorted(served) == list(range(40)) and [n for n in served if n >= 2] == list(range(2, 40))
         assert _backends(pg_cluster, "kept-shared") == 2
     finally:
         await connections.close()
