@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from db.dialect import DriverDialect
+from db.dialect import Compiled, DriverDialect, bind, compile_statement
 from db.driver_sql import CHARGE_BUDGET
 from db.engine import Database
 from db.models import cost_budget_table as budget_rows
@@ -217,21 +217,29 @@ class BudgetStore:
         This process's unspent lease is not spent: it is subtracted from the table's count.
         """
         start, reset_at = self.window(now())
-        async with self.db.reads.connect() as connection:
-            used = (
-                await connection.execute(
-                    sa.select(budget_rows.c.used).where(
-                        budget_rows.c.bucket == bucket, budget_rows.c.window_start == start
-                    )
-                )
-            ).scalar_one_or_none()
-        held = self.unspent(bucket, start)
-        return max(0, int(used or 0) - held), reset_at
+        is_sqlite = self.db.is_sqlite
+        values = {"bucket": bucket, "window": DriverDialect(is_sqlite).bind_time(start)}
+        # driver SQL, as the charge: a free operation (``{ __typename }``, ``rateLimit``) peeks on
+        # every request, and a session's round trip cost it more than a priced query's whole answer
+        (rows,) = await self.db.fetch_raw([bind(_peek_statement(is_sqlite), values)])
+        used = int(rows[0][0]) if rows else 0
+        return max(0, used - self.unspent(bucket, start)), reset_at
 
     def unspent(self, bucket: str, start: dt.datetime) -> int:
         """Points of ``bucket``'s window beginning at ``start`` this process has leased and not spent."""
         lease = self._leases.get(bucket)
         return lease.remaining if lease is not None and lease.start == start else 0
+
+
+@functools.cache
+def _peek_statement(is_sqlite: bool) -> Compiled:
+    """The peek's read, compiled for the driver once: parameters ``bucket`` and ``window`` (bound
+    with ``DriverDialect.bind_time``); ``(used,)`` or no row."""
+    rows = budget_rows.c
+    statement = sa.select(rows.used).where(
+        rows.bucket == sa.bindparam("bucket"), rows.window_start == sa.bindparam("window")
+    )
+    return compile_statement(statement, is_sqlite)
 
 
 @functools.cache
