@@ -214,6 +214,28 @@ def test_errors_match(pair: tuple[LoopThread, Pair]) -> None:
     assert apps.stats.planned - before == (len(cases) - 2) * 2, apps.stats
 
 
+def test_operations_with_nothing_to_read_are_planned_and_match(pair: tuple[LoopThread, Pair]) -> None:
+    """``{ __typename }`` (a common liveness probe) and operations whose every field is skipped:
+    the planned path answers them too, reading no table."""
+    thread, apps = pair
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("{ __typename }", {}),
+        ("query Ping { t: __typename __typename }", {}),
+        ("mutation { __typename }", {}),
+        ("query($skip: Boolean!) { tags @skip(if: $skip) __typename @include(if: false) }", {"skip": True}),
+        ("query($on: Boolean!) { ... on Query @include(if: $on) { tags } __typename }", {"on": False}),
+    ]
+    for query, variables in cases:
+        for token in (None, apps.token):
+            before = apps.stats.planned
+            with sql_of(apps.apps[0]) as seen:
+                _assert_same(thread.run(apps.both(query, variables, token)), query)
+            assert apps.stats.planned == before + 1, (query, apps.stats)
+            # the budget's, and the signed-in viewer's check: nothing else is read
+            viewer_check = "SELECT user.id, user.username, user.role"
+            assert all("cost_budget" in s or s.replace('"', "").startswith(viewer_check) for s in seen), seen
+
+
 def test_planned_sends_no_more_statements_than_the_ordinary_path(pair: tuple[LoopThread, Pair]) -> None:
     thread, apps = pair
     counts = []

@@ -333,8 +333,7 @@ def _plan(
             roots.append((key, write))
             continue
         roots.append((key, _root(planner, key, name, nodes, definition, is_sqlite)))
-    if not roots or all(root is None for _key, root in roots):
-        raise NotPlanned("nothing to plan")
+    # only ``__typename``, or every field skipped: no statement, the answer is known here
     levels: list[Level] = [level for _key, root in roots if root is not None for level in root.levels()]
     planner.bind(levels)
     return OperationSql(roots, root_type.name, write)
