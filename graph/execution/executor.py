@@ -12,8 +12,8 @@ Every answer counts once in ``conduit_graphql_executions_total{path}``, and ever
 ``Type.field`` or a fixed code), so an upgrade that breaks planning shows on ``/metrics``, not
 only in the speed. Subscriptions always run on graphql-core (``subscribe``).
 
-Plans are made once per (document text, operation name) and kept in the app's ``plans`` cache,
-refusals included, so a document planned SQL does not cover costs one lookup.
+Plans are made once per (document text, operation name, dry run) and kept in the app's ``plans``
+cache, refusals included, so a document planned SQL does not cover costs one lookup.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError, OperationType
+from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError, OperationType, get_operation_ast
 from graphql import execute as graphql_execute
 from graphql import subscribe as graphql_subscribe
 from opentelemetry.trace import Span, Tracer
@@ -106,7 +106,7 @@ class OperationExecutor:
     def __init__(
         self,
         schema: ConduitSchema,
-        plans: BoundedCache[tuple[str, str | None], Any] | None,
+        plans: BoundedCache[tuple[str, str | None, bool], Any] | None,
         paths: ExecutionPaths,
         *,
         is_sqlite: bool,
@@ -138,7 +138,7 @@ class OperationExecutor:
                 raise
 
     async def _execute(self, operation: Operation, span: Span | None) -> ExecutionResult:
-        if self.plans is not None and not operation.dry_run and not operation.extensions:
+        if self.plans is not None and not operation.extensions:
             result = await self._planned(operation, span)
             if result is not None:
                 if span is not None:
@@ -185,12 +185,17 @@ class OperationExecutor:
         """The cached plan of ``operation``, made on first sight, or why planned SQL does not cover it."""
         if self.plans is None or operation.query is None or operation.definition is None:
             return NotPlannedHere("off")
-        key = (operation.query, operation.operation_name)
+        # a dry run's document is the text's reduced to its rateLimit fields (graph/admission/budget.py),
+        # and whether a text is one may depend on its variables
+        key = (operation.query, operation.operation_name, operation.dry_run)
         plan = self.plans.get(key)
         if plan is None:
+            definition = operation.definition
+            if operation.dry_run:
+                definition = get_operation_ast(operation.parsed, operation.operation_name) or definition
             fragments = {d.name.value: d for d in operation.parsed.definitions if isinstance(d, FragmentDefinitionNode)}
             try:
-                plan = plan_operation(self.schema._schema, operation.definition, fragments, self.is_sqlite)
+                plan = plan_operation(self.schema._schema, definition, fragments, self.is_sqlite)
             except NotPlanned as refusal:
                 logger.debug("not planned: %s", refusal)
                 plan = NotPlannedHere(str(refusal))

@@ -236,6 +236,29 @@ def test_operations_with_nothing_to_read_are_planned_and_match(pair: tuple[LoopT
             assert all("cost_budget" in s or s.replace('"', "").startswith(viewer_check) for s in seen), seen
 
 
+def test_dry_runs_are_planned_and_match(pair: tuple[LoopThread, Pair]) -> None:
+    """``rateLimit(dryRun: true)`` prices the operation and runs only its ``rateLimit`` and
+    ``__typename`` root fields; planned SQL answers the reduced document, and the same text
+    run for real (a variable decides) keeps its own plan."""
+    thread, apps = pair
+    toggled = "query($dry: Boolean) { tags __typename ...Budget } fragment Budget on Query { rateLimit(dryRun: $dry) { cost limit } }"
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("{ articles(first: 5) { totalCount } rateLimit(dryRun: true) { cost used remaining limit } }", {}),
+        (toggled, {"dry": False}),
+        (toggled, {"dry": True}),
+        (toggled, {"dry": False}),
+        ("{ ... on Query { rateLimit(dryRun: true) { cost } feed { totalCount } } }", {}),
+    ]
+    for query, variables in cases:
+        for token in (None, apps.token):
+            before = apps.stats.planned
+            planned, ordinary = thread.run(apps.both(query, variables, token))
+            _assert_same((planned, ordinary), query)
+            assert apps.stats.planned == before + 1, (query, apps.stats)
+            if variables.get("dry") is not None:
+                assert ("tags" in planned[1]["data"]) is not variables["dry"], planned
+
+
 def test_planned_sends_no_more_statements_than_the_ordinary_path(pair: tuple[LoopThread, Pair]) -> None:
     thread, apps = pair
     counts = []
