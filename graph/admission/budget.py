@@ -232,7 +232,8 @@ class ChargeBudget:
 def dry_run_document(document: DocumentNode, operation_name: str | None) -> DocumentNode:
     """``document`` reduced to its operation's ``rateLimit`` and ``__typename`` root fields.
 
-    Root fragments become inline fragments of what they select of those, directives kept.
+    Root fragments become inline fragments of what they select of those, directives kept; the
+    fragments the kept fields spread (``rateLimit { ...Costs }``) are kept with them.
     """
     operation = get_operation_ast(document, operation_name)
     if operation is None:
@@ -268,4 +269,20 @@ def dry_run_document(document: DocumentNode, operation_name: str | None) -> Docu
         directives=operation.directives,
         selection_set=keep(operation.selection_set),
     )
-    return DocumentNode(definitions=(reduced,))
+    spread: list[str] = []
+    pending: list[SelectionSetNode | None] = [reduced.selection_set]
+    while pending:
+        for name in _spreads(pending.pop()):
+            if name not in spread and name in fragments:
+                spread.append(name)
+                pending.append(fragments[name].selection_set)
+    return DocumentNode(definitions=(reduced, *(fragments[name] for name in spread)))
+
+
+def _spreads(selection_set: SelectionSetNode | None) -> Iterator[str]:
+    """The names of the fragments ``selection_set`` spreads, at any depth outside fragment definitions."""
+    for selection in selection_set.selections if selection_set is not None else ():
+        if isinstance(selection, FragmentSpreadNode):
+            yield selection.name.value
+        elif isinstance(selection, (FieldNode, InlineFragmentNode)):
+            yield from _spreads(selection.selection_set)

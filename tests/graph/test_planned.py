@@ -67,10 +67,16 @@ class Pair:
         return path_counts(self.apps[0])
 
     async def both(
-        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        operation_name: str | None = None,
     ) -> tuple[Any, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        body = {"query": query, "variables": variables or {}}
+        body: dict[str, Any] = {"query": query, "variables": variables or {}}
+        if operation_name is not None:
+            body["operationName"] = operation_name
         answers = []
         planned_before = self.stats.planned
         for client in self.clients:
@@ -242,21 +248,33 @@ def test_dry_runs_are_planned_and_match(pair: tuple[LoopThread, Pair]) -> None:
     run for real (a variable decides) keeps its own plan."""
     thread, apps = pair
     toggled = "query($dry: Boolean) { tags __typename ...Budget } fragment Budget on Query { rateLimit(dryRun: $dry) { cost limit } }"
-    cases: list[tuple[str, dict[str, Any]]] = [
-        ("{ articles(first: 5) { totalCount } rateLimit(dryRun: true) { cost used remaining limit } }", {}),
-        (toggled, {"dry": False}),
-        (toggled, {"dry": True}),
-        (toggled, {"dry": False}),
-        ("{ ... on Query { rateLimit(dryRun: true) { cost } feed { totalCount } } }", {}),
+    costs = "fragment Costs on RateLimit { cost limit }"
+    two = "query A { tags rateLimit(dryRun: true) { cost } } query B { __typename rateLimit(dryRun: true) { limit } }"
+    cases: list[tuple[str, dict[str, Any], str | None]] = [
+        ("{ articles(first: 5) { totalCount } rateLimit(dryRun: true) { cost used remaining limit } }", {}, None),
+        (toggled, {"dry": False}, None),
+        (toggled, {"dry": True}, None),
+        (toggled, {"dry": False}, None),
+        ("{ ... on Query { rateLimit(dryRun: true) { cost } feed { totalCount } } }", {}, None),
+        # the fragments the kept fields spread stay with them
+        (f"{{ tags rateLimit(dryRun: true) {{ ...Costs }} }} {costs}", {}, None),
+        (
+            f"{{ ...Budget }} fragment Budget on Query {{ tags rateLimit(dryRun: true) {{ ...Costs }} }} {costs}",
+            {},
+            None,
+        ),
+        (two, {}, "B"),
+        (two, {}, "A"),
     ]
-    for query, variables in cases:
+    for query, variables, name in cases:
         for token in (None, apps.token):
             before = apps.stats.planned
-            planned, ordinary = thread.run(apps.both(query, variables, token))
+            planned, ordinary = thread.run(apps.both(query, variables, token, name))
             _assert_same((planned, ordinary), query)
             assert apps.stats.planned == before + 1, (query, apps.stats)
-            if variables.get("dry") is not None:
-                assert ("tags" in planned[1]["data"]) is not variables["dry"], planned
+            data = planned[1]["data"]
+            assert ("tags" in data) is not variables.get("dry", True), planned  # a dry run runs rateLimit alone
+            assert data["rateLimit"] and None not in data["rateLimit"].values(), planned
 
 
 def test_planned_sends_no_more_statements_than_the_ordinary_path(pair: tuple[LoopThread, Pair]) -> None:
