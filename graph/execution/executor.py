@@ -24,7 +24,14 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from graphql import ExecutionResult, FragmentDefinitionNode, GraphQLError, OperationType, get_operation_ast
+from graphql import (
+    ExecutionResult,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+)
 from graphql import execute as graphql_execute
 from graphql import subscribe as graphql_subscribe
 from opentelemetry.trace import Span, Tracer
@@ -190,11 +197,13 @@ class OperationExecutor:
         key = (operation.query, operation.operation_name, operation.dry_run)
         plan = self.plans.get(key)
         if plan is None:
-            definition = operation.definition
+            definition: OperationDefinitionNode | None = operation.definition
             if operation.dry_run:
-                definition = get_operation_ast(operation.parsed, operation.operation_name) or definition
+                definition = get_operation_ast(operation.parsed, operation.operation_name)
             fragments = {d.name.value: d for d in operation.parsed.definitions if isinstance(d, FragmentDefinitionNode)}
             try:
+                if definition is None:  # the reduction lost the operation: never the whole one in its place
+                    raise NotPlanned("a dry run without its operation")
                 plan = plan_operation(self.schema._schema, definition, fragments, self.is_sqlite)
             except NotPlanned as refusal:
                 logger.debug("not planned: %s", refusal)

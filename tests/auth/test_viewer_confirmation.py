@@ -60,6 +60,9 @@ PATHS = {
     "planned, a lookup": ("query($s: String!) { article(slug: $s) { title } }", True),
     "planned, an empty page": ('{ articles(first: 5, tag: "none-such") { nodes { slug } } }', False),
     "planned, no statement that carries the check": ("{ tags }", False),
+    "planned, nothing to read": ("{ __typename }", False),
+    "planned, a dry run": ("{ tags rateLimit(dryRun: true) { cost } }", False),
+    "planned, a mutation with nothing to write": ("mutation { __typename }", False),
     "planned, an argument error": ("{ articles(first: -1) { nodes { slug } } }", False),
     "graphql-core, after the check's statement ran": (
         "{ articles(first: 5) { nodes { comments(first: -1) { nodes { body } } } } }",
