@@ -63,7 +63,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from db import budget as store
 from db.budget import Budget, BudgetUnavailable
 from graph.admission.cost import operation_cost
-from graph.admission.limits import fragment_definitions
+from graph.admission.limits import fragment_definitions, spread_fragments
 from graph.admission.pipeline import Operation, Refused
 from graph.caches import BoundedCache
 from graph.scalars import serialize_datetime
@@ -269,20 +269,4 @@ def dry_run_document(document: DocumentNode, operation_name: str | None) -> Docu
         directives=operation.directives,
         selection_set=keep(operation.selection_set),
     )
-    spread: list[str] = []
-    pending: list[SelectionSetNode | None] = [reduced.selection_set]
-    while pending:
-        for name in _spreads(pending.pop()):
-            if name not in spread and name in fragments:
-                spread.append(name)
-                pending.append(fragments[name].selection_set)
-    return DocumentNode(definitions=(reduced, *(fragments[name] for name in spread)))
-
-
-def _spreads(selection_set: SelectionSetNode | None) -> Iterator[str]:
-    """The names of the fragments ``selection_set`` spreads, at any depth outside fragment definitions."""
-    for selection in selection_set.selections if selection_set is not None else ():
-        if isinstance(selection, FragmentSpreadNode):
-            yield selection.name.value
-        elif isinstance(selection, (FieldNode, InlineFragmentNode)):
-            yield from _spreads(selection.selection_set)
+    return DocumentNode(definitions=(reduced, *(fragments[name] for name in spread_fragments(reduced, fragments))))

@@ -23,6 +23,8 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Visitor,
+    visit,
 )
 from graphql.language import Node
 from graphql.validation.validate import ValidationAbortedError
@@ -40,6 +42,24 @@ def too_complex(message: str, limit: str, value: int, maximum: int) -> GraphQLEr
 def fragment_definitions(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     """The fragment definitions of ``document`` by name."""
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+def spread_fragments(node: Node, fragments: Mapping[str, FragmentDefinitionNode]) -> list[str]:
+    """The names of the fragments ``node`` spreads, directly or through other fragments, in order
+    of first spread; a name ``fragments`` lacks is left out."""
+    found: list[str] = []
+    pending: list[Node] = [node]
+
+    class Spreads(Visitor):
+        def enter_fragment_spread(self, spread: FragmentSpreadNode, *_args: object) -> None:
+            name = spread.name.value
+            if name not in found and name in fragments:
+                found.append(name)
+                pending.append(fragments[name])
+
+    while pending:
+        visit(pending.pop(), Spreads())
+    return found
 
 
 def selection_depth(

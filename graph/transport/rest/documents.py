@@ -14,7 +14,6 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLSchema,
     OperationDefinitionNode,
     TypeInfo,
@@ -25,6 +24,8 @@ from graphql import (
     print_ast,
     visit,
 )
+
+from graph.admission.limits import spread_fragments
 
 OPERATIONS = Path(__file__).with_name("operations")
 
@@ -40,26 +41,9 @@ def load_operations(directory: Path = OPERATIONS) -> dict[str, str]:
             continue
         if definition.name is None or definition.name.value in operations:
             raise ValueError("/api: every stored operation needs a name of its own")
-        used = [fragments[name] for name in _spreads(definition, fragments)]
+        used = [fragments[name] for name in spread_fragments(definition, fragments)]
         operations[definition.name.value] = print_ast(DocumentNode(definitions=(definition, *used)))
     return operations
-
-
-def _spreads(definition: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]) -> list[str]:
-    """The names of the fragments ``definition`` spreads, directly or through other fragments, in order."""
-    found: list[str] = []
-    pending: list[OperationDefinitionNode | FragmentDefinitionNode] = [definition]
-
-    class Spreads(Visitor):
-        def enter_fragment_spread(self, node: FragmentSpreadNode, *_args: object) -> None:
-            name = node.name.value
-            if name not in found:
-                found.append(name)
-                pending.append(fragments[name])
-
-    while pending:
-        visit(pending.pop(), Spreads())
-    return found
 
 
 def selected_fields(schema: GraphQLSchema, text: str) -> set[tuple[str, str]]:
